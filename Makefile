@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := out/demo
+
+.PHONY: demo test test-slow bench fixtures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+fixtures: $(STAMP)
+	$(BIN)/python -m fixtures.build $(DEMO) mobilenet_v1 mobilenet_v1_bn_training
+
+## demo: build two MobileNet fixtures and check both (one clean, one with BN left in training mode)
+demo: fixtures
+	-$(BIN)/batchcheck check $(DEMO)/mobilenet_v1/mobilenet_v1.pb
+	-$(BIN)/batchcheck check $(DEMO)/mobilenet_v1_bn_training/mobilenet_v1_bn_training.pb --json $(DEMO)/report.json
+	@echo "JSON report: $(DEMO)/report.json"
+
+## test: the default suite (tiny fixtures, < 15 min on 2 cores)
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+## test-slow: full-size models (Keras MobileNetV2/V3 at 224 px)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+## bench: speed and memory against plain forward passes and the naive approach
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_check.py
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,16 @@
+"""batchcheck: prove an image model gives each image the same answer whatever batch it runs in."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import BatchcheckBug, UsageError  # noqa: E402
+from .options import CheckConfig  # noqa: E402
+
+__all__ = ["BatchcheckBug", "CheckConfig", "UsageError", "__version__", "check"]
+
+
+def check(path, config: CheckConfig | None = None, progress=None):
+    """Check `path`; see `batchcheck.check.check` (imported lazily: it loads TensorFlow)."""
+    from .check import check as run
+
+    return run(path, config, progress)

@@ -1,0 +1,140 @@
+"""Comparator: tolerance from the measured noise floor, divergent tensors, root nodes and causes."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .graph import PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex
+
+# Rounding differences (GEMV at batch 1 vs GEMM, oneDNN blocking) stay far below this fraction of a
+# tensor's magnitude; a batch of copies of the probe that differs more than this is not rounding.
+PLAUSIBLE_ROUNDING = 1e-4
+NOISE_FACTOR = 10.0
+MIN_RTOL = 1e-6
+DEFAULT_ATOL = 1e-6
+
+REDUCTION_OPS = frozenset({"Mean", "Sum", "Max", "Min", "Prod", "All", "Any", "EuclideanNorm",
+                           "ArgMax", "ArgMin"})
+LAST_AXIS_OPS = frozenset({"Softmax", "LogSoftmax", "TopKV2", "InTopKV2", "LRN"})
+BATCHNORM_NAMES = re.compile(r"(?i)(batch_?norm|moments|(^|/|_)bn($|/|_))")
+
+# cause -> (what the node does, how to fix it)
+EXPLANATIONS = {
+    "batchnorm_training": ("BatchNorm in training mode, uses batch statistics",
+                           "export for inference: is_training=False (slim), training=False (Keras), or "
+                           "FusedBatchNorm is_training=false with the moving mean/variance"),
+    "random_op": ("a random op (dropout?) is active at inference",
+                  "export with is_training=False, or feed keep_prob=1.0 / rate=0 with --feed NAME=VALUE"),
+    "batch_reduction": ("reduces or normalises across the batch axis",
+                        "reduce over per-image axes only (e.g. axis=[1, 2] for spatial pooling)"),
+    "batch_size": ("uses the batch size (tf.shape(x)[0]) as a value",
+                   "compute it from per-image quantities instead"),
+    "position": ("uses the image's row index in the batch as a value",
+                 "remove the range over the batch axis from the computation"),
+    "unknown": ("mixes rows of the batch in a way batchcheck does not recognise",
+                "inspect this node and its inputs"),
+}
+CAUSES = tuple(EXPLANATIONS)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A tensor diverges when max |row - solo| > atol + rtol * max |solo|."""
+    atol: float
+    rtol: float
+    source: str               # "measured" | "user" | "exact"
+    noise_floor: float | None  # largest relative rounding seen in a batch of copies, when measured
+
+    def allowed(self, scales: np.ndarray) -> np.ndarray:
+        return self.atol + self.rtol * scales
+
+    def to_dict(self) -> dict:
+        return {"atol": self.atol, "rtol": self.rtol, "source": self.source, "noise_floor": self.noise_floor}
+
+
+def user_tolerance(atol: float | None, rtol: float | None, exact: bool) -> Tolerance | None:
+    """The tolerance the user fixed, or None to measure one."""
+    if exact:
+        return Tolerance(0.0, 0.0, "exact", None)
+    if atol is not None or rtol is not None:
+        return Tolerance(atol or 0.0, rtol or 0.0, "user", None)
+    return None
+
+
+def measured_tolerance(relative_noise: np.ndarray) -> Tolerance:
+    """Tolerance from the relative differences between the probe alone and a batch of its copies:
+    the plausible-rounding ones set the floor, with a safety factor."""
+    plausible = relative_noise[np.isfinite(relative_noise) & (relative_noise <= PLAUSIBLE_ROUNDING)]
+    floor = float(plausible.max()) if plausible.size else 0.0
+    return Tolerance(DEFAULT_ATOL, max(MIN_RTOL, NOISE_FACTOR * floor), "measured", floor)
+
+
+def find_roots(index: GraphIndex, divergent: set[str]) -> list[str]:
+    """Nodes with a divergent output whose data inputs all agree, in topological order."""
+    nodes = {tensor.split(":")[0] for tensor in divergent}
+    roots = []
+    for node in nodes:
+        inputs = index.nodes[node].data_inputs
+        if not any(f"{source}:{output}" in divergent for source, output in inputs):
+            roots.append(node)
+    return sorted(roots, key=index.position.__getitem__)
+
+
+def classify_cause(index: GraphIndex, node: str, kinds: dict[str, str],
+                   axes: dict[str, int | None], ranks: dict[str, int]) -> str:
+    """Why `node` makes its output depend on the batch: one of `CAUSES`.
+
+    `kinds` is graph.value_kinds; `axes` maps compared tensors to their batch axis (None: none);
+    `ranks` maps compared tensors to their rank.
+    """
+    info = index.nodes[node]
+    definition = index.defs[node]
+    if info.op in RANDOM_OPS:
+        return "random_op"
+    if info.op.startswith("FusedBatchNorm") and definition.attr["is_training"].b:
+        return "batchnorm_training"
+    shape_inputs = [source for source, _ in info.data_inputs if kinds.get(source) == "shape"]
+    if shape_inputs:
+        if any(index.nodes[a].op == "Range" for a in index.ancestors(shape_inputs)):
+            return "position"
+        return "batch_size"
+    batch_inputs = {f"{s}:{o}": axes[f"{s}:{o}"] for s, o in info.data_inputs
+                    if axes.get(f"{s}:{o}") is not None}
+    if not batch_inputs:
+        return "unknown"
+    first, axis = next(iter(batch_inputs.items()))
+    reduced = False
+    if info.op in REDUCTION_OPS and len(info.data_inputs) > 1:
+        reduced = axis in _reduction_axes(index, info.data_inputs[1][0], ranks.get(first, 0))
+    elif info.op in LAST_AXIS_OPS:
+        reduced = axis == ranks.get(first, 0) - 1
+    outputs_lose_batch = all(axes.get(f"{node}:{k}", None) is None for k in range(len(index.output_dtypes(node)) or 1))
+    if reduced or outputs_lose_batch:
+        return "batchnorm_training" if BATCHNORM_NAMES.search(node) else "batch_reduction"
+    return "unknown"
+
+
+def _reduction_axes(index: GraphIndex, axes_node: str, rank: int) -> set[int]:
+    definition = index.defs.get(axes_node)
+    if definition is None or definition.op != "Const":
+        return set(range(rank))
+    from tensorflow.python.framework import tensor_util  # only reached with TF already loaded
+
+    values = np.atleast_1d(tensor_util.MakeNdarray(definition.attr["value"].tensor))
+    return {int(v) % rank if rank else int(v) for v in values}
+
+
+def hint_for(index: GraphIndex, node: str, cause: str, input_node: str) -> str:
+    """The fix hint for `cause`, plus the training flag that picks this branch when there is one."""
+    explanation, fix = EXPLANATIONS[cause]
+    hint = f"{explanation}; fix: {fix}"
+    ancestry = index.ancestors([node])
+    switches = [n for n in ancestry if index.nodes[n].op in SWITCH_OPS]
+    predicates = {index.nodes[s].data_inputs[1][0] for s in switches if len(index.nodes[s].data_inputs) == 2}
+    flags = sorted(n for n in index.ancestors(predicates)
+                   if index.nodes[n].op in PLACEHOLDER_OPS and n != input_node)
+    if flags:
+        hint += f"; this branch is chosen by `{flags[0]}`: try --feed {flags[0]}=false"
+    return hint

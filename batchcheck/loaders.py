@@ -1,0 +1,239 @@
+"""Loaders: turn any supported model file into one representation, a frozen GraphDef.
+
+Each loader returns a `LoadedModel`; everything after it (preparation, running, comparing) only
+sees the GraphDef and the input/output names the format itself declares.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError, did_you_mean, first_line
+from .graph import VARIABLE_OPS
+from .tfenv import import_tf
+
+FORMATS = ("auto", "pb", "pbtxt", "savedmodel", "keras", "meta")
+CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
+                      "PartitionedCall", "StatefulPartitionedCall"})
+CONTROL_FLOW_V2_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"})
+SUPPORTED = ("a frozen .pb/.pbtxt GraphDef, a SavedModel folder, a Keras .keras/.h5 file, "
+             "or a TF1 .meta with --checkpoint")
+
+
+@dataclass
+class LoadedModel:
+    """A model as a frozen GraphDef, with what its format says about inputs and outputs."""
+    path: Path
+    format: str
+    graph_def: object
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format from the path: folder, suffix."""
+    if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            return "savedmodel"
+        raise UsageError(f"model `{path}`: a folder but not a SavedModel (no saved_model.pb); "
+                         f"pass {SUPPORTED}")
+    suffix = path.suffix.lower()
+    if path.name == "saved_model.pb":
+        return "savedmodel"
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    if suffix == ".meta":
+        return "meta"
+    if suffix in (".pbtxt", ".txt", ".prototxt"):
+        return "pbtxt"
+    return "pb"
+
+
+def load_model(path: Path, model_format: str = "auto", *, signature: str = "serving_default",
+               checkpoint: Path | None = None, outputs: list[str] | None = None) -> LoadedModel:
+    """Load `path` into a `LoadedModel`; `UsageError` with one line when it cannot be used."""
+    if not path.exists():
+        raise UsageError(f"model `{path}`: no such file or folder; pass {SUPPORTED}")
+    model_format = detect_format(path) if model_format == "auto" else model_format
+    if model_format == "savedmodel" and path.is_file():
+        path = path.parent
+    loader = {"pb": _load_graph_def, "pbtxt": _load_graph_def, "savedmodel": _load_saved_model,
+              "keras": _load_keras, "meta": _load_meta_graph}[model_format]
+    loaded = loader(path, model_format=model_format, signature=signature,
+                    checkpoint=checkpoint, outputs=outputs or [])
+    _reject_variables(loaded)
+    if any(n.op in CALL_OPS for n in loaded.graph_def.node):
+        loaded.graph_def = inline_functions(loaded.graph_def)
+    return loaded
+
+
+def _reject_variables(loaded: LoadedModel) -> None:
+    variables = [n.name for n in loaded.graph_def.node if n.op in VARIABLE_OPS]
+    if variables:
+        raise UsageError(
+            f"model `{loaded.path}`: not frozen, it holds variables (e.g. `{variables[0]}`); freeze it "
+            f"(convert_variables_to_constants) or pass its .meta with --checkpoint")
+
+
+def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
+    tf = import_tf()
+    from google.protobuf import message, text_format
+
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        data = path.read_bytes()
+        if model_format == "pbtxt":
+            text_format.Parse(data.decode("utf-8"), graph_def)
+        else:
+            graph_def.ParseFromString(data)
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, RuntimeWarning) as exc:
+        raise UsageError(f"model `{path}`: not a TensorFlow GraphDef ({first_line(exc)}); "
+                         f"pass {SUPPORTED}") from None
+    except OSError as exc:
+        raise UsageError(f"model `{path}`: cannot be read ({exc.strerror}); check the path and permissions") from None
+    if not graph_def.node or any(not n.op for n in graph_def.node):
+        raise UsageError(f"model `{path}`: not a TensorFlow GraphDef (no nodes); pass {SUPPORTED}")
+    return LoadedModel(path, "frozen-pbtxt" if model_format == "pbtxt" else "frozen-pb", graph_def)
+
+
+def _freeze_concrete(path: Path, concrete, model_format: str) -> LoadedModel:
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    tf = import_tf()
+    try:
+        frozen = convert_variables_to_constants_v2(concrete)
+    except Exception as exc:  # TF raises many types here; all mean "cannot freeze this function"
+        raise UsageError(f"model `{path}`: cannot be frozen for checking ({first_line(exc)}); "
+                         f"export it for inference and try again") from None
+    inputs = [t.op.name for t in frozen.inputs if t.dtype != tf.resource]
+    outputs = [t.name for t in frozen.outputs]
+    return LoadedModel(path, model_format, frozen.graph.as_graph_def(), inputs, outputs)
+
+
+def _load_saved_model(path: Path, *, signature: str, **_) -> LoadedModel:
+    tf = import_tf()
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # corrupt or foreign files surface as several TF error types
+        raise UsageError(f"model `{path}`: not a loadable SavedModel ({first_line(exc)}); "
+                         f"pass {SUPPORTED}") from None
+    signatures = dict(getattr(loaded, "signatures", {}))
+    if signature not in signatures:
+        available = ", ".join(sorted(signatures)) or "none"
+        raise UsageError(f"model `{path}`: no signature `{signature}` (available: {available}); "
+                         f"choose one with --signature NAME")
+    return _freeze_concrete(path, signatures[signature], "savedmodel")
+
+
+def _load_keras(path: Path, **_) -> LoadedModel:
+    import_tf()
+    import keras
+    import tensorflow as tf
+
+    try:
+        model = keras.models.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, OSError, TypeError… for unreadable files
+        raise UsageError(f"model `{path}`: not a loadable Keras model ({first_line(exc)}); "
+                         f"save it with model.save('model.keras') and avoid unsafe Lambda layers") from None
+    specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=_clean_name(tensor.name))
+             for tensor in model.inputs]
+    function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    return _freeze_concrete(path, function.get_concrete_function(*specs), "keras")
+
+
+def _load_meta_graph(path: Path, *, checkpoint: Path | None, outputs: list[str], **_) -> LoadedModel:
+    tf = import_tf()
+    prefix = _checkpoint_prefix(path, checkpoint)
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            saver = tf.compat.v1.train.import_meta_graph(str(path), clear_devices=True)
+        except Exception as exc:  # protobuf and TF import errors
+            raise UsageError(f"model `{path}`: not a readable TF1 meta graph ({first_line(exc)}); "
+                             f"pass the .meta written by tf.train.Saver") from None
+        graph_def = graph.as_graph_def()
+        if not outputs:
+            raise UsageError(f"model `{path}`: a meta graph holds training ops too; say what to keep with "
+                             f"--output NAME (candidates: {', '.join(_output_candidates(graph_def)[:5])})")
+        names = [o.split(":")[0] for o in outputs]
+        known = {n.name for n in graph_def.node}
+        for name in names:
+            if name not in known:
+                raise UsageError(f"--output `{name}`: no such node in `{path}`{did_you_mean(name, known)}")
+        with tf.compat.v1.Session(graph=graph) as session:
+            if saver is not None:
+                try:
+                    saver.restore(session, str(prefix))
+                except Exception as exc:  # NotFoundError, DataLossError, InvalidArgumentError…
+                    raise UsageError(f"checkpoint `{prefix}`: cannot be restored into `{path}` "
+                                     f"({first_line(exc)}); pass the matching --checkpoint PREFIX") from None
+            frozen = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph_def, names)
+    return LoadedModel(path, "meta-checkpoint", frozen, [], list(outputs))
+
+
+def _checkpoint_prefix(meta: Path, checkpoint: Path | None) -> Path:
+    """The checkpoint prefix: --checkpoint, else `model-N` beside `model-N.meta`, else the folder's latest."""
+    tf = import_tf()
+    if checkpoint is not None:
+        if not (Path(f"{checkpoint}.index").exists() or checkpoint.exists()):
+            raise UsageError(f"checkpoint `{checkpoint}`: not found (no {checkpoint.name}.index); pass "
+                             f"--checkpoint PREFIX, the path without .index/.data-*")
+        return checkpoint
+    beside = meta.with_suffix("")
+    if Path(f"{beside}.index").exists():
+        return beside
+    latest = tf.train.latest_checkpoint(str(meta.parent))
+    if latest:
+        return Path(latest)
+    raise UsageError(f"model `{meta}`: a meta graph needs its weights; pass --checkpoint PREFIX "
+                     f"(e.g. {meta.parent / 'model-34000'}, the path without .index/.data-*)")
+
+
+def _output_candidates(graph_def) -> list[str]:
+    """Nodes nothing consumes, outside training bookkeeping: likely outputs."""
+    consumed = {i.lstrip("^").split(":")[0] for n in graph_def.node for i in n.input}
+    skip = ("save", "gradients", "train", "init", "report_uninitialized", "global_step", "Adam", "Momentum")
+    return [n.name for n in graph_def.node
+            if n.name not in consumed and n.op not in ("NoOp", "Const", "Assign", "AssignVariableOp")
+            and not n.name.split("/")[0].startswith(skip)]
+
+
+def inline_functions(graph_def):
+    """Inline function calls and lower TF2 control flow (If/While) to Switch/Merge with grappler,
+    so that the tensors inside branches can be compared like any other."""
+    tf = import_tf()
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    graph_def = _copy(graph_def)
+    for nodes in [graph_def.node, *(f.node_def for f in graph_def.library.function)]:
+        for node in nodes:
+            if node.op in CONTROL_FLOW_V2_OPS:
+                node.attr["_lower_using_switch_merge"].b = True
+    for function in graph_def.library.function:
+        function.attr.pop("api_implements", None)
+    consumed = {i.lstrip("^").split(":")[0] for n in graph_def.node for i in n.input}
+    keep = [n.name for n in graph_def.node
+            if n.name not in consumed or n.op in ("Placeholder", "PlaceholderWithDefault")]
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+        meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def, graph=graph)
+    fetch = meta_graph_pb2.CollectionDef()
+    fetch.node_list.value.extend(keep)
+    meta_graph.collection_def["train_op"].CopyFrom(fetch)
+    config = config_pb2.ConfigProto()
+    config.graph_options.rewrite_options.min_graph_nodes = -1
+    config.graph_options.rewrite_options.optimizers.append("function")
+    inlined = tf_optimizer.OptimizeGraph(config, meta_graph)
+    return inlined
+
+
+def _copy(graph_def):
+    copy = type(graph_def)()
+    copy.CopyFrom(graph_def)
+    return copy
+
+
+def _clean_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name.split(":")[0]) or "input"

@@ -1,0 +1,247 @@
+"""Prepare a loaded GraphDef for checking: find the input, relax its batch axis, keep what the
+outputs need, and resolve the other placeholders into feeds."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError, did_you_mean
+from .graph import PLACEHOLDER_OPS, GraphIndex
+from .loaders import LoadedModel
+from .tfenv import import_tf
+
+IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The tensor fed with images: per-image shape (no batch axis) and how the batch was found."""
+    node: str
+    dtype: str
+    per_image_shape: tuple[int, ...]
+    shipped_batch: int | None  # the batch size the graph fixed, None if free
+
+    @property
+    def tensor(self) -> str:
+        return f"{self.node}:0"
+
+
+@dataclass(frozen=True)
+class PlaceholderInfo:
+    """A placeholder other than the image input, as the report lists it."""
+    name: str
+    op: str
+    dtype: str
+    shape: str
+    fed: str | None  # the --feed value, or None (default kept)
+
+
+@dataclass
+class PreparedModel:
+    """A GraphDef ready to import: relaxed input, pruned to the outputs, feeds resolved."""
+    path: Path
+    format: str
+    graph_def: object
+    input: InputSpec
+    outputs: list[str]
+    placeholders: list[PlaceholderInfo] = field(default_factory=list)
+    feeds: dict[str, np.ndarray] = field(default_factory=dict)
+    index: GraphIndex | None = None
+
+
+def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list[str] | None = None,
+            input_shape: tuple[int, ...] | None = None, feeds: dict[str, str] | None = None) -> PreparedModel:
+    """Resolve the input, outputs and feeds of `loaded`; `UsageError` when a name or size is missing."""
+    tf = import_tf()
+    index = GraphIndex(loaded.graph_def)
+    input_node = _resolve_input(loaded, index, input_name)
+    output_tensors = _resolve_outputs(loaded, index, outputs or [], input_node)
+    shape, dtype, shipped = _input_shape(loaded, index, input_node, input_shape)
+    graph_def = _with_placeholder(loaded.graph_def, input_node, dtype, shape)
+    graph_def = tf.compat.v1.graph_util.extract_sub_graph(
+        graph_def, sorted({t.split(":")[0] for t in output_tensors}))
+    pruned = GraphIndex(graph_def)
+    if input_node not in pruned:
+        raise UsageError(f"input `{input_node}`: the outputs ({', '.join(output_tensors)}) do not depend on it; "
+                         f"choose another --input or --output")
+    spec = InputSpec(input_node, dtype, shape, shipped)
+    placeholders, feed_values = _resolve_feeds(loaded.path, pruned, input_node, feeds or {})
+    return PreparedModel(loaded.path, loaded.format, graph_def, spec, output_tensors,
+                         placeholders, feed_values, pruned)
+
+
+def _dtype_name(enum: int) -> str:
+    tf = import_tf()
+    return tf.dtypes.as_dtype(enum).name
+
+
+def _shape_of_attr(shape_proto) -> tuple[int | None, ...] | None:
+    if shape_proto.unknown_rank:
+        return None
+    return tuple(None if d.size < 0 else d.size for d in shape_proto.dim)
+
+
+def _format_shape(shape) -> str:
+    return "unknown" if shape is None else "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | None) -> str:
+    if input_name:
+        node, _, port = input_name.partition(":")
+        if node not in index:
+            raise UsageError(f"--input `{input_name}`: no such node in `{loaded.path}`{did_you_mean(node, index.nodes)}")
+        if port not in ("", "0"):
+            raise UsageError(f"--input `{input_name}`: only a node's first output can be fed; "
+                             f"name the node that produces the image tensor")
+        return node
+    placeholders = [n for n in loaded.graph_def.node if n.op in ("Placeholder", "PlaceholderV2")]
+    declared = [p for p in placeholders if p.name in loaded.inputs]
+    candidates = declared or placeholders
+    images = [p for p in candidates
+              if _dtype_name(p.attr["dtype"].type) in IMAGE_DTYPES
+              and (_shape_of_attr(p.attr["shape"].shape) is None or len(_shape_of_attr(p.attr["shape"].shape)) == 4)]
+    floats = [p for p in candidates if _dtype_name(p.attr["dtype"].type) in IMAGE_DTYPES]
+    chosen = images if images else floats
+    if len(chosen) == 1:
+        return chosen[0].name
+    if not chosen:
+        raise UsageError(f"model `{loaded.path}`: no image placeholder found; name the tensor to feed with "
+                         f"--input NAME (a Const or an inner tensor can be fed too)")
+    names = ", ".join(f"`{p.name}`" for p in chosen[:6])
+    raise UsageError(f"model `{loaded.path}`: ambiguous input, {len(chosen)} candidates ({names}); "
+                     f"choose one with --input NAME")
+
+
+def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str], input_node: str) -> list[str]:
+    if outputs:
+        for name in outputs:
+            node, _, port = name.partition(":")
+            if node not in index:
+                raise UsageError(f"--output `{name}`: no such node in `{loaded.path}`{did_you_mean(node, index.nodes)}")
+            if port and (not port.isdigit() or int(port) >= max(1, len(index.output_dtypes(node)))):
+                raise UsageError(f"--output `{name}`: node `{node}` has no output {port}")
+        return [n if ":" in n else f"{n}:0" for n in outputs]
+    if loaded.outputs:
+        return [n if ":" in n else f"{n}:0" for n in loaded.outputs]
+    downstream = index.descendants([input_node])
+    sinks = [name for name in index.order
+             if name in downstream and not index.nodes[name].consumers
+             and index.output_dtypes(name) and index.nodes[name].op not in ("NoOp", "Assert")]
+    if not sinks:
+        raise UsageError(f"model `{loaded.path}`: nothing depends on input `{input_node}`; "
+                         f"name the outputs with --output NAME")
+    return [f"{name}:0" for name in sinks]
+
+
+def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str,
+                 override: tuple[int, ...] | None) -> tuple[tuple[int, ...], str, int | None]:
+    """Per-image shape, dtype name, and the batch size the graph shipped with (None if free)."""
+    definition = index.defs[node]
+    dtypes = index.output_dtypes(node)
+    if not dtypes:
+        raise UsageError(f"--input `{node}`: op {definition.op} has no plain tensor output to feed")
+    dtype = _dtype_name(dtypes[0])
+    shape = _static_shape(loaded, index, node)
+    shipped = shape[0] if shape else None
+    per_image = shape[1:] if shape else None
+    if override is not None:
+        if per_image is not None and len(per_image) != len(override):
+            raise UsageError(f"--input-shape {','.join(map(str, override))}: input `{node}` has per-image rank "
+                             f"{len(per_image)} ({_format_shape(per_image)}); give {len(per_image)} sizes")
+        if per_image is not None and any(d is not None and d != o for d, o in zip(per_image, override)):
+            raise UsageError(f"--input-shape {','.join(map(str, override))}: input `{node}` fixes "
+                             f"{_format_shape(per_image)}; only its unknown sizes can be set")
+        return tuple(override), dtype, shipped
+    if per_image is None or any(d is None for d in per_image):
+        example = "224,224,3" if per_image is None or len(per_image) == 3 else ",".join(["8"] * len(per_image))
+        raise UsageError(f"input `{node}` has per-image shape {_format_shape(per_image)} with unknown sizes; "
+                         f"give it with --input-shape (e.g. {example})")
+    return tuple(per_image), dtype, shipped
+
+
+def _static_shape(loaded: LoadedModel, index: GraphIndex, node: str) -> tuple[int | None, ...] | None:
+    """The input tensor's shape from the node's attrs, else from TF's shape inference."""
+    tf = import_tf()
+    definition = index.defs[node]
+    if definition.op in PLACEHOLDER_OPS and "shape" in definition.attr:
+        shape = _shape_of_attr(definition.attr["shape"].shape)
+        if shape is not None or definition.op != "PlaceholderWithDefault":
+            return shape
+    if definition.op == "Const":
+        return tuple(d.size for d in definition.attr["value"].tensor.tensor_shape.dim)
+    if "_output_shapes" in definition.attr and definition.attr["_output_shapes"].list.shape:
+        return _shape_of_attr(definition.attr["_output_shapes"].list.shape[0])
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(loaded.graph_def, name="")
+    shape = graph.get_tensor_by_name(f"{node}:0").shape
+    return None if shape.rank is None else tuple(shape.as_list())
+
+
+def _with_placeholder(graph_def, node: str, dtype: str, per_image: tuple[int, ...]):
+    """A copy of `graph_def` whose `node` is a Placeholder with a free batch axis; shape hints dropped."""
+    tf = import_tf()
+    copy = type(graph_def)()
+    copy.CopyFrom(graph_def)
+    for definition in copy.node:
+        definition.attr.pop("_output_shapes", None)
+        if definition.name == node:
+            definition.op = "Placeholder"
+            del definition.input[:]
+            definition.attr.clear()
+            definition.attr["dtype"].type = tf.dtypes.as_dtype(dtype).as_datatype_enum
+            definition.attr["shape"].shape.CopyFrom(
+                tf.TensorShape([None, *per_image]).as_proto())
+    return copy
+
+
+def _resolve_feeds(path: Path, index: GraphIndex, input_node: str,
+                   feeds: dict[str, str]) -> tuple[list[PlaceholderInfo], dict[str, np.ndarray]]:
+    placeholders = [name for name in index.order
+                    if index.nodes[name].op in PLACEHOLDER_OPS and name != input_node]
+    for name in feeds:
+        node = name.split(":")[0]
+        if node == input_node:
+            raise UsageError(f"--feed {name}=…: `{node}` is the image input; it is fed with images, not --feed")
+        if node not in index:
+            raise UsageError(f"--feed {name}=…: no such node in `{path}`{did_you_mean(node, placeholders)}")
+    infos, values = [], {}
+    by_node = {name.split(":")[0]: value for name, value in feeds.items()}
+    for name in placeholders:
+        definition = index.defs[name]
+        dtype = _dtype_name(definition.attr["dtype"].type)
+        shape = _shape_of_attr(definition.attr["shape"].shape)
+        raw = by_node.get(name)
+        if raw is None and definition.op != "PlaceholderWithDefault":
+            raise UsageError(f"placeholder `{name}` ({dtype}, shape {_format_shape(shape)}) has no default and "
+                             f"must be fed: add --feed {name}=VALUE")
+        infos.append(PlaceholderInfo(name, definition.op, dtype, _format_shape(shape), raw))
+        if raw is not None:
+            values[f"{name}:0"] = parse_feed_value(name, raw, dtype, shape)
+    for name, raw in feeds.items():
+        node = name.split(":")[0]
+        if node not in placeholders:
+            values[f"{node}:0"] = parse_feed_value(node, raw, _dtype_name(index.output_dtypes(node)[0]), None)
+    return infos, values
+
+
+def parse_feed_value(name: str, raw: str, dtype: str, shape) -> np.ndarray:
+    """Parse a `--feed` value for a tensor of `dtype`; scalars broadcast to a fully known shape."""
+    text = raw.strip().lower()
+    try:
+        if dtype == "bool":
+            if text not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            value = np.asarray(text in ("true", "1"))
+        else:
+            parts = [p for p in text.strip("[]").split(",") if p.strip()]
+            value = np.asarray([float(p) for p in parts] if len(parts) > 1 else float(parts[0]))
+            value = value.astype(np.dtype(dtype) if dtype != "bfloat16" else np.float32)
+    except (ValueError, IndexError, TypeError):
+        kind = "true or false" if dtype == "bool" else "a number or a comma-separated list"
+        raise UsageError(f"--feed {name}={raw}: `{name}` is {dtype}; give {kind}") from None
+    if shape is not None and value.ndim == 0 and shape and all(d is not None for d in shape):
+        value = np.broadcast_to(value, shape).copy()
+    return value

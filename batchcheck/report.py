@@ -1,0 +1,91 @@
+"""Terminal report: verdict, first divergent layer with cause and fix, other roots, per-layer table."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .result import CheckResult, Divergence
+
+MAX_LAYER_ROWS = 16
+MAX_OTHER_ROOTS = 8
+
+
+def figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
+def shape_text(shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def root_line(root: Divergence) -> str:
+    return (f"`{root.node}` ({root.op}, output {root.output}) in layer `{root.layer}`: {root.cause}, "
+            f"max |diff| {figure(root.max_abs_diff)} (relative {figure(root.max_rel_diff)})")
+
+
+def print_report(result: CheckResult, console: Console) -> None:
+    """Print `result` for a person."""
+    model, tol = result.model, result.tolerance
+    out = lambda text="": console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    out(f"[bold]batchcheck[/] {escape(model['path'])} ({model['format']})")
+    relaxed = f" (batch axis relaxed from {model['shipped_batch']})" if model["batch_relaxed"] else ""
+    out(f"  input    {escape(model['input'])} {model['input_dtype']}, per image "
+        f"{shape_text(model['per_image_shape'])}{relaxed}")
+    out(f"  outputs  {escape(', '.join(model['outputs']))}")
+    for p in model["placeholders"]:
+        value = f"fed {p['fed']}" if p["fed"] is not None else "default kept"
+        out(f"  placeholder {escape(p['name'])} ({p['op']} {p['dtype']} {p['shape']}): {value}")
+    sizes = sorted({t.batch_size for t in result.trials})
+    out(f"  compared {model['compared_tensors']} tensors ({model['screened_tensors']} on every trial) "
+        f"over {len(result.trials)} trials, batch sizes {', '.join(map(str, sizes))}, images {model['images']}")
+    if tol["source"] == "measured":
+        out(f"  tolerance atol {tol['atol']:.1e} + rtol {tol['rtol']:.1e} × max|solo| "
+            f"(noise floor {tol['noise_floor']:.1e} measured on batches of the probe's copies)")
+    else:
+        out(f"  tolerance atol {tol['atol']:.1e} + rtol {tol['rtol']:.1e} × max|solo| ({tol['source']})")
+    for limit in result.limits:
+        beyond = f"; {limit['tensors_beyond']} tensors beyond it not tested" if limit["tensors_beyond"] else ""
+        out(f"  batch limit `{escape(limit['node'])}` ({limit['op']}) {escape(limit['reason'])}{beyond}")
+    out()
+    diverged = sum(t.diverged for t in result.trials)
+    if result.verdict == "invariant":
+        out(f"[bold green]PASS[/] invariant: every compared tensor of the probe matched alone and in "
+            f"{len(result.trials)} batches")
+    elif result.verdict == "batch_dependent":
+        out(f"[bold red]FAIL[/] batch_dependent: the probe's activations change with its batch-mates "
+            f"({diverged} of {len(result.trials)} trials)")
+    else:
+        out("[bold red]FAIL[/] nondeterministic: the same feed run twice gives different activations")
+    first = result.first_divergence
+    if first:
+        label = "first divergent layer" if result.verdict == "batch_dependent" else "first random node"
+        out(f"{label} `{escape(first.node)}`: {escape(first.hint)}")
+        out(f"  layer `{escape(first.layer)}`, op {first.op}, output {first.output}, cause {first.cause}, "
+            f"max |diff| {figure(first.max_abs_diff)} (relative {figure(first.max_rel_diff)})")
+    if len(result.roots) > 1:
+        out("other roots:")
+        for root in result.roots[1:1 + MAX_OTHER_ROOTS]:
+            out(f"  {escape(root_line(root))}")
+        if len(result.roots) > 1 + MAX_OTHER_ROOTS:
+            out(f"  … {len(result.roots) - 1 - MAX_OTHER_ROOTS} more in --json")
+    console.print(layer_table(result))
+
+
+def layer_table(result: CheckResult) -> Table:
+    """Per-layer figures; long models show the divergent layers and the largest differences."""
+    layers = result.layers()
+    shown = layers
+    if len(layers) > MAX_LAYER_ROWS:
+        worst = sorted(layers, key=lambda r: (-r["divergent"], -r["max_rel_diff"]))[:MAX_LAYER_ROWS]
+        shown = [row for row in layers if row in worst]
+    title = f"layers ({len(shown)} of {len(layers)} shown)" if len(shown) < len(layers) else "layers"
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column, justify in (("layer", "left"), ("tensors", "right"), ("divergent", "right"),
+                            ("max |diff|", "right"), ("max rel", "right")):
+        table.add_column(column, justify=justify)
+    for row in shown:
+        style = "red" if row["divergent"] else None
+        table.add_row(escape(row["layer"]), str(row["tensors"]), str(row["divergent"]),
+                      figure(row["max_abs_diff"]), figure(row["max_rel_diff"]), style=style)
+    return table

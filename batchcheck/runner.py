@@ -1,0 +1,289 @@
+"""Runner: import the prepared graph once and compare activations inside TensorFlow.
+
+The probe's solo activations are cached in TF variables (one image's worth); a batched run then
+slices the probe's row out of every watched tensor and reduces |row - solo| to one number per
+tensor in-graph, so only a vector of maxima leaves the session.
+
+Two watch sets share one import: `detail` (every comparable tensor) and `screen` (fusion
+boundaries only, so grappler still fuses Conv+BN+activation and a trial costs little more than the
+forward pass). A screened divergence is localised by re-running the same batch in detail.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BatchcheckBug, UsageError, first_line
+from .graph import (SKIPPED_OPS, GraphIndex, dead_nodes, is_fusion_boundary,
+                    loop_frame_nodes, switch_predicates, value_kinds)
+from .model import PreparedModel
+from .tfenv import import_tf
+
+# FusedBatchNorm outputs past y/batch_mean/batch_variance are kernel scratch space.
+RESERVE_OUTPUTS = {"FusedBatchNorm": 3, "FusedBatchNormV2": 3, "FusedBatchNormV3": 3,
+                   "FusedBatchNormGrad": 3}
+MODES = ("detail", "screen")
+MAX_LIMIT_SEARCH = 32
+
+
+@dataclass(frozen=True)
+class Target:
+    """One tensor the runner compares."""
+    tensor: str
+    node: str
+    op: str
+    batch_axis: int | None  # None: compared as a whole (no batch axis)
+    boundary: bool          # watched on screened trials too
+
+
+@dataclass(frozen=True)
+class BatchLimit:
+    """A node that cannot run, or whose shape folds the batch, beyond which nothing is tested."""
+    node: str
+    op: str
+    reason: str
+    tensors_beyond: int
+
+
+class GraphRunner:
+    """One imported graph and session; compares tensors between a solo and a batched run."""
+
+    def __init__(self, prepared: PreparedModel) -> None:
+        tf = self.tf = import_tf()
+        self.prepared = prepared
+        self.index: GraphIndex = prepared.index or GraphIndex(prepared.graph_def)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            try:
+                tf.graph_util.import_graph_def(prepared.graph_def, name="")
+            except (ValueError, tf.errors.OpError) as exc:
+                raise UsageError(f"model `{prepared.path}`: TensorFlow cannot import the graph "
+                                 f"({first_line(exc)}); re-export it with this TensorFlow version") from None
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        self.input = self.graph.get_tensor_by_name(prepared.input.tensor)
+        self.feeds = {self.graph.get_tensor_by_name(n): v for n, v in prepared.feeds.items()}
+        with self.graph.as_default():
+            self.position = tf.compat.v1.placeholder(tf.int32, [], name=self._scope("position"))
+        self._callables: dict[str, object] = {}
+        self.targets: list[Target] = []
+        self.limits: list[BatchLimit] = []
+        self.excluded: dict[str, str] = {}  # tensor -> why it is not compared
+        self.dead: set[str] = set()
+        self._fetches: dict[str, object] = {}
+        self.ranks: dict[str, int] = {}
+        self.watched: dict[str, list[int]] = {}
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _scope(self, name: str) -> str:
+        return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
+
+    def _run(self, key: str, fetches, batch: np.ndarray, position: int = 0):
+        """Run `fetches`, compiled once per `key`, on `batch`."""
+        if key not in self._callables:
+            feed_list = [self.input, self.position, *self.feeds]
+            self._callables[key] = self.session.make_callable(fetches, feed_list=feed_list)
+        return self._callables[key](batch, position, *self.feeds.values())
+
+    def forward(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The model outputs for `batch` (plain forward pass)."""
+        outputs = [self.graph.get_tensor_by_name(name) for name in self.prepared.outputs
+                   if name.split(":")[0] not in self.excluded_nodes]
+        return self._run("forward", outputs, batch)
+
+    @property
+    def excluded_nodes(self) -> set[str]:
+        return {t.split(":")[0] for t in self.excluded}
+
+    # -- analysis --------------------------------------------------------------------------------
+
+    def analyse(self, one: np.ndarray, two: np.ndarray) -> None:
+        """Find live branches, batch limits and each tensor's batch axis, then build the comparisons.
+
+        `one` is a batch of one image, `two` a batch of two different images.
+        """
+        self.dead = self._dead_branches(one)
+        candidates = self._candidates()
+        solo_shapes = self._shapes(candidates, one, fatal=True)
+        pair_shapes = self._shapes(candidates, two, fatal=False)
+        for tensor in candidates:
+            if tensor not in pair_shapes:
+                continue
+            axis = _batch_axis(solo_shapes[tensor], pair_shapes[tensor])
+            node = tensor.split(":")[0]
+            if axis == "folded":
+                self.excluded[tensor] = "shape folds the batch"
+                self.limits.append(BatchLimit(node, self.index.nodes[node].op,
+                                              f"shape {list(solo_shapes[tensor])} alone but "
+                                              f"{list(pair_shapes[tensor])} in a batch of 2", 0))
+                continue
+            boundary = (is_fusion_boundary(self.index, node, int(tensor.split(":")[1]))
+                        or tensor in self.prepared.outputs)
+            self.targets.append(Target(tensor, node, self.index.nodes[node].op, axis, boundary))
+        if not self.targets:
+            raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
+                             f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
+        self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
+        self._build_comparisons({t.tensor: solo_shapes[t.tensor] for t in self.targets})
+
+    def _limit_summary(self) -> str:
+        return "; ".join(f"`{limit.node}` {limit.reason}" for limit in self.limits[:2]) or "no comparable tensor"
+
+    def _dead_branches(self, one: np.ndarray) -> set[str]:
+        """Nodes in untaken TF1 cond branches, from the predicates' values on one image."""
+        predicates = switch_predicates(self.index)
+        taken: dict[str, bool] = {}
+        while True:
+            dead = dead_nodes(self.index, taken)
+            unresolved = [s for s in predicates if s not in taken and s not in dead]
+            downstream = self.index.descendants(unresolved) - set(unresolved)
+            ready = [s for s in unresolved if predicates[s].split(":")[0] not in downstream | dead]
+            if not ready:
+                return dead
+            tensors = [self.graph.get_tensor_by_name(predicates[s]) for s in ready]
+            values = self._run(f"predicates-{len(taken)}", tensors, one)
+            taken.update({s: bool(np.all(v)) for s, v in zip(ready, values)})
+
+    def _candidates(self) -> list[str]:
+        """Tensors worth comparing: they depend on the input's values (or on randomness), are live,
+        fetchable, and hold numbers."""
+        kinds = value_kinds(self.index, self.prepared.input.node)
+        unreachable = self.dead | loop_frame_nodes(self.index)
+        candidates = []
+        for name in self.index.order:
+            op = self.graph.get_operation_by_name(name)
+            if (kinds[name] != "data" or name == self.prepared.input.node or op.type in SKIPPED_OPS
+                    or name in unreachable):
+                continue
+            for output in op.outputs[:RESERVE_OUTPUTS.get(op.type)]:
+                if output.dtype.is_numpy_compatible and output.dtype not in (self.tf.string,):
+                    candidates.append(output.name)
+        return candidates
+
+    def _shapes(self, candidates: list[str], batch: np.ndarray, fatal: bool) -> dict[str, tuple[int, ...]]:
+        """Each candidate's shape on `batch`. Nodes that fail (e.g. a Reshape to a hard-coded batch of 1)
+        become batch limits and are dropped with everything after them, unless `fatal`."""
+        tf = self.tf
+        alive = list(candidates)
+        for attempt in range(MAX_LIMIT_SEARCH):
+            with self.graph.as_default():
+                shapes = [tf.shape(self.graph.get_tensor_by_name(t), out_type=tf.int64) for t in alive]
+            try:
+                values = self._run(f"shapes-{len(batch)}-{attempt}", shapes, batch)
+                return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
+            except tf.errors.OpError as exc:
+                node = self._failing_node(exc)
+                if fatal or node is None:
+                    raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
+                                     f"{f' at node `{node}`' if node else ''} ({first_line(exc.message)}); "
+                                     f"check --input, --input-shape and --feed") from None
+                beyond = self.index.descendants([node])
+                lost = [t for t in alive if t.split(":")[0] in beyond]
+                for tensor in lost:
+                    self.excluded[tensor] = f"beyond batch limit `{node}`"
+                alive = [t for t in alive if t not in set(lost)]
+                self.limits.append(BatchLimit(node, self.index.nodes[node].op,
+                                              f"fails on a batch of {len(batch)}: {first_line(exc.message)}",
+                                              len(lost)))
+        raise BatchcheckBug(f"more than {MAX_LIMIT_SEARCH} batch limits; giving up the search")
+
+    def _failing_node(self, exc) -> str | None:
+        """The graph node an OpError names, mapping grappler's renamed nodes back to ours."""
+        names = [exc.op.name] if getattr(exc, "op", None) is not None else []
+        names += re.findall(r"\{\{node ([^}]+)\}\}", exc.message)
+        for name in names:
+            while name:
+                if name in self.index:
+                    return name
+                name = name.rpartition("/")[0] if "/" in name else name.rpartition("_")[0]
+        return None
+
+    # -- in-graph comparisons ----------------------------------------------------------------------
+
+    def _build_comparisons(self, solo_shapes: dict[str, tuple[int, ...]]) -> None:
+        tf = self.tf
+        per_mode: dict[str, dict[str, list]] = {m: {"assign": [], "scale": [], "row": [], "all": []} for m in MODES}
+        with self.graph.as_default(), tf.name_scope("batchcheck/compare"):
+            variables = []
+            for target in self.targets:
+                tensor = self.graph.get_tensor_by_name(target.tensor)
+                solo = tf.compat.v1.Variable(tf.zeros(solo_shapes[target.tensor], tensor.dtype),
+                                             trainable=False, use_resource=True, collections=[])
+                variables.append(solo)
+                cached = solo.read_value()
+                row = tensor if target.batch_axis is None else tf.gather(tensor, [self.position],
+                                                                         axis=target.batch_axis)
+                parts = {"assign": solo.assign(tensor, read_value=False), "scale": _max_abs(tensor),
+                         "row": _max_abs_diff(row, cached), "all": _max_abs_diff(tensor, cached)}
+                for mode in MODES:
+                    if mode == "detail" or target.boundary:
+                        for key, part in parts.items():
+                            per_mode[mode][key].append(part)
+            for mode, parts in per_mode.items():
+                self._fetches[f"{mode}-cache"] = [tf.group(parts["assign"]), tf.stack(parts["scale"])]
+                self._fetches[f"{mode}-row"] = tf.stack(parts["row"])
+                self._fetches[f"{mode}-all"] = tf.stack(parts["all"])
+            init = tf.group([v.initializer for v in variables])
+        self.session.run(init)
+        self.watched = {"detail": list(range(len(self.targets))),
+                        "screen": [i for i, t in enumerate(self.targets) if t.boundary]}
+
+    def cache_solo(self, mode: str, one: np.ndarray) -> np.ndarray:
+        """Run the probe alone, keep its activations in TF, return each watched tensor's max |value|."""
+        _, scales = self._run(f"{mode}-cache", self._fetches[f"{mode}-cache"], one)
+        return scales
+
+    def compare(self, mode: str, batch: np.ndarray, position: int | None) -> np.ndarray:
+        """max |row - solo| per watched tensor; `position=None` compares every row (a batch of copies)."""
+        key = f"{mode}-row" if position is not None else f"{mode}-all"
+        return self._run(key, self._fetches[key], batch, position or 0)
+
+
+def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
+    """The axis that is 1 alone and 2 in a batch of two; None when the shape ignores the batch;
+    'folded' when the batch changes the shape some other way."""
+    if solo == pair:
+        return None
+    if len(solo) == len(pair):
+        differing = [i for i, (a, b) in enumerate(zip(solo, pair)) if a != b]
+        if len(differing) == 1 and solo[differing[0]] == 1 and pair[differing[0]] == 2:
+            return differing[0]
+    return "folded"
+
+
+def _comparable(tensor):
+    """The tensor in a dtype where subtraction and max make sense."""
+    tf = import_tf()
+    if tensor.dtype.is_bool:
+        return tf.cast(tensor, tf.float32)
+    if tensor.dtype.is_integer:
+        return tf.cast(tensor, tf.float64)
+    if tensor.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(tensor, tf.float32)
+    return tensor
+
+
+def _max_abs(tensor):
+    """max |x| over the finite values, as float64 (0 for an empty tensor)."""
+    tf = import_tf()
+    x = _comparable(tensor)
+    if x.dtype.is_floating:
+        x = tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))
+    return tf.maximum(tf.cast(tf.reduce_max(tf.abs(x)), tf.float64), 0.0)
+
+
+def _max_abs_diff(a, b):
+    """max |a - b| as float64, broadcasting b; equal infinities and NaN pairs count as equal,
+    a NaN against a number as infinitely far."""
+    tf = import_tf()
+    a, b = _comparable(a), _comparable(b)
+    diff = tf.abs(a - b)
+    if diff.dtype.is_floating:
+        same = tf.equal(a, b)
+        if a.dtype.is_floating:
+            same = tf.logical_or(same, tf.logical_and(tf.math.is_nan(a), tf.math.is_nan(b)))
+        diff = tf.where(same, tf.zeros_like(diff), diff)
+        diff = tf.where(tf.math.is_nan(diff), tf.fill(tf.shape(diff), tf.constant(np.inf, diff.dtype)), diff)
+    return tf.maximum(tf.cast(tf.reduce_max(diff), tf.float64), 0.0)
