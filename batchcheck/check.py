@@ -58,7 +58,9 @@ class Checker:
     pool: ImagePool
     main_images: int  # pool[:main_images] are probes; the rest are special batch-mates
     tolerance: Tolerance
-    nondeterministic: set[int] = field(default_factory=set)
+    nondeterministic: set[int] = field(default_factory=set)  # differ run to run, or come after what does
+    run_to_run: set[int] = field(default_factory=set)        # differ when the same feed runs twice
+    random_reaches_data: bool = False
     _cached: tuple[str, int, np.ndarray] | None = None  # (mode, probe, scales) held in TF variables
 
     @classmethod
@@ -146,7 +148,15 @@ class Checker:
                           or measured_tolerance(np.concatenate(noise)))
         scales = self._cache("detail", 0)
         rerun = self.runner.compare("detail", one, 0)
-        self.nondeterministic = set(np.flatnonzero(rerun > self.tolerance.allowed(scales)).tolist())
+        self.run_to_run = set(np.flatnonzero(rerun > self.tolerance.allowed(scales)).tolist())
+        kinds = value_kinds(self.runner.index, self.prepared.input.node)
+        targets = self.runner.targets
+        reaching_data = [targets[i].node for i in self.run_to_run if kinds[targets[i].node] == "data"]
+        # Randomness that reaches the data (dropout at rate > 0) makes everything after it unjudgeable
+        # for batch dependence; random values that never do (dropout at rate 0) are harmless.
+        tainted = self.runner.index.descendants(reaching_data)
+        self.nondeterministic = self.run_to_run | {i for i, t in enumerate(targets) if t.node in tainted}
+        self.random_reaches_data = bool(reaching_data)
 
     # -- the whole check -------------------------------------------------------------------------
 
@@ -178,12 +188,14 @@ class Checker:
                 counts[t] = counts.get(t, 0) + 1
         divergent = set().union(*(o.divergent for o in outcomes)) if outcomes else set()
         batch_roots = self._roots(divergent, abs_diff, rel_diff)
-        nondet_roots = self._roots(self.nondeterministic, abs_diff, rel_diff, cause_default="random_op")
+        nondet_roots = (self._roots(self.run_to_run, abs_diff, rel_diff, cause_default="random_op")
+                        if self.random_reaches_data else [])
         verdict = "batch_dependent" if batch_roots else "nondeterministic" if nondet_roots else "invariant"
         roots = batch_roots or nondet_roots
         tensors = []
         for i, target in enumerate(targets):
-            status = ("nondeterministic" if i in self.nondeterministic else
+            status = ("nondeterministic" if i in self.run_to_run and self.random_reaches_data else
+                      "unjudged" if i in self.nondeterministic else
                       "divergent" if i in divergent else "ok")
             tensors.append(TensorReport(target.tensor, target.op, layer_of(target.node), target.batch_axis,
                                         status, abs_diff.get(i), rel_diff.get(i), counts.get(i, 0)))

@@ -34,3 +34,12 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`'; did you mean `x`?'` for the closest known names, or an empty string."""
     close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.6)
     return f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
+
+
+def op_error_text(exc: BaseException) -> str:
+    """The line of a TensorFlow OpError that says what went wrong, without the graph-execution preamble."""
+    lines = [line.strip() for line in getattr(exc, "message", str(exc)).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(
+        ("Graph execution error", "Detected at node", "File ", "[[", "Node:", "Traceback", "Original stack"))
+        and not line.endswith(":")]
+    return (useful[0] if useful else first_line(exc))[:200]

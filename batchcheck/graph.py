@@ -180,22 +180,20 @@ class GraphIndex:
 
 
 def value_kinds(index: GraphIndex, input_node: str) -> dict[str, str]:
-    """Classify each node's value: 'data' (depends on the input's values or on randomness),
-    'shape' (depends on the input only through its shape), or 'const' (neither)."""
+    """Classify each node's value: 'data' (depends on the input's values), 'random' (on randomness
+    but not on the input's values), 'shape' (on the input only through its shape), or 'const'."""
     kinds: dict[str, str] = {}
     for name in index.order:
         info = index.nodes[name]
+        source_kinds = {kinds.get(s, "const") for s, _ in info.data_inputs}
         if name == input_node:
             kinds[name] = "data"
-            continue
-        if info.op in RANDOM_OPS:
-            kinds[name] = "data"
-            continue
-        source_kinds = {kinds.get(s, "const") for s, _ in info.data_inputs}
-        if info.op in SHAPE_OPS:
-            kinds[name] = "shape" if source_kinds & {"data", "shape"} else "const"
+        elif info.op in SHAPE_OPS:
+            kinds[name] = "shape" if source_kinds - {"const"} else "const"
         elif "data" in source_kinds:
             kinds[name] = "data"
+        elif info.op in RANDOM_OPS or "random" in source_kinds:
+            kinds[name] = "random"
         elif "shape" in source_kinds:
             kinds[name] = "shape"
         else:

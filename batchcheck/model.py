@@ -96,22 +96,29 @@ def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | Non
             raise UsageError(f"--input `{input_name}`: only a node's first output can be fed; "
                              f"name the node that produces the image tensor")
         return node
-    placeholders = [n for n in loaded.graph_def.node if n.op in ("Placeholder", "PlaceholderV2")]
+    placeholders = [n for n in loaded.graph_def.node if n.op in ("Placeholder", "PlaceholderV2")
+                    and _dtype_name(n.attr["dtype"].type) in IMAGE_DTYPES]
     declared = [p for p in placeholders if p.name in loaded.inputs]
-    candidates = declared or placeholders
-    images = [p for p in candidates
-              if _dtype_name(p.attr["dtype"].type) in IMAGE_DTYPES
-              and (_shape_of_attr(p.attr["shape"].shape) is None or len(_shape_of_attr(p.attr["shape"].shape)) == 4)]
-    floats = [p for p in candidates if _dtype_name(p.attr["dtype"].type) in IMAGE_DTYPES]
-    chosen = images if images else floats
+    ranks = {p.name: _rank(loaded.graph_def, p) for p in declared or placeholders}
+    # Prefer NHWC images, then tensors of unknown rank, then any non-scalar tensor.
+    chosen = ([n for n, r in ranks.items() if r == 4] or [n for n, r in ranks.items() if r is None]
+              or [n for n, r in ranks.items() if r])
     if len(chosen) == 1:
-        return chosen[0].name
+        return chosen[0]
     if not chosen:
         raise UsageError(f"model `{loaded.path}`: no image placeholder found; name the tensor to feed with "
                          f"--input NAME (a Const or an inner tensor can be fed too)")
-    names = ", ".join(f"`{p.name}`" for p in chosen[:6])
+    names = ", ".join(f"`{name}`" for name in chosen[:6])
     raise UsageError(f"model `{loaded.path}`: ambiguous input, {len(chosen)} candidates ({names}); "
                      f"choose one with --input NAME")
+
+
+def _rank(graph_def, placeholder) -> int | None:
+    """A placeholder's rank; old GraphDefs (producer < 21) wrote an unknown shape as an empty one."""
+    shape = _shape_of_attr(placeholder.attr["shape"].shape)
+    if shape is None or (shape == () and graph_def.versions.producer < 21):
+        return None
+    return len(shape)
 
 
 def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str], input_node: str) -> list[str]:
@@ -166,9 +173,9 @@ def _static_shape(loaded: LoadedModel, index: GraphIndex, node: str) -> tuple[in
     tf = import_tf()
     definition = index.defs[node]
     if definition.op in PLACEHOLDER_OPS and "shape" in definition.attr:
-        shape = _shape_of_attr(definition.attr["shape"].shape)
-        if shape is not None or definition.op != "PlaceholderWithDefault":
-            return shape
+        rank = _rank(loaded.graph_def, definition)
+        if rank is not None or definition.op != "PlaceholderWithDefault":
+            return None if rank is None else _shape_of_attr(definition.attr["shape"].shape)
     if definition.op == "Const":
         return tuple(d.size for d in definition.attr["value"].tensor.tensor_shape.dim)
     if "_output_shapes" in definition.attr and definition.attr["_output_shapes"].list.shape:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BatchcheckBug, UsageError, first_line
+from .errors import BatchcheckBug, UsageError, first_line, op_error_text
 from .graph import (SKIPPED_OPS, GraphIndex, dead_nodes, is_fusion_boundary,
                     loop_frame_nodes, switch_predicates, value_kinds)
 from .model import PreparedModel
@@ -59,9 +59,16 @@ class GraphRunner:
             try:
                 tf.graph_util.import_graph_def(prepared.graph_def, name="")
             except (ValueError, tf.errors.OpError) as exc:
-                raise UsageError(f"model `{prepared.path}`: TensorFlow cannot import the graph "
-                                 f"({first_line(exc)}); re-export it with this TensorFlow version") from None
+                shape = ",".join(map(str, prepared.input.per_image_shape))
+                raise UsageError(f"model `{prepared.path}`: TensorFlow cannot import the graph with input "
+                                 f"`{prepared.input.node}` of per-image shape {shape} ({first_line(exc)}); "
+                                 f"check --input-shape") from None
         self.session = tf.compat.v1.Session(graph=self.graph)
+        # Analysis runs the graph as written: grappler would fold shapes (and may drop a Reshape that
+        # hard-codes the batch), hiding batch limits that the graph itself has.
+        literal = tf.compat.v1.ConfigProto()
+        literal.graph_options.rewrite_options.disable_meta_optimizer = True
+        self.literal_session = tf.compat.v1.Session(graph=self.graph, config=literal)
         self.input = self.graph.get_tensor_by_name(prepared.input.tensor)
         self.feeds = {self.graph.get_tensor_by_name(n): v for n, v in prepared.feeds.items()}
         with self.graph.as_default():
@@ -80,12 +87,20 @@ class GraphRunner:
     def _scope(self, name: str) -> str:
         return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
 
-    def _run(self, key: str, fetches, batch: np.ndarray, position: int = 0):
-        """Run `fetches`, compiled once per `key`, on `batch`."""
+    def _run(self, key: str, fetches, batch: np.ndarray, position: int = 0, literal: bool = False):
+        """Run `fetches`, compiled once per `key`, on `batch` (`literal`: without grappler)."""
         if key not in self._callables:
-            feed_list = [self.input, self.position, *self.feeds]
-            self._callables[key] = self.session.make_callable(fetches, feed_list=feed_list)
-        return self._callables[key](batch, position, *self.feeds.values())
+            session = self.literal_session if literal else self.session
+            self._callables[key] = session.make_callable(fetches, feed_list=[self.input, self.position, *self.feeds])
+        if literal:
+            return self._callables[key](batch, position, *self.feeds.values())
+        try:
+            return self._callables[key](batch, position, *self.feeds.values())
+        except self.tf.errors.OpError as exc:
+            node = self._failing_node(exc)
+            raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
+                             f"{f' at node `{node}`' if node else ''} ({op_error_text(exc)}); "
+                             f"check --input-shape and --feed, or name an earlier --output") from None
 
     def forward(self, batch: np.ndarray) -> list[np.ndarray]:
         """The model outputs for `batch` (plain forward pass)."""
@@ -125,6 +140,7 @@ class GraphRunner:
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
+        self.literal_session.close()
         self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
         self._build_comparisons({t.tensor: solo_shapes[t.tensor] for t in self.targets})
 
@@ -143,18 +159,18 @@ class GraphRunner:
             if not ready:
                 return dead
             tensors = [self.graph.get_tensor_by_name(predicates[s]) for s in ready]
-            values = self._run(f"predicates-{len(taken)}", tensors, one)
+            values = self._run(f"predicates-{len(taken)}", tensors, one, literal=True)
             taken.update({s: bool(np.all(v)) for s, v in zip(ready, values)})
 
     def _candidates(self) -> list[str]:
-        """Tensors worth comparing: they depend on the input's values (or on randomness), are live,
+        """Tensors worth comparing: they depend on the input's values or on randomness, are live,
         fetchable, and hold numbers."""
         kinds = value_kinds(self.index, self.prepared.input.node)
         unreachable = self.dead | loop_frame_nodes(self.index)
         candidates = []
         for name in self.index.order:
             op = self.graph.get_operation_by_name(name)
-            if (kinds[name] != "data" or name == self.prepared.input.node or op.type in SKIPPED_OPS
+            if (kinds[name] not in ("data", "random") or name == self.prepared.input.node or op.type in SKIPPED_OPS
                     or name in unreachable):
                 continue
             for output in op.outputs[:RESERVE_OUTPUTS.get(op.type)]:
@@ -169,15 +185,17 @@ class GraphRunner:
         alive = list(candidates)
         for attempt in range(MAX_LIMIT_SEARCH):
             with self.graph.as_default():
-                shapes = [tf.shape(self.graph.get_tensor_by_name(t), out_type=tf.int64) for t in alive]
+                # raw Shape ops: tf.shape would return a Python-side constant for static shapes
+                shapes = [tf.raw_ops.Shape(input=self.graph.get_tensor_by_name(t), out_type=tf.int64)
+                          for t in alive]
             try:
-                values = self._run(f"shapes-{len(batch)}-{attempt}", shapes, batch)
+                values = self._run(f"shapes-{len(batch)}-{attempt}", shapes, batch, literal=True)
                 return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
             except tf.errors.OpError as exc:
                 node = self._failing_node(exc)
                 if fatal or node is None:
                     raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
-                                     f"{f' at node `{node}`' if node else ''} ({first_line(exc.message)}); "
+                                     f"{f' at node `{node}`' if node else ''} ({op_error_text(exc)}); "
                                      f"check --input, --input-shape and --feed") from None
                 beyond = self.index.descendants([node])
                 lost = [t for t in alive if t.split(":")[0] in beyond]
@@ -185,7 +203,7 @@ class GraphRunner:
                     self.excluded[tensor] = f"beyond batch limit `{node}`"
                 alive = [t for t in alive if t not in set(lost)]
                 self.limits.append(BatchLimit(node, self.index.nodes[node].op,
-                                              f"fails on a batch of {len(batch)}: {first_line(exc.message)}",
+                                              f"fails on a batch of {len(batch)}: {op_error_text(exc)}",
                                               len(lost)))
         raise BatchcheckBug(f"more than {MAX_LIMIT_SEARCH} batch limits; giving up the search")
 
@@ -213,10 +231,16 @@ class GraphRunner:
                                              trainable=False, use_resource=True, collections=[])
                 variables.append(solo)
                 cached = solo.read_value()
-                row = tensor if target.batch_axis is None else tf.gather(tensor, [self.position],
-                                                                         axis=target.batch_axis)
+                shape = list(solo_shapes[target.tensor])
+                row, rows = tensor, tensor
+                if target.batch_axis is not None:
+                    row = tf.gather(tensor, [self.position], axis=target.batch_axis)
+                    shape[target.batch_axis] = None
+                # Shapes are checked at run time: a tensor must never broadcast against the probe.
+                row = tf.ensure_shape(row, solo_shapes[target.tensor])
+                rows = tf.ensure_shape(rows, shape)
                 parts = {"assign": solo.assign(tensor, read_value=False), "scale": _max_abs(tensor),
-                         "row": _max_abs_diff(row, cached), "all": _max_abs_diff(tensor, cached)}
+                         "row": _max_abs_diff(row, cached), "all": _max_abs_diff(rows, cached)}
                 for mode in MODES:
                     if mode == "detail" or target.boundary:
                         for key, part in parts.items():
