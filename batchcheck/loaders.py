@@ -137,8 +137,14 @@ def _load_keras(path: Path, **_) -> LoadedModel:
                          f"save it with model.save('model.keras') and avoid unsafe Lambda layers") from None
     specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=_clean_name(tensor.name))
              for tensor in model.inputs]
-    function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
-    return _freeze_concrete(path, function.get_concrete_function(*specs), "keras")
+
+    def forward(*inputs):
+        # As `model(x)` runs it: layers saved with training=True keep it (model(x, training=False)
+        # and predict() would override them). stateless_call traces no variable updates, so it freezes.
+        outputs, _ = model.stateless_call(model.trainable_variables, model.non_trainable_variables,
+                                          list(inputs) if len(inputs) > 1 else inputs[0])
+        return outputs
+    return _freeze_concrete(path, tf.function(forward).get_concrete_function(*specs), "keras")
 
 
 def _load_meta_graph(path: Path, *, checkpoint: Path | None, outputs: list[str], **_) -> LoadedModel:

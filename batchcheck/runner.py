@@ -21,9 +21,11 @@ from .graph import (SKIPPED_OPS, GraphIndex, dead_nodes, is_fusion_boundary,
 from .model import PreparedModel
 from .tfenv import import_tf
 
-# FusedBatchNorm outputs past y/batch_mean/batch_variance are kernel scratch space.
-RESERVE_OUTPUTS = {"FusedBatchNorm": 3, "FusedBatchNormV2": 3, "FusedBatchNormV3": 3,
-                   "FusedBatchNormGrad": 3}
+# How many leading outputs of these ops carry values worth comparing: FusedBatchNorm outputs past
+# y/batch_mean/batch_variance are kernel scratch space; a Switch only forwards its input (and one of
+# its outputs is always dead); Merge's second output is the branch index.
+COMPARED_OUTPUTS = {"FusedBatchNorm": 3, "FusedBatchNormV2": 3, "FusedBatchNormV3": 3,
+                    "Switch": 0, "RefSwitch": 0, "Merge": 1, "RefMerge": 1}
 MODES = ("detail", "screen")
 MAX_LIMIT_SEARCH = 32
 
@@ -128,11 +130,9 @@ class GraphRunner:
                 continue
             axis = _batch_axis(solo_shapes[tensor], pair_shapes[tensor])
             node = tensor.split(":")[0]
-            if axis == "folded":
-                self.excluded[tensor] = "shape folds the batch"
-                self.limits.append(BatchLimit(node, self.index.nodes[node].op,
-                                              f"shape {list(solo_shapes[tensor])} alone but "
-                                              f"{list(pair_shapes[tensor])} in a batch of 2", 0))
+            if axis == "folded":  # e.g. SpaceToBatchND; what follows may unfold it and is compared
+                self.excluded[tensor] = (f"shape mixes the batch with other axes: {list(solo_shapes[tensor])} "
+                                         f"alone, {list(pair_shapes[tensor])} in a batch of 2")
                 continue
             boundary = (is_fusion_boundary(self.index, node, int(tensor.split(":")[1]))
                         or tensor in self.prepared.outputs)
@@ -173,7 +173,7 @@ class GraphRunner:
             if (kinds[name] not in ("data", "random") or name == self.prepared.input.node or op.type in SKIPPED_OPS
                     or name in unreachable):
                 continue
-            for output in op.outputs[:RESERVE_OUTPUTS.get(op.type)]:
+            for output in op.outputs[:COMPARED_OUTPUTS.get(op.type)]:
                 if output.dtype.is_numpy_compatible and output.dtype not in (self.tf.string,):
                     candidates.append(output.name)
         return candidates

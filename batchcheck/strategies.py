@@ -1,4 +1,4 @@
-"""Hypothesis strategies for batch plans: which batch the probe runs in.
+"""Hypothesis strategies for batch plans (which batch the probe runs in), and the fuzz run over them.
 
 A plan is a `BatchPlan`: the probe (one of the pool's main images), its position in the batch, and its
 batch-mates, indices into the checker's image pool. Mates are drawn from the pool's special images (flat
@@ -11,13 +11,18 @@ so shrinking ends at the simplest failing batch: two images, probe first, a flat
     @given(plan=checker_plans(checker))
     def test_any_batch(plan):
         assert checker.run_plan(plan), checker.describe(plan)
+
+`fuzz(checker)` does that with shrinking and raises `PlanDiverged` for the smallest failing plan.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as fixed_seed
 from hypothesis import strategies as st
+from hypothesis.database import ExampleDatabase
 from hypothesis.extra.numpy import arrays
 
 from .check import BatchPlan
@@ -25,7 +30,7 @@ from .errors import check_argument
 from .options import MAX_BATCH
 
 if TYPE_CHECKING:
-    from .check import Checker
+    from .check import Checker, PlanOutcome
 
 MIN_BATCH = 2  # a batch of one is the probe alone: that is the determinism check, not a batch
 
@@ -47,23 +52,80 @@ def mate_order(probe: int, main_images: int, pool_size: int) -> list[int]:
     return [*specials, probe, *others]
 
 
-@st.composite
-def batch_plans(draw: st.DrawFn, main_images: int, pool_size: int, max_size: int,
-                min_size: int = MIN_BATCH) -> BatchPlan:
+def batch_plans(main_images: int, pool_size: int, max_size: int,
+                min_size: int = MIN_BATCH) -> st.SearchStrategy[BatchPlan]:
     """Plans over a pool whose first `main_images` images are probes and the rest special batch-mates."""
     check_argument(isinstance(main_images, int) and main_images >= 1,
                    "main_images={!r}: give a whole number of at least 1", main_images)
     check_argument(isinstance(pool_size, int) and pool_size >= main_images,
                    "pool_size={!r}: give a whole number of at least main_images ({})", pool_size, main_images)
-    size = draw(batch_sizes(max_size, min_size), label="batch size")
-    probe = draw(st.integers(0, main_images - 1), label="probe")
-    position = draw(st.integers(0, size - 1), label="position")
-    mates = draw(arrays(np.int64, size - 1, elements=st.sampled_from(mate_order(probe, main_images, pool_size))),
-                 label="mates")
-    return BatchPlan(probe, position, tuple(int(m) for m in mates))
+    sizes = batch_sizes(max_size, min_size)
+
+    @st.composite
+    def plans(draw: st.DrawFn) -> BatchPlan:
+        size = draw(sizes, label="batch size")
+        probe = draw(st.integers(0, main_images - 1), label="probe")
+        position = draw(st.integers(0, size - 1), label="position")
+        order = mate_order(probe, main_images, pool_size)
+        mates = draw(arrays(np.int64, size - 1, elements=st.sampled_from(order)), label="mates")
+        return BatchPlan(probe, position, tuple(int(m) for m in mates))
+
+    return plans()
 
 
 def checker_plans(checker: Checker, max_size: int | None = None) -> st.SearchStrategy[BatchPlan]:
     """Plans for `checker`'s pool, up to `max_size` images (default: its largest configured batch size)."""
     largest = max(checker.config.batch_sizes) if max_size is None else max_size
     return batch_plans(checker.main_images, len(checker.pool), largest)
+
+
+# -- fuzzing a checker ---------------------------------------------------------------------------
+
+class PlanDiverged(AssertionError):
+    """The probe's row diverged in a plan; `outcome` holds the plan and the divergent tensors."""
+
+    def __init__(self, describe: str, outcome: PlanOutcome) -> None:
+        super().__init__(f"{describe}: {len(outcome.divergent)} tensors diverge")
+        self.outcome = outcome
+
+
+def fuzz(checker: Checker, *, key: bytes = b"", max_examples: int | None = None,
+         seed: int | None = None) -> None:
+    """Run `checker`'s plans through hypothesis (current profile, no deadline); raise `PlanDiverged` for
+    the smallest failing plan. `key` keeps this model's examples apart in the example database;
+    `seed` fixes the exploration (as `@seed` does)."""
+    profile = settings()
+    database = _KeyedDatabase(profile.database, key) if profile.database is not None and key else profile.database
+
+    @settings(parent=profile, deadline=None, report_multiple_bugs=False, database=database,
+              max_examples=max_examples or profile.max_examples,
+              suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow])
+    @given(plan=checker_plans(checker))
+    def batch_invariance(plan: BatchPlan) -> None:
+        outcome = checker.run_plan(plan)
+        if not outcome:
+            raise PlanDiverged(checker.describe(plan), outcome)
+
+    if seed is not None:
+        batch_invariance = fixed_seed(seed)(batch_invariance)
+    batch_invariance()
+
+
+class _KeyedDatabase(ExampleDatabase):
+    """Another database seen through a key prefix, so each model's fuzz examples stay its own."""
+
+    def __init__(self, inner: ExampleDatabase, prefix: bytes) -> None:
+        super().__init__()
+        self.inner, self.prefix = inner, prefix + b"/"
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.inner.save(self.prefix + key, value)
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        return self.inner.fetch(self.prefix + key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.inner.delete(self.prefix + key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.inner.move(self.prefix + src, self.prefix + dest, value)

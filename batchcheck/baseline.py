@@ -1,0 +1,205 @@
+"""Regression baseline: what each model looked like when it was accepted, and what changed since.
+
+A baseline file is JSON: `{"batchcheck_baseline": 1, "models": {KEY: ENTRY}}` where KEY is the model's path
+relative to the baseline file's folder and ENTRY holds the verdict, the roots, per-layer divergence under one
+fixed plan, and task metrics on the image pool (solo vs batched agreement of each classifier or segmenter
+output). `compare(baseline_entry, measured_entry)` lists the changes; the regressions among them fail the gate.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import UsageError, first_line
+
+if TYPE_CHECKING:
+    from .check import BatchPlan, Checker
+    from .result import CheckResult
+
+FORMAT_VERSION = 1
+FIGURE_SLACK = 1.5       # a divergent layer regresses when its relative difference grows past 1.5× the baseline's
+METRIC_TOLERANCE = 0.01  # a task metric regresses when it drops by more than this (a fraction of images/pixels)
+FIXED_PLAN_SIZE = 4
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference from the baseline; `regression` ones fail the gate, the others are improvements."""
+    what: str
+    baseline: str
+    now: str
+    regression: bool
+
+
+# -- the file ------------------------------------------------------------------------------------
+
+def baseline_key(model: Path, baseline_file: Path) -> str:
+    """The model's key in `baseline_file`: its path relative to the file's folder, with forward slashes."""
+    return Path(os.path.relpath(Path(model).resolve(), Path(baseline_file).resolve().parent)).as_posix()
+
+
+def load_baseline(path: Path) -> dict[str, dict]:
+    """The entries of baseline `path` by model key; `UsageError` if it is not a batchcheck baseline."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"baseline `{path}`: cannot be read ({exc.strerror}); check the path, or write it "
+                         f"with --graph-update-baseline") from None
+    except ValueError as exc:
+        raise UsageError(f"baseline `{path}`: not JSON ({first_line(exc)}); fix it, or delete it and write "
+                         f"it again with --graph-update-baseline") from None
+    if not isinstance(data, dict) or data.get("batchcheck_baseline") != FORMAT_VERSION \
+            or not isinstance(data.get("models"), dict):
+        raise UsageError(f"baseline `{path}`: not a batchcheck baseline (version {FORMAT_VERSION}); "
+                         f"write it with --graph-update-baseline")
+    return data["models"]
+
+
+def write_baseline(path: Path, entries: dict[str, dict]) -> None:
+    """Add or replace `entries` in baseline `path`, keeping the other models' entries; atomic."""
+    path = Path(path)
+    models = load_baseline(path) if path.exists() else {}
+    models.update(entries)
+    text = json.dumps({"batchcheck_baseline": FORMAT_VERSION, "models": dict(sorted(models.items()))},
+                      indent=2) + "\n"
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+def fixed_plan(checker: Checker) -> BatchPlan:
+    """The plan every baseline entry is measured under: probe 0 at position 1 with a flat black mate,
+    another image and the last special, as far as the largest configured batch size allows."""
+    from .check import BatchPlan
+
+    size = min(FIXED_PLAN_SIZE, max(checker.config.batch_sizes))
+    mates = (checker.main_images, 1 % checker.main_images, len(checker.pool) - 1)[:size - 1]
+    return BatchPlan(0, 1, mates)
+
+
+def measure(checker: Checker, result: CheckResult) -> dict:
+    """The baseline entry for `checker`'s model, whose full check gave `result`."""
+    plan = fixed_plan(checker)
+    under_plan = checker.result([checker.run_plan(plan, "detail")], trials=[])
+    return {
+        "verdict": result.verdict,
+        "nondeterministic": bool(checker.nondeterministic),
+        "roots": [{"node": r.node, "layer": r.layer, "op": r.op, "cause": r.cause} for r in result.roots],
+        "plan": checker.describe(plan),
+        "layers": _layers(under_plan),
+        "metrics": task_metrics(checker),
+    }
+
+
+def _layers(result: CheckResult) -> dict[str, dict]:
+    """Per layer: ok | divergent | nondeterministic, and its figures (3 significant digits)."""
+    status: dict[str, str] = {}
+    for tensor in result.tensors:
+        if tensor.status == "not_compared":
+            continue
+        current = status.get(tensor.layer, "ok")
+        if tensor.status == "divergent" or (tensor.status == "nondeterministic" and current == "ok"):
+            current = tensor.status
+        status[tensor.layer] = current
+    return {row["layer"]: {"status": status[row["layer"]], "max_abs_diff": _round(row["max_abs_diff"]),
+                           "max_rel_diff": _round(row["max_rel_diff"])} for row in result.layers()}
+
+
+def task_metrics(checker: Checker) -> dict[str, dict]:
+    """Solo vs batched agreement of each output over the pool's main images: top-1 for classifier outputs
+    [N, classes], per-pixel class for segmenter outputs [N, H, W, classes] or label maps [N, H, W]."""
+    runner, pool = checker.runner, checker.pool
+    axes = {t.tensor: t.batch_axis for t in runner.targets}
+    names = [n for n in checker.prepared.outputs if n.split(":")[0] not in runner.excluded_nodes]
+    size = min(max(checker.config.batch_sizes), len(pool))
+    batches = [[(start + k) % len(pool) for k in range(size)] for start in range(0, checker.main_images, size)]
+    batched = [runner.forward(pool.array[rows]) for rows in batches]
+    metrics: dict[str, dict] = {}
+    solos = [runner.forward(pool.array[[i]]) for i in range(checker.main_images)]
+    for j, name in enumerate(names):
+        kind = _metric_kind(solos[0][j])
+        if kind is None or axes.get(name) != 0:
+            continue
+        agreement = [_agreement(kind, solo[j][0], batched[i // size][j][i % size]) for i, solo in enumerate(solos)]
+        metrics[name] = {"kind": kind, "agreement": _round(float(np.mean(agreement))), "images": len(solos)}
+    return metrics
+
+
+def _metric_kind(solo: np.ndarray) -> str | None:
+    """'top1' for [1, classes], 'pixels' for [1, H, W, classes] scores or [1, H, W] integer labels."""
+    if solo.dtype.kind == "f" and solo.ndim in (2, 4) and solo.shape[-1] > 1:
+        return "top1" if solo.ndim == 2 else "pixels"
+    if solo.dtype.kind in "iu" and solo.ndim == 3:
+        return "pixels"
+    return None
+
+
+def _agreement(kind: str, solo: np.ndarray, row: np.ndarray) -> float:
+    if kind == "pixels" and solo.dtype.kind in "iu":
+        return float(np.mean(solo == row))
+    return float(np.mean(np.argmax(solo, axis=-1) == np.argmax(row, axis=-1)))
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.3g}")
+
+
+# -- comparing -----------------------------------------------------------------------------------
+
+METRIC_NAMES = {"top1": "top-1 agreement", "pixels": "pixel agreement"}
+
+
+def compare(baseline: dict, measured: dict) -> list[Change]:
+    """What changed from `baseline` to `measured` (two entries of the same model)."""
+    changes = []
+    if baseline["plan"] != measured["plan"]:
+        changes.append(Change("fixed plan (images or options changed; refresh the baseline)",
+                              baseline["plan"], measured["plan"], True))
+    if baseline["verdict"] != measured["verdict"]:
+        changes.append(Change("verdict", _verdict(baseline), _verdict(measured),
+                              measured["verdict"] != "invariant"))
+    if baseline["nondeterministic"] != measured["nondeterministic"]:
+        changes.append(Change("run to run", _determinism(baseline), _determinism(measured),
+                              measured["nondeterministic"]))
+    for layer, now in measured["layers"].items():
+        before = baseline["layers"].get(layer, {"status": "ok"})
+        if now["status"] != before["status"]:
+            changes.append(Change(f"layer `{layer}`", _layer(before), _layer(now), now["status"] != "ok"))
+        elif now["status"] == "divergent" and now["max_rel_diff"] > FIGURE_SLACK * before["max_rel_diff"]:
+            changes.append(Change(f"layer `{layer}` diverges more", _layer(before), _layer(now), True))
+    for output, before in baseline["metrics"].items():
+        now = measured["metrics"].get(output)
+        if now is None or abs(now["agreement"] - before["agreement"]) <= METRIC_TOLERANCE:
+            continue
+        changes.append(Change(f"{METRIC_NAMES[before['kind']]} `{output}` ({now['images']} images, solo vs batched)",
+                              f"{before['agreement']:.3f}", f"{now['agreement']:.3f}",
+                              now["agreement"] < before["agreement"]))
+    return changes
+
+
+def _verdict(entry: dict) -> str:
+    roots = entry["roots"]
+    return f"{entry['verdict']} (root `{roots[0]['node']}`)" if roots else entry["verdict"]
+
+
+def _determinism(entry: dict) -> str:
+    return "nondeterministic" if entry["nondeterministic"] else "deterministic"
+
+
+def _layer(entry: dict) -> str:
+    if entry["status"] == "ok":
+        return "ok"
+    return f"{entry['status']}, relative {entry['max_rel_diff']:.3g}"
