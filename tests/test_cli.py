@@ -1,0 +1,121 @@
+"""Bad input: one clear line on stderr, a documented exit code, no traceback, nothing written."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+IMAGES_BAD = Path(__file__).resolve().parent.parent / "fixtures" / "images_bad"
+
+
+def assert_one_line_error(result, *words: str) -> None:
+    __tracebackhide__ = True
+    assert result.code == 2, result.out + result.err
+    assert result.err.startswith("batchcheck") and result.err.count("\n") == 1, result.err
+    assert "Traceback" not in result.err and result.out == ""
+    for word in words:
+        assert word in result.err, result.err
+
+
+def test_missing_file(run_cli, tmp_path):
+    assert_one_line_error(run_cli(tmp_path / "nope.pb"), "nope.pb", "no such file")
+
+
+def test_not_a_model(run_cli, tmp_path):
+    junk = tmp_path / "photo.pb"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    assert_one_line_error(run_cli(junk), "photo.pb", "not a TensorFlow GraphDef")
+
+
+def test_text_that_is_not_a_graph(run_cli, tmp_path):
+    text = tmp_path / "notes.pbtxt"
+    text.write_text("hello: world\n")
+    assert_one_line_error(run_cli(text), "notes.pbtxt", "not a TensorFlow GraphDef")
+
+
+def test_folder_that_is_not_a_savedmodel(run_cli, tmp_path):
+    assert_one_line_error(run_cli(tmp_path), "not a SavedModel")
+
+
+def test_unknown_input_and_output_names_suggest(case_model, run_cli):
+    path, _ = case_model("mobilenet_v1")
+    assert_one_line_error(run_cli(path, "--input", "inptu"), "--input `inptu`", "did you mean `input`")
+    assert_one_line_error(run_cli(path, "--output", "MobilenetV1/Logits/SpatialSqueez"),
+                          "no such node", "`MobilenetV1/Logits/SpatialSqueeze`")
+
+
+def test_bad_feed(case_model, run_cli):
+    path, _ = case_model("cond_v1")
+    assert_one_line_error(run_cli(path, "--feed", "is_training=maybe"), "is_training", "true or false")
+    assert_one_line_error(run_cli(path, "--feed", "is_trainin=false"), "no such node")
+    assert_one_line_error(run_cli(path, "--feed", "input=1"), "image input")
+
+
+def test_required_placeholder(case_model, run_cli):
+    path, _ = case_model("keep_prob_missing")
+    assert_one_line_error(run_cli(path), "`keep_prob`", "float32", "--feed keep_prob=VALUE")
+
+
+def test_missing_checkpoint(case_model, run_cli, tmp_path):
+    path, args = case_model("meta_checkpoint")
+    output = args[args.index("--output") + 1]
+    assert_one_line_error(run_cli(path, "--checkpoint", tmp_path / "model-1", "--output", output),
+                          "checkpoint", "model-1", "--checkpoint PREFIX")
+    assert_one_line_error(run_cli(path, *args[:2]), "--output NAME")
+
+
+def test_bad_image_folder(case_model, run_cli, tmp_path):
+    path, _ = case_model("mobilenet_v1")
+    assert_one_line_error(run_cli(path, "--images", IMAGES_BAD), "notes.txt", "not an image")
+    assert_one_line_error(run_cli(path, "--images", tmp_path / "none"), "none")
+
+
+def test_wrong_input_shape(case_model, run_cli):
+    path, _ = case_model("mobilenet_v1")
+    assert_one_line_error(run_cli(path, "--input-shape", "32,32"), "--input-shape 32,32", "rank 3")
+
+
+def test_json_folder_missing(case_model, run_cli, tmp_path):
+    path, _ = case_model("mobilenet_v1")
+    result = run_cli(path, "--json", tmp_path / "no" / "r.json", json_report=False)
+    assert_one_line_error(result, "does not exist")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--trials", "0"], ["trials=0"]),
+    (["--batch-sizes", "1,2"], ["batch_sizes=(1, 2)", "from 2"]),
+    (["--batch-sizes", "two"], ["--batch-sizes", "comma-separated"]),
+    (["--exact", "--atol", "1"], ["--exact or --atol"]),
+    (["--preprocess", "fancy"], ["--preprocess", "invalid choice"]),
+])
+def test_bad_options_one_line(args, words, case_model, run_cli, capsys):
+    path, _ = case_model("mobilenet_v1")
+    try:
+        result = run_cli(path, *args)
+    except SystemExit as exc:  # argparse exits itself
+        captured = capsys.readouterr()
+        from conftest import CliRun
+
+        result = CliRun(exc.code, captured.out, captured.err, None)
+    assert_one_line_error(result, *words)
+
+
+def run_subprocess(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "batchcheck", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_subprocess_stderr_clean_and_nothing_written(case_model, tmp_path):
+    """The real command: TF's start-up logs stay off stderr; only the --json file is written."""
+    path, _ = case_model("mobilenet_v1_bn_training")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    done = run_subprocess("check", str(path), "--trials", "2", "--json", "out.json", cwd=work)
+    assert done.returncode == 1 and done.stderr == ""
+    assert "first divergent layer `MobilenetV1/Conv2d_0/BatchNorm/FusedBatchNormV3`" in done.stdout
+    assert "fix:" in done.stdout
+    assert sorted(p.name for p in work.iterdir()) == ["out.json"]
+    broken = run_subprocess("check", str(work / "missing.pb"), cwd=work)
+    assert broken.returncode == 2 and broken.stderr.count("\n") == 1 and broken.stdout == ""
