@@ -18,9 +18,10 @@ fixtures: $(STAMP)
 
 ## demo: build two MobileNet fixtures and check both (one clean, one with BN left in training mode)
 demo: fixtures
-	-$(BIN)/batchcheck check $(DEMO)/mobilenet_v1/model.pb
-	-$(BIN)/batchcheck check $(DEMO)/mobilenet_v1_bn_training/model.pb --json $(DEMO)/report.json
-	@echo "JSON report: $(DEMO)/report.json"
+	$(BIN)/batchcheck check $(DEMO)/mobilenet_v1/model.pb
+	@echo
+	@$(BIN)/batchcheck check $(DEMO)/mobilenet_v1_bn_training/model.pb --json $(DEMO)/report.json \
+		|| echo "(exit $$?: batch-dependent, as expected for this fixture; JSON report: $(DEMO)/report.json)"
 
 ## test: the default suite (tiny fixtures, < 15 min on 2 cores)
 test: $(STAMP)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,7 +75,7 @@ class CheckResult:
         return asdict(self)
 
     def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=_jsonable) + "\n")
+        path.write_text(json.dumps(_finite(self.to_dict()), indent=2, default=_jsonable, allow_nan=False) + "\n")
 
     def layers(self) -> list[dict]:
         """Per-layer summary in topological order: tensors compared, divergent, worst figures."""
@@ -102,11 +103,20 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
+def _finite(value):
+    """Strict JSON: infinite differences (NaN against a number) become the string "inf"."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    return value
+
+
 def _jsonable(value):
     if hasattr(value, "item"):
         return value.item()
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, float) and value != value:
-        return None
     raise TypeError(f"cannot serialise {type(value).__name__}")
