@@ -7,6 +7,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .findings import batchnorm_findings
 from .comparator import Tolerance, classify_cause, find_roots, hint_for, measured_tolerance, user_tolerance
 from .graph import layer_of, value_kinds
 from .images import ImagePool, pool_from_dir, special_pool, synthetic_pool
@@ -212,8 +213,9 @@ class Checker:
                  "images": str(self.config.images) if self.config.images else "synthetic",
                  "compared_tensors": len(targets), "screened_tensors": len(runner.watched["screen"])}
         limits = [vars(limit) for limit in runner.limits]
+        findings = [vars(f) for f in batchnorm_findings(index)]
         return CheckResult(verdict, roots[0] if roots else None, roots, tensors, trials, model,
-                           self.tolerance.to_dict(), limits, versions())
+                           self.tolerance.to_dict(), limits, findings, versions())
 
     def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: str | None = None) -> list[Divergence]:
         runner, index = self.runner, self.runner.index

@@ -70,6 +70,18 @@ def print_report(result: CheckResult, console: Console) -> None:
         if len(result.roots) > 1 + MAX_OTHER_ROOTS:
             out(f"  … {len(result.roots) - 1 - MAX_OTHER_ROOTS} more in --json")
     console.print(layer_table(result))
+    print_findings(result, out)
+
+
+def print_findings(result: CheckResult, out) -> None:
+    """One line per kind of BatchNorm finding, with how many layers and an example."""
+    by_kind: dict[str, list[dict]] = {}
+    for finding in result.findings:
+        by_kind.setdefault(finding["kind"], []).append(finding)
+    for kind, findings in by_kind.items():
+        example = findings[0]
+        out(f"note: {len(findings)} BatchNorm layer(s), e.g. `{escape(example['layer'])}`: "
+            f"{escape(example['message'])}")
 
 
 def layer_table(result: CheckResult) -> Table:

@@ -62,6 +62,7 @@ class CheckResult:
     model: dict
     tolerance: dict
     limits: list[dict] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)  # BatchNorm pitfalls that are not batch dependence
     versions: dict = field(default_factory=dict)
 
     def __bool__(self) -> bool:

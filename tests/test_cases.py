@@ -94,3 +94,16 @@ def test_real_image_files(name, shape, case_model, run_cli):
     assert result.report["model"]["images"] == str(images)
     probes = {t["probe"] for t in result.report["trials"]}
     assert probes <= {p.name for p in images.iterdir()}
+
+
+@pytest.mark.parametrize("name,kind", [("mobilenet_v1_stale_stats", "stale_statistics"),
+                                       ("mobilenet_v1_no_scale", "no_scale"), ("mobilenet_v1", None)])
+def test_batchnorm_findings(name, kind, case_model, run_cli):
+    """Pitfalls users meet with BN that are not batch dependence: noted, verdict unchanged."""
+    path, _ = case_model(name)
+    result = run_cli(path, "--trials", "2")
+    assert result.code == 0
+    kinds = {f["kind"] for f in result.report["findings"]}
+    assert kinds == ({kind} if kind else set())
+    if kind:
+        assert "note: 11 BatchNorm layer(s), e.g. `MobilenetV1/Conv2d_0`" in result.out
