@@ -30,7 +30,6 @@ OPTION_NAMES = "|".join(re.escape(name) for name, _ in OPTIONS)
 HEADLINES = {
     "batch_dependent": "is batch-dependent: the probe's activations change with its batch-mates",
     "nondeterministic": "is nondeterministic: the same feed run twice gives different activations",
-    "invariant": "is batch-invariant",
 }
 
 
@@ -40,6 +39,11 @@ class NotInvariant(AssertionError):
 
 # -- reproducing ---------------------------------------------------------------------------------
 
+def option_for_field(name: str, prefix: str = "") -> str:
+    """The option that sets CheckConfig field `name`: 'batch_sizes' -> '--batch-sizes'."""
+    return f"--{prefix}{FIELD_OPTIONS.get(name, name).replace('_', '-')}"
+
+
 def option_args(config: CheckConfig, prefix: str = "") -> list[str]:
     """The command-line options that give `config` (defaults left out, the seed always given)."""
     default = CheckConfig()
@@ -48,7 +52,7 @@ def option_args(config: CheckConfig, prefix: str = "") -> list[str]:
         value = getattr(config, field.name)
         if value == getattr(default, field.name) and field.name != "seed":
             continue
-        option = f"--{prefix}{FIELD_OPTIONS.get(field.name, field.name).replace('_', '-')}"
+        option = option_for_field(field.name, prefix)
         if isinstance(value, bool):
             args.append(option)
         elif isinstance(value, dict):
@@ -185,7 +189,7 @@ class Batchcheck:
         result = self.check(path, **overrides)
         if not result:
             config = self.config(**overrides)
-            raise NotInvariant("\n" + failure_report(
+            raise NotInvariant(failure_report(
                 result, label=f"`{path}`", plan=first_failing_plan(result),
                 reproduce=[cli_command(Path(path), config)]))
         return result

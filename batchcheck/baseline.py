@@ -8,7 +8,9 @@ output). `compare(baseline_entry, measured_entry)` lists the changes; the regres
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +68,7 @@ def write_baseline(path: Path, entries: dict[str, dict]) -> None:
     path = Path(path)
     models = load_baseline(path) if path.exists() else {}
     models.update(entries)
-    text = json.dumps({"batchcheck_baseline": FORMAT_VERSION, "models": dict(sorted(models.items()))},
-                      indent=2) + "\n"
+    text = _dumps({"batchcheck_baseline": FORMAT_VERSION, "models": dict(sorted(models.items()))})
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as file:
@@ -76,6 +77,24 @@ def write_baseline(path: Path, entries: dict[str, dict]) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _dumps(data: dict) -> str:
+    """Strict, indented JSON with every innermost object (a layer, a metric, a root) on one line."""
+    text = json.dumps(_finite(data), indent=2, allow_nan=False)
+    leaf = re.compile(r"\{\n\s+([^{}\[\]]*?)\n\s+\}")  # a raw newline only occurs between tokens
+    return leaf.sub(lambda m: "{" + re.sub(r"\n\s+", " ", m.group(1)) + "}", text) + "\n"
+
+
+def _finite(value):
+    """Infinite or NaN figures as the strings "inf", "-inf", "nan" (read back with `float`)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -178,7 +197,7 @@ def compare(baseline: dict, measured: dict) -> list[Change]:
         before = baseline["layers"].get(layer, {"status": "ok"})
         if now["status"] != before["status"]:
             changes.append(Change(f"layer `{layer}`", _layer(before), _layer(now), now["status"] != "ok"))
-        elif now["status"] == "divergent" and now["max_rel_diff"] > FIGURE_SLACK * before["max_rel_diff"]:
+        elif now["status"] == "divergent" and _grew(before["max_rel_diff"], now["max_rel_diff"]):
             changes.append(Change(f"layer `{layer}` diverges more", _layer(before), _layer(now), True))
     for output, before in baseline["metrics"].items():
         now = measured["metrics"].get(output)
@@ -188,6 +207,11 @@ def compare(baseline: dict, measured: dict) -> list[Change]:
                               f"{before['agreement']:.3f}", f"{now['agreement']:.3f}",
                               now["agreement"] < before["agreement"]))
     return changes
+
+
+def _grew(before: float | str, now: float | str) -> bool:
+    """Whether a relative difference grew past the slack (figures read from a file may be "inf")."""
+    return float(now) > FIGURE_SLACK * float(before)
 
 
 def _verdict(entry: dict) -> str:
@@ -202,4 +226,4 @@ def _determinism(entry: dict) -> str:
 def _layer(entry: dict) -> str:
     if entry["status"] == "ok":
         return "ok"
-    return f"{entry['status']}, relative {entry['max_rel_diff']:.3g}"
+    return f"{entry['status']}, relative {float(entry['max_rel_diff']):.3g}"

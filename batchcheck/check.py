@@ -128,7 +128,7 @@ class Checker:
     def _judge(self, plan: BatchPlan, mode: str, diffs: np.ndarray, scales: np.ndarray) -> PlanOutcome:
         watched = self.runner.watched[mode]
         over = diffs > self.tolerance.allowed(scales)
-        relative = diffs / np.maximum(scales, np.finfo(np.float64).tiny)
+        relative = relative_diff(diffs, scales)
         divergent = {watched[j] for j in np.flatnonzero(over)} - self.nondeterministic
         return PlanOutcome(plan, mode, divergent,
                            {t: float(d) for t, d in zip(watched, diffs)},
@@ -144,7 +144,7 @@ class Checker:
         for mode, size in (("screen", largest), ("detail", min(DETAIL_BATCH, largest))):
             scales = self._cache(mode, 0)
             diffs = self.runner.compare(mode, np.repeat(one, size, axis=0), None)
-            noise.append(diffs / np.maximum(scales, np.finfo(np.float64).tiny))
+            noise.append(relative_diff(diffs, scales))
         self.tolerance = (user_tolerance(self.config.atol, self.config.rtol, self.config.exact)
                           or measured_tolerance(np.concatenate(noise)))
         scales = self._cache("detail", 0)
@@ -236,6 +236,12 @@ class Checker:
                                     max(rel_diff.get(i, 0.0) for i in outputs),
                                     hint_for(index, node, cause, self.prepared.input.node)))
         return roots
+
+
+def relative_diff(diffs: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """|diff| / max|solo|; 0 where both are 0, inf where only the solo tensor is all zeros."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diffs == 0, 0.0, diffs / scales)
 
 
 def check(path: Path | str, config: CheckConfig | None = None,

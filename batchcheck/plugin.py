@@ -14,7 +14,7 @@ import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pytest
 
@@ -22,12 +22,14 @@ from .errors import UsageError
 from .options import CheckConfig, add_check_options, config_from_options
 
 if TYPE_CHECKING:
+    from .assertions import Batchcheck
     from .check import Checker
     from .result import CheckResult
 
 PREFIX = "graph-"
 REPORT_ATTRIBUTE = "batchcheck_baseline"  # on a baseline item's call report: JSON [key, entry]
 GLOB_CHARS = frozenset("*?[")
+MAX_CHANGE_ROWS = 8
 
 
 class BaselineNotice(UserWarning):
@@ -59,7 +61,7 @@ class Settings:
         return baseline_key(model.path, self.baseline)
 
     def accepted(self, model: Model) -> dict | None:
-        """The baseline entry the model is held to, if any."""
+        """The model's entry in the baseline, if there is one."""
         return self.expected.get(self.baseline_key(model)) if self.baseline else None
 
 
@@ -82,21 +84,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from .assertions import for_pytest
+
     try:
         settings = config.stash[SETTINGS] = _settings(config)
     except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(f"batchcheck: {for_pytest(str(exc))}") from None
     if settings.update_baseline and not hasattr(config, "workerinput"):
         config.pluginmanager.register(BaselineWriter(settings), "batchcheck-baseline-writer")
 
 
 def _settings(config: pytest.Config) -> Settings:
-    from .assertions import for_pytest
+    from .assertions import option_for_field
 
     try:
         check_config = config_from_options(config.getoption, PREFIX)
-    except UsageError as exc:
-        raise UsageError(f"batchcheck: {for_pytest(str(exc))}") from None
+    except UsageError as exc:  # "trials=0: …" names the field; say which option it came from
+        name, equals, rest = str(exc).partition("=")
+        raise UsageError(f"{option_for_field(name, PREFIX)}={rest}" if equals and name.isidentifier()
+                         else str(exc)) from None
     examples, baseline = config.getoption("graph_examples"), config.getoption("graph_baseline")
     update = config.getoption("graph_update_baseline")
     models = _models(config.getoption("graph"), config.invocation_params.dir, check_config.format)
@@ -172,6 +178,36 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"batchcheck: {len(settings.models)} model(s){gate}{update}"]
 
 
+# -- the fixture -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def batchcheck(request: pytest.FixtureRequest) -> Iterator[Batchcheck]:
+    """Check models from your own tests: `batchcheck.assert_invariant(path, trials=3)` fails with the
+    batchcheck report. Defaults come from the `--graph-*` options; each model is loaded once a session."""
+    from .assertions import Batchcheck
+
+    helper = Batchcheck(request.config.stash[SETTINGS].check_config)
+    yield helper
+    helper.close()
+
+
+# -- xdist ---------------------------------------------------------------------------------------
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N` (load scheduling), keep each model's items on one worker, so that each model is
+    loaded once; other tests are spread one by one as usual. loadscope and loadfile group them already."""
+    if config.getvalue("dist") != "load" or not config.stash[SETTINGS].models:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModelScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid.rsplit("::", 1)[0] if nodeid.startswith("batchcheck[") else nodeid
+
+    return ModelScheduling(config, log)
+
+
 # -- collection ----------------------------------------------------------------------------------
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so they select batchcheck items too
@@ -210,31 +246,34 @@ class ModelCollector(pytest.Collector):
 
 
 class ModelState:
-    """A model loaded once for all its items; a model that cannot be loaded fails each item with one line."""
+    """A model loaded once for all its items. A model that cannot be loaded fails the first item with
+    one line; its other items are skipped with a pointer to it."""
 
     def __init__(self, path: Path, config: CheckConfig) -> None:
         self.path, self.config = path, config
         self._checker: Checker | None = None
-        self._error: UsageError | None = None
+        self._error: tuple[UsageError, str] | None = None  # (error, node id of the item it failed)
         self._result: CheckResult | None = None
 
-    def checker(self) -> Checker:
+    def checker(self, nodeid: str) -> Checker:
+        """The loaded model, for the item `nodeid`."""
         from .check import Checker
 
         if self._error is None and self._checker is None:
             try:
                 self._checker = Checker.open(self.path, self.config)
             except UsageError as exc:
-                self._error = exc
+                self._error = (exc, nodeid)
+                raise
         if self._error is not None:
-            raise self._error
+            pytest.skip(f"the model cannot be checked: see {self._error[1]}")
         assert self._checker is not None
         return self._checker
 
-    def result(self) -> CheckResult:
+    def result(self, nodeid: str) -> CheckResult:
         """The full check (the seeded plans), run once."""
         if self._result is None:
-            self._result = self.checker().check()
+            self._result = self.checker(nodeid).check()
         return self._result
 
     def close(self) -> None:
@@ -256,10 +295,15 @@ class ModelItem(pytest.Item):
     def model(self) -> Model:
         return self.parent.model
 
-    @property
-    def state(self) -> ModelState:
+    def checker(self) -> Checker:
+        """The model's checker, shared with its other items."""
         assert self.parent.state is not None, "ModelCollector.setup() did not run"
-        return self.parent.state
+        return self.parent.state.checker(self.nodeid)
+
+    def check_result(self) -> CheckResult:
+        """The model's full check, shared with its other items."""
+        assert self.parent.state is not None, "ModelCollector.setup() did not run"
+        return self.parent.state.result(self.nodeid)
 
     @property
     def settings(self) -> Settings:
@@ -277,8 +321,8 @@ class ModelItem(pytest.Item):
             return f"batchcheck: {for_pytest(str(excinfo.value))}"
         return super().repr_failure(excinfo, style)
 
-    def fail(self, result: CheckResult, accepted: bool, *, plan: str | None, select: str,
-             headline: str | None = None, pytest_extra: list[str] = (), cli: bool = True) -> None:
+    def fail_with_report(self, result: CheckResult, accepted: bool, *, plan: str | None, select: str,
+             headline: str | None = None, pytest_extra: Sequence[str] = (), cli: bool = True) -> None:
         """Fail with the report, or xfail when the baseline accepts this failure."""
         from .assertions import cli_command, command, failure_report, option_args
 
@@ -311,9 +355,9 @@ class InvarianceItem(ModelItem):
     def runtest(self) -> None:
         from .assertions import first_failing_plan
 
-        result = self.state.result()
+        result = self.check_result()
         if result.verdict == "batch_dependent":
-            self.fail(result, self.accepted_verdict("batch_dependent"), plan=first_failing_plan(result),
+            self.fail_with_report(result, self.accepted_verdict("batch_dependent"), plan=first_failing_plan(result),
                       select="invariance")
 
 
@@ -323,11 +367,11 @@ class DeterminismItem(ModelItem):
     def runtest(self) -> None:
         from .check import BatchPlan
 
-        checker = self.state.checker()
+        checker = self.checker()
         rerun = checker.run_plan(BatchPlan(0, 0, ()), "detail")
         if checker.nondeterministic or not rerun:
             result = checker.result([rerun], trials=[])
-            self.fail(result, self.accepted_verdict("nondeterministic"),
+            self.fail_with_report(result, self.accepted_verdict("nondeterministic"),
                       plan=f"probe `{checker.pool.names[0]}` alone, run twice", select="determinism",
                       headline="is nondeterministic: the same feed run twice gives different activations")
 
@@ -340,7 +384,7 @@ class FuzzItem(ModelItem):
 
         from .strategies import PlanDiverged, fuzz
 
-        checker = self.state.checker()
+        checker = self.checker()
         forced = self.config.getoption("hypothesis_seed", None)
         fixed = None if forced is not None or settings().derandomize else random.SystemRandom().getrandbits(32)
         try:
@@ -350,7 +394,7 @@ class FuzzItem(ModelItem):
             if diverged is None:
                 raise
             result = checker.result([diverged.outcome], trials=[])
-            self.fail(result, self.accepted_verdict("batch_dependent"),
+            self.fail_with_report(result, self.accepted_verdict("batch_dependent"),
                       plan=f"{checker.describe(diverged.outcome.plan)} (the smallest failing batch found)",
                       headline="is batch-dependent: hypothesis found a batch that changes the probe's activations",
                       select="fuzz", pytest_extra=self._replay_options(forced if forced is not None else fixed),
@@ -376,7 +420,7 @@ class BaselineItem(ModelItem):
         from .baseline import compare, measure
 
         settings, key = self.settings, self.settings.baseline_key(self.model)
-        entry = measure(self.state.checker(), self.state.result())
+        entry = measure(self.checker(), self.check_result())
         if settings.update_baseline:
             self.measured = (key, entry)
             return
@@ -388,9 +432,11 @@ class BaselineItem(ModelItem):
         regressions = [c for c in changes if c.regression]
         if regressions:
             raise ModelFailure(self._report(key, entry, regressions))
-        for change in changes:
-            warnings.warn(BaselineNotice(f"{self.model.given}: {change.what} improved from {change.baseline} "
-                                         f"to {change.now}; lock it in with --graph-update-baseline"))
+        if changes:
+            shown = "; ".join(f"{c.what}: {c.baseline} -> {c.now}" for c in changes[:3])
+            more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
+            warnings.warn(BaselineNotice(f"{self.model.given} improved on its baseline ({shown}{more}); "
+                                         f"lock it in with --graph-update-baseline"))
 
     def _report(self, key: str, entry: dict, regressions: list) -> str:
         from rich.table import Table
@@ -399,9 +445,11 @@ class BaselineItem(ModelItem):
 
         table = Table(show_edge=False, pad_edge=False)
         for column in ("what changed", "baseline", "now"):
-            table.add_column(column)
-        for change in regressions:
+            table.add_column(column, overflow="fold")
+        for change in regressions[:MAX_CHANGE_ROWS]:
             table.add_row(change.what, change.baseline, change.now)
+        if len(regressions) > MAX_CHANGE_ROWS:
+            table.add_row(f"… and {len(regressions) - MAX_CHANGE_ROWS} more", "", "")
         config = self.settings.check_config
         update = command("pytest", "--graph", self.model.given, *option_args(config, PREFIX), "--graph-baseline",
                          str(self.settings.baseline), "--graph-update-baseline", "-k", "batchcheck and baseline")
@@ -415,6 +463,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     if isinstance(item, BaselineItem) and call.when == "call" and item.measured is not None:
         setattr(report, REPORT_ATTRIBUTE, json.dumps(item.measured))  # JSON: xdist sends it to the controller
+    if isinstance(item, ModelItem) and report.skipped and isinstance(report.longrepr, tuple):
+        report.longrepr = (str(item.path), None, report.longrepr[2])  # the model, not the plugin's source line
     return report
 
 
@@ -446,7 +496,7 @@ class BaselineWriter:
 
 
 def _find(exc: BaseException, kind: type) -> Any:
-    """`exc` or the first exception of type `kind` inside it (exception groups, causes)."""
+    """`exc` or the first exception of type `kind` inside it (hypothesis raises exception groups)."""
     if isinstance(exc, kind):
         return exc
     for inner in getattr(exc, "exceptions", ()):
