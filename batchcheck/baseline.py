@@ -8,7 +8,6 @@ output). `compare(baseline_entry, measured_entry)` lists the changes; the regres
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import UsageError, first_line
+from .result import finite_for_json
 
 if TYPE_CHECKING:
     from .check import BatchPlan, Checker
@@ -81,20 +81,9 @@ def write_baseline(path: Path, entries: dict[str, dict]) -> None:
 
 def _dumps(data: dict) -> str:
     """Strict, indented JSON with every innermost object (a layer, a metric, a root) on one line."""
-    text = json.dumps(_finite(data), indent=2, allow_nan=False)
+    text = json.dumps(finite_for_json(data), indent=2, allow_nan=False)
     leaf = re.compile(r"\{\n\s+([^{}\[\]]*?)\n\s+\}")  # a raw newline only occurs between tokens
     return leaf.sub(lambda m: "{" + re.sub(r"\n\s+", " ", m.group(1)) + "}", text) + "\n"
-
-
-def _finite(value):
-    """Infinite or NaN figures as the strings "inf", "-inf", "nan" (read back with `float`)."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 # -- measuring -----------------------------------------------------------------------------------

@@ -126,26 +126,20 @@ class GraphIndex:
 
     def descendants(self, roots: Iterable[str]) -> set[str]:
         """Every node reachable from `roots` by data or control edges, the roots included."""
-        seen = set()
-        stack = [r for r in roots if r in self.nodes]
-        while stack:
-            name = stack.pop()
-            if name not in seen:
-                seen.add(name)
-                stack.extend(self.nodes[name].consumers)
-        return seen
+        return self._reach(roots, lambda info: info.consumers)
 
     def ancestors(self, roots: Iterable[str]) -> set[str]:
         """Every node `roots` depend on (data and control), the roots included."""
-        seen = set()
+        return self._reach(roots, lambda info: [s for s, _ in info.data_inputs] + info.control_inputs)
+
+    def _reach(self, roots: Iterable[str], neighbours) -> set[str]:
+        seen: set[str] = set()
         stack = [r for r in roots if r in self.nodes]
         while stack:
             name = stack.pop()
             if name not in seen:
                 seen.add(name)
-                info = self.nodes[name]
-                stack.extend(s for s, _ in info.data_inputs if s in self.nodes)
-                stack.extend(s for s in info.control_inputs if s in self.nodes)
+                stack.extend(n for n in neighbours(self.nodes[name]) if n in self.nodes)
         return seen
 
     def output_dtypes(self, name: str) -> list[int]:

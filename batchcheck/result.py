@@ -76,7 +76,7 @@ class CheckResult:
         return asdict(self)
 
     def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(_finite(self.to_dict()), indent=2, default=_jsonable, allow_nan=False) + "\n")
+        path.write_text(json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable, allow_nan=False) + "\n")
 
     def layers(self) -> list[dict]:
         """Per-layer summary in topological order: tensors compared, divergent, worst figures."""
@@ -104,14 +104,14 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
-def _finite(value):
-    """Strict JSON: infinite differences (NaN against a number) become the string "inf"."""
+def finite_for_json(value):
+    """Strict JSON: non-finite figures become the strings "inf", "-inf", "nan" (read back with `float`)."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_for_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite_for_json(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+        return str(value)
     return value
 
 
