@@ -26,7 +26,6 @@ from .tfenv import import_tf
 # its outputs is always dead); Merge's second output is the branch index.
 COMPARED_OUTPUTS = {"FusedBatchNorm": 3, "FusedBatchNormV2": 3, "FusedBatchNormV3": 3,
                     "Switch": 0, "RefSwitch": 0, "Merge": 1, "RefMerge": 1}
-MODES = ("detail", "screen")
 MAX_LIMIT_SEARCH = 32
 
 
@@ -74,13 +73,13 @@ class GraphRunner:
         self.input = self.graph.get_tensor_by_name(prepared.input.tensor)
         self.feeds = {self.graph.get_tensor_by_name(n): v for n, v in prepared.feeds.items()}
         with self.graph.as_default():
-            self.position = tf.compat.v1.placeholder(tf.int32, [], name=self._scope("position"))
+            self.positions = tf.compat.v1.placeholder(tf.int32, [None], name=self._scope("positions"))
         self._callables: dict[str, object] = {}
         self.targets: list[Target] = []
         self.limits: list[BatchLimit] = []
         self.excluded: dict[str, str] = {}  # tensor -> why it is not compared
         self.dead: set[str] = set()
-        self._fetches: dict[str, object] = {}
+        self._fetches: dict[str, object] = {}  # "cache", and per watch set "detail" / "screen"
         self.ranks: dict[str, int] = {}
         self.watched: dict[str, list[int]] = {}
 
@@ -89,15 +88,15 @@ class GraphRunner:
     def _scope(self, name: str) -> str:
         return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
 
-    def _run(self, key: str, fetches, batch: np.ndarray, position: int = 0, literal: bool = False):
+    def _run(self, key: str, fetches, batch: np.ndarray, positions=(0,), literal: bool = False):
         """Run `fetches`, compiled once per `key`, on `batch` (`literal`: without grappler)."""
         if key not in self._callables:
             session = self.literal_session if literal else self.session
-            self._callables[key] = session.make_callable(fetches, feed_list=[self.input, self.position, *self.feeds])
+            self._callables[key] = session.make_callable(fetches, feed_list=[self.input, self.positions, *self.feeds])
         if literal:
-            return self._callables[key](batch, position, *self.feeds.values())
+            return self._callables[key](batch, positions, *self.feeds.values())
         try:
-            return self._callables[key](batch, position, *self.feeds.values())
+            return self._callables[key](batch, positions, *self.feeds.values())
         except self.tf.errors.OpError as exc:
             node = self._failing_node(exc)
             raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
@@ -221,48 +220,39 @@ class GraphRunner:
     # -- in-graph comparisons ----------------------------------------------------------------------
 
     def _build_comparisons(self, solo_shapes: dict[str, tuple[int, ...]]) -> None:
+        """Per target: a variable for the probe's solo value, and max |rows - solo| over the rows at
+        `positions`, reduced in-graph (about a dozen small ops per tensor)."""
         tf = self.tf
-        per_mode: dict[str, dict[str, list]] = {m: {"assign": [], "scale": [], "row": [], "all": []} for m in MODES}
+        assigns, scales, diffs = [], [], []
         with self.graph.as_default(), tf.name_scope("batchcheck/compare"):
-            variables = []
-            for target in self.targets:
+            for index, target in enumerate(self.targets):
                 tensor = self.graph.get_tensor_by_name(target.tensor)
-                solo = tf.compat.v1.Variable(tf.zeros(solo_shapes[target.tensor], tensor.dtype),
-                                             trainable=False, use_resource=True, collections=[])
-                variables.append(solo)
-                cached = solo.read_value()
                 shape = list(solo_shapes[target.tensor])
-                row, rows = tensor, tensor
+                handle = tf.raw_ops.VarHandleOp(dtype=tensor.dtype, shape=shape, shared_name=f"batchcheck_solo_{index}")
+                assigns.append(tf.raw_ops.AssignVariableOp(resource=handle, value=tensor))
+                cached = tf.raw_ops.ReadVariableOp(resource=handle, dtype=tensor.dtype)
+                rows = tensor
                 if target.batch_axis is not None:
-                    row = tf.gather(tensor, [self.position], axis=target.batch_axis)
+                    rows = tf.gather(tensor, self.positions, axis=target.batch_axis)
                     shape[target.batch_axis] = None
-                # Shapes are checked at run time: a tensor must never broadcast against the probe.
-                row = tf.ensure_shape(row, solo_shapes[target.tensor])
+                # Checked at run time: a tensor must never broadcast against the probe but along its batch axis.
                 rows = tf.ensure_shape(rows, shape)
-                parts = {"assign": solo.assign(tensor, read_value=False), "scale": _max_abs(tensor),
-                         "row": _max_abs_diff(row, cached), "all": _max_abs_diff(rows, cached)}
-                for mode in MODES:
-                    if mode == "detail" or target.boundary:
-                        for key, part in parts.items():
-                            per_mode[mode][key].append(part)
-            for mode, parts in per_mode.items():
-                self._fetches[f"{mode}-cache"] = [tf.group(parts["assign"]), tf.stack(parts["scale"])]
-                self._fetches[f"{mode}-row"] = tf.stack(parts["row"])
-                self._fetches[f"{mode}-all"] = tf.stack(parts["all"])
-            init = tf.group([v.initializer for v in variables])
-        self.session.run(init)
-        self.watched = {"detail": list(range(len(self.targets))),
-                        "screen": [i for i, t in enumerate(self.targets) if t.boundary]}
+                scales.append(_max_abs(tensor))
+                diffs.append(_max_abs_diff(rows, cached))
+            self._fetches["cache"] = [tf.group(assigns), tf.stack(scales)]
+            self.watched = {"detail": list(range(len(self.targets))),
+                            "screen": [i for i, t in enumerate(self.targets) if t.boundary]}
+            for mode, watched in self.watched.items():
+                self._fetches[mode] = tf.stack([diffs[i] for i in watched])
 
-    def cache_solo(self, mode: str, one: np.ndarray) -> np.ndarray:
-        """Run the probe alone, keep its activations in TF, return each watched tensor's max |value|."""
-        _, scales = self._run(f"{mode}-cache", self._fetches[f"{mode}-cache"], one)
+    def cache_solo(self, one: np.ndarray) -> np.ndarray:
+        """Run the probe alone, keep its activations in TF, return each target's max |value|."""
+        _, scales = self._run("cache", self._fetches["cache"], one)
         return scales
 
-    def compare(self, mode: str, batch: np.ndarray, position: int | None) -> np.ndarray:
-        """max |row - solo| per watched tensor; `position=None` compares every row (a batch of copies)."""
-        key = f"{mode}-row" if position is not None else f"{mode}-all"
-        return self._run(key, self._fetches[key], batch, position or 0)
+    def compare(self, mode: str, batch: np.ndarray, positions: list[int]) -> np.ndarray:
+        """max |row - solo| per watched tensor over the rows at `positions` of `batch`."""
+        return np.maximum(self._run(mode, self._fetches[mode], batch, positions), 0.0)
 
 
 def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
@@ -290,12 +280,12 @@ def _comparable(tensor):
 
 
 def _max_abs(tensor):
-    """max |x| over the finite values, as float64 (0 for an empty tensor)."""
+    """max |x| over the finite values, as float64 (-inf for an empty tensor: clipped by the caller)."""
     tf = import_tf()
     x = _comparable(tensor)
     if x.dtype.is_floating:
-        x = tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))
-    return tf.maximum(tf.cast(tf.reduce_max(tf.abs(x)), tf.float64), 0.0)
+        x = tf.where(tf.math.is_finite(x), x, tf.constant(0, x.dtype))
+    return tf.cast(tf.reduce_max(tf.abs(x)), tf.float64)
 
 
 def _max_abs_diff(a, b):
@@ -308,6 +298,6 @@ def _max_abs_diff(a, b):
         same = tf.equal(a, b)
         if a.dtype.is_floating:
             same = tf.logical_or(same, tf.logical_and(tf.math.is_nan(a), tf.math.is_nan(b)))
-        diff = tf.where(same, tf.zeros_like(diff), diff)
-        diff = tf.where(tf.math.is_nan(diff), tf.fill(tf.shape(diff), tf.constant(np.inf, diff.dtype)), diff)
-    return tf.maximum(tf.cast(tf.reduce_max(diff), tf.float64), 0.0)
+        diff = tf.where(same, tf.constant(0, diff.dtype), diff)
+        diff = tf.where(tf.math.is_nan(diff), tf.constant(np.inf, diff.dtype), diff)
+    return tf.cast(tf.reduce_max(diff), tf.float64)
