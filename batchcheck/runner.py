@@ -89,14 +89,16 @@ class GraphRunner:
         return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
 
     def _run(self, key: str, fetches, batch: np.ndarray, positions=(0,), literal: bool = False):
-        """Run `fetches`, compiled once per `key`, on `batch` (`literal`: without grappler)."""
+        """Run `fetches`, compiled once per `key`, on `batch`; `literal` runs without grappler."""
         if key not in self._callables:
             session = self.literal_session if literal else self.session
             self._callables[key] = session.make_callable(fetches, feed_list=[self.input, self.positions, *self.feeds])
-        if literal:
-            return self._callables[key](batch, positions, *self.feeds.values())
+        return self._callables[key](batch, positions, *self.feeds.values())
+
+    def _run_checked(self, key: str, fetches, batch: np.ndarray, positions=(0,)):
+        """`_run` with grappler, a failure reported as the model failing on this batch."""
         try:
-            return self._callables[key](batch, positions, *self.feeds.values())
+            return self._run(key, fetches, batch, positions)
         except self.tf.errors.OpError as exc:
             node = self._failing_node(exc)
             raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
@@ -107,7 +109,7 @@ class GraphRunner:
         """The model outputs for `batch` (plain forward pass)."""
         outputs = [self.graph.get_tensor_by_name(name) for name in self.prepared.outputs
                    if name.split(":")[0] not in self.excluded_nodes]
-        return self._run("forward", outputs, batch)
+        return self._run_checked("forward", outputs, batch)
 
     @property
     def excluded_nodes(self) -> set[str]:
@@ -139,7 +141,6 @@ class GraphRunner:
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
-        self.literal_session.close()
         self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
         self._build_comparisons({t.tensor: solo_shapes[t.tensor] for t in self.targets})
 
@@ -221,38 +222,53 @@ class GraphRunner:
 
     def _build_comparisons(self, solo_shapes: dict[str, tuple[int, ...]]) -> None:
         """Per target: a variable for the probe's solo value, and max |rows - solo| over the rows at
-        `positions`, reduced in-graph (about a dozen small ops per tensor)."""
+        `positions`, reduced in-graph. The ops come from one small template per (dtype, rank, axis),
+        stamped per tensor as NodeDefs and imported at once: creating thousands of ops one by one from
+        Python would cost seconds on a full-size model."""
         tf = self.tf
-        assigns, scales, diffs = [], [], []
-        with self.graph.as_default(), tf.name_scope("batchcheck/compare"):
-            for index, target in enumerate(self.targets):
-                tensor = self.graph.get_tensor_by_name(target.tensor)
-                shape = list(solo_shapes[target.tensor])
-                handle = tf.raw_ops.VarHandleOp(dtype=tensor.dtype, shape=shape, shared_name=f"batchcheck_solo_{index}")
-                assigns.append(tf.raw_ops.AssignVariableOp(resource=handle, value=tensor))
-                cached = tf.raw_ops.ReadVariableOp(resource=handle, dtype=tensor.dtype)
-                rows = tensor
-                if target.batch_axis is not None:
-                    rows = tf.gather(tensor, self.positions, axis=target.batch_axis)
-                    shape[target.batch_axis] = None
-                # Checked at run time: a tensor must never broadcast against the probe but along its batch axis.
-                rows = tf.ensure_shape(rows, shape)
-                scales.append(_max_abs(tensor))
-                diffs.append(_max_abs_diff(rows, cached))
-            self._fetches["cache"] = [tf.group(assigns), tf.stack(scales)]
-            self.watched = {"detail": list(range(len(self.targets))),
-                            "screen": [i for i, t in enumerate(self.targets) if t.boundary]}
-            for mode, watched in self.watched.items():
-                self._fetches[mode] = tf.stack([diffs[i] for i in watched])
+        graph_def = tf.compat.v1.GraphDef()
+        input_map = {"positions:0": self.positions}
+        templates: dict[tuple, list] = {}
+        for index, target in enumerate(self.targets):
+            tensor = self.graph.get_tensor_by_name(target.tensor)
+            solo = list(solo_shapes[target.tensor])
+            rows = [None if axis == target.batch_axis else size for axis, size in enumerate(solo)]
+            key = (tensor.dtype, len(solo), target.batch_axis)
+            if key not in templates:
+                templates[key] = _comparison_template(*key)
+            for node in templates[key]:
+                if node.name == "positions":
+                    continue
+                copy = graph_def.node.add()
+                copy.CopyFrom(node)
+                copy.name = f"{index}/{node.name}"
+                copy.input[:] = [_stamped(name, index) for name in node.input]
+                if node.op == "VarHandleOp":
+                    copy.attr["shape"].shape.CopyFrom(tf.TensorShape(solo).as_proto())
+                    copy.attr["shared_name"].s = f"batchcheck_solo_{index}".encode()
+                elif node.op == "EnsureShape":
+                    copy.attr["shape"].shape.CopyFrom(tf.TensorShape(rows).as_proto())
+            input_map[f"{index}/value:0"] = tensor
+        screen = [i for i, t in enumerate(self.targets) if t.boundary]
+        self.watched = {"detail": list(range(len(self.targets))), "screen": screen or list(range(len(self.targets)))}
+        _add_node(graph_def, "cache", "NoOp", [f"^{i}/assign" for i in range(len(self.targets))])
+        _add_pack(graph_def, "scales", [f"{i}/scale" for i in range(len(self.targets))])
+        for mode, watched in self.watched.items():
+            _add_pack(graph_def, mode, [f"{i}/diff" for i in watched])
+        with self.graph.as_default():
+            cache, scales, detail, screen_diffs = tf.graph_util.import_graph_def(
+                graph_def, input_map=input_map, return_elements=["cache", "scales:0", "detail:0", "screen:0"],
+                name=self._scope("compare"))
+        self._fetches = {"cache": [cache, scales], "detail": detail, "screen": screen_diffs}
 
     def cache_solo(self, one: np.ndarray) -> np.ndarray:
         """Run the probe alone, keep its activations in TF, return each target's max |value|."""
-        _, scales = self._run("cache", self._fetches["cache"], one)
+        _, scales = self._run_checked("cache", self._fetches["cache"], one)
         return scales
 
     def compare(self, mode: str, batch: np.ndarray, positions: list[int]) -> np.ndarray:
         """max |row - solo| per watched tensor over the rows at `positions` of `batch`."""
-        return np.maximum(self._run(mode, self._fetches[mode], batch, positions), 0.0)
+        return np.maximum(self._run_checked(mode, self._fetches[mode], batch, positions), 0.0)
 
 
 def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
@@ -265,6 +281,49 @@ def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
         if len(differing) == 1 and solo[differing[0]] == 1 and pair[differing[0]] == 2:
             return differing[0]
     return "folded"
+
+
+def _comparison_template(dtype, rank: int, axis: int | None) -> list:
+    """NodeDefs comparing one tensor `value` of `dtype` and `rank` with its cached solo value:
+    `assign` caches it, `scale` is max |value|, `diff` is max |rows at positions - solo|."""
+    tf = import_tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        value = tf.compat.v1.placeholder(dtype, [None] * rank, name="value")
+        positions = tf.compat.v1.placeholder(tf.int32, [None], name="positions")
+        handle = tf.raw_ops.VarHandleOp(dtype=dtype, shape=[None] * rank, name="solo")
+        tf.raw_ops.AssignVariableOp(resource=handle, value=value, name="assign")
+        cached = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype, name="cached")
+        rows = value if axis is None else tf.gather(value, positions, axis=axis)
+        # the stamped shape makes TF check at run time that rows never broadcast but along the batch axis
+        rows = tf.ensure_shape(rows, [None] * rank, name="rows")
+        tf.identity(_max_abs(value), name="scale")
+        tf.identity(_max_abs_diff(rows, cached), name="diff")
+    return list(graph.as_graph_def().node)
+
+
+def _stamped(name: str, index: int) -> str:
+    """A template input renamed for target `index` (the shared `positions` stays as it is)."""
+    control = name.startswith("^")
+    bare = name.lstrip("^")
+    renamed = bare if bare.split(":")[0] == "positions" else f"{index}/{bare}"
+    return f"^{renamed}" if control else renamed
+
+
+def _add_node(graph_def, name: str, op: str, inputs: list[str]):
+    node = graph_def.node.add()
+    node.name, node.op = name, op
+    node.input.extend(inputs)
+    return node
+
+
+def _add_pack(graph_def, name: str, inputs: list[str]) -> None:
+    """A float64 vector of the scalar tensors `inputs`."""
+    tf = import_tf()
+    node = _add_node(graph_def, name, "Pack", inputs)
+    node.attr["N"].i = len(inputs)
+    node.attr["T"].type = tf.float64.as_datatype_enum
+    node.attr["axis"].i = 0
 
 
 def _comparable(tensor):
