@@ -17,7 +17,7 @@ from .options import CheckConfig
 from .result import CheckResult, Divergence, TensorReport, TrialReport, versions
 from .runner import GraphRunner
 
-DETAIL_BATCH = 4  # calibration compares every tensor on a batch of this many copies
+DETAIL_BATCH = 4  # the first trial, which compares every tensor, uses at most this many images
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,14 @@ class Checker:
     # -- plans -----------------------------------------------------------------------------------
 
     def default_plans(self) -> list[tuple[BatchPlan, list[int]]]:
-        """The seeded trial plans, each with the seed that drew it; the first at the smallest size."""
+        """The seeded trial plans, each with the seed that drew it. The first compares every tensor on a
+        small batch (cheap at any model size); the others draw their size from the batch sizes."""
         plans = []
         sizes = sorted(self.config.batch_sizes)
         for index in range(self.config.trials):
             seed = [self.config.seed, index]
             rng = np.random.default_rng(seed)
-            size = sizes[0] if index == 0 else int(rng.choice(sizes))
+            size = min(sizes[0], DETAIL_BATCH) if index == 0 else int(rng.choice(sizes))
             probe = int(rng.integers(self.main_images))
             others = [i for i in range(len(self.pool)) if i != probe]
             mates = tuple(int(m) for m in rng.choice(others, size - 1, replace=len(others) < size - 1))
