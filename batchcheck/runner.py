@@ -41,7 +41,7 @@ class Target:
 
 @dataclass(frozen=True)
 class BatchLimit:
-    """A node that cannot run, or whose shape folds the batch, beyond which nothing is tested."""
+    """A node that cannot run with a batch (e.g. a Reshape to a hard-coded [1, N]): nothing after it is tested."""
     node: str
     op: str
     reason: str
@@ -141,6 +141,7 @@ class GraphRunner:
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
+        self.literal_session.close()  # analysis is over; only grappler-optimised runs follow
         self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
         self._build_comparisons({t.tensor: solo_shapes[t.tensor] for t in self.targets})
 
