@@ -197,7 +197,7 @@ class Batchcheck:
     def close(self) -> None:
         """Release every loaded model's TensorFlow session."""
         for checker in self._checkers.values():
-            checker.runner.session.close()
+            checker.close()
         self._checkers.clear()
         self._results.clear()
 

@@ -83,6 +83,10 @@ class Checker:
         checker._calibrate()
         return checker
 
+    def close(self) -> None:
+        """Release the TensorFlow session (the model's graph and cached activations)."""
+        self.runner.session.close()
+
     # -- plans -----------------------------------------------------------------------------------
 
     def default_plans(self) -> list[tuple[BatchPlan, list[int]]]:

@@ -278,7 +278,7 @@ class ModelState:
 
     def close(self) -> None:
         if self._checker is not None:
-            self._checker.runner.session.close()
+            self._checker.close()
         self._checker = self._result = None
 
 
@@ -322,7 +322,7 @@ class ModelItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def fail_with_report(self, result: CheckResult, accepted: bool, *, plan: str | None, select: str,
-             headline: str | None = None, pytest_extra: Sequence[str] = (), cli: bool = True) -> None:
+                         headline: str | None = None, pytest_extra: Sequence[str] = (), cli: bool = True) -> None:
         """Fail with the report, or xfail when the baseline accepts this failure."""
         from .assertions import cli_command, command, failure_report, option_args
 
@@ -358,7 +358,7 @@ class InvarianceItem(ModelItem):
         result = self.check_result()
         if result.verdict == "batch_dependent":
             self.fail_with_report(result, self.accepted_verdict("batch_dependent"), plan=first_failing_plan(result),
-                      select="invariance")
+                                  select="invariance")
 
 
 class DeterminismItem(ModelItem):
@@ -369,11 +369,11 @@ class DeterminismItem(ModelItem):
 
         checker = self.checker()
         rerun = checker.run_plan(BatchPlan(0, 0, ()), "detail")
-        if checker.nondeterministic or not rerun:
+        if checker.random_reaches_data or not rerun:
             result = checker.result([rerun], trials=[])
             self.fail_with_report(result, self.accepted_verdict("nondeterministic"),
-                      plan=f"probe `{checker.pool.names[0]}` alone, run twice", select="determinism",
-                      headline="is nondeterministic: the same feed run twice gives different activations")
+                                  plan=f"probe `{checker.pool.names[0]}` alone, run twice", select="determinism",
+                                  headline="is nondeterministic: the same feed run twice gives different activations")
 
 
 class FuzzItem(ModelItem):
@@ -394,11 +394,11 @@ class FuzzItem(ModelItem):
             if diverged is None:
                 raise
             result = checker.result([diverged.outcome], trials=[])
-            self.fail_with_report(result, self.accepted_verdict("batch_dependent"),
-                      plan=f"{checker.describe(diverged.outcome.plan)} (the smallest failing batch found)",
-                      headline="is batch-dependent: hypothesis found a batch that changes the probe's activations",
-                      select="fuzz", pytest_extra=self._replay_options(forced if forced is not None else fixed),
-                      cli=False)
+            self.fail_with_report(
+                result, self.accepted_verdict("batch_dependent"),
+                plan=f"{checker.describe(diverged.outcome.plan)} (the smallest failing batch found)",
+                headline="is batch-dependent: hypothesis found a batch that changes the probe's activations",
+                select="fuzz", pytest_extra=self._replay_options(forced if forced is not None else fixed), cli=False)
 
     def _replay_options(self, seed: int | str | None) -> list[str]:
         """The options that make hypothesis explore the same plans again."""

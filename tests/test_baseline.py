@@ -162,7 +162,7 @@ def open_case(tmp_path_factory: pytest.TempPathFactory):
 
     yield open_
     for checker in opened:
-        checker.runner.session.close()
+        checker.close()
 
 
 def test_measure_a_clean_classifier_and_a_batch_dependent_one(open_case) -> None:

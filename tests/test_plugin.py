@@ -31,7 +31,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     folder = tmp_path_factory.mktemp("plugin-models")
     return {name: build_case(name, folder)
-            for name in ("grayscale", "batch_mean", "dropout", "mobilenet_v1_bn_training")}
+            for name in ("grayscale", "batch_mean", "dropout", "keep_prob_1", "mobilenet_v1_bn_training")}
 
 
 @pytest.fixture
@@ -106,6 +106,14 @@ def test_a_forced_hypothesis_seed_is_the_one_to_replay(run, models) -> None:
     assert outcomes(result)["batchcheck[model.pb]::invariance"] == "FAILED"
     result.stdout.fnmatch_lines(["node * BatchMean/Mean (Mean, output 0)", "cause * batch_reduction"])
     assert "--graph-seed 0 --hypothesis-seed 123 --graph-examples 10 -k 'batchcheck and fuzz'" in result.stdout.str()
+
+
+def test_random_values_that_never_reach_the_data_pass_determinism(run, models) -> None:
+    """keep_prob=1: the RandomUniform differs run to run but the mask is all ones, as the CLI judges it."""
+    result = run(f"--graph={models['keep_prob_1']}", "--graph-feed", "keep_prob=1.0", *FAST, "-rA")
+    assert set(outcomes(result).values()) == {"PASSED"} and len(outcomes(result)) == 3
+    half = run(f"--graph={models['keep_prob_1']}", "--graph-feed", "keep_prob=0.5", *FAST, "-rA")
+    assert outcomes(half)["batchcheck[model.pb]::determinism"] == "FAILED"
 
 
 def test_dropout_fails_determinism_only(run, models) -> None:
