@@ -104,7 +104,7 @@ def measure(checker: Checker, result: CheckResult) -> dict:
     under_plan = checker.result([checker.run_plan(plan, "detail")], trials=[])
     return {
         "verdict": result.verdict,
-        "nondeterministic": bool(checker.nondeterministic),
+        "nondeterministic": checker.random_reaches_data,
         "roots": [{"node": r.node, "layer": r.layer, "op": r.op, "cause": r.cause} for r in result.roots],
         "plan": checker.describe(plan),
         "layers": _layers(under_plan),

@@ -155,8 +155,8 @@ def open_case(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("baseline-models")
     opened = []
 
-    def open_(name: str):
-        checker = Checker.open(build_case(name, folder), CheckConfig(trials=2, batch_sizes=(2, 4)))
+    def open_(name: str, **feeds: str):
+        checker = Checker.open(build_case(name, folder), CheckConfig(trials=2, batch_sizes=(2, 4), feeds=feeds))
         opened.append(checker)
         return checker
 
@@ -189,3 +189,11 @@ def test_measure_a_segmenter_gives_pixel_agreement(open_case) -> None:
     assert entry["verdict"] == "invariant"
     assert [metric["kind"] for metric in entry["metrics"].values()] == ["pixels"]
     assert all(metric["agreement"] == 1.0 for metric in entry["metrics"].values())
+
+
+def test_nondeterminism_recorded_only_when_randomness_reaches_the_data(open_case) -> None:
+    """keep_prob=1: the RandomUniform differs run to run, the mask does not; keep_prob=0.5: it does."""
+    kept = open_case("keep_prob_1", keep_prob="1.0")
+    assert measure(kept, kept.check())["nondeterministic"] is False
+    dropped = open_case("keep_prob_half", keep_prob="0.5")
+    assert measure(dropped, dropped.check())["nondeterministic"] is True
