@@ -59,7 +59,7 @@ class Checker:
     pool: ImagePool
     main_images: int  # pool[:main_images] are probes; the rest are special batch-mates
     tolerance: Tolerance
-    nondeterministic: set[int] = field(default_factory=set)  # differ run to run, or come after what does
+    unjudged: set[int] = field(default_factory=set)  # differ run to run, or come after what does: not judged
     run_to_run: set[int] = field(default_factory=set)        # differ when the same feed runs twice
     random_reaches_data: bool = False
     _cached: tuple[int, np.ndarray] | None = None  # (probe, scales) whose solo run the TF variables hold
@@ -133,7 +133,7 @@ class Checker:
         watched = self.runner.watched[mode]
         over = diffs > self.tolerance.allowed(scales)
         relative = relative_diff(diffs, scales)
-        divergent = {watched[j] for j in np.flatnonzero(over)} - self.nondeterministic
+        divergent = {watched[j] for j in np.flatnonzero(over)} - self.unjudged
         return PlanOutcome(plan, mode, divergent,
                            {t: float(d) for t, d in zip(watched, diffs)},
                            {t: float(r) for t, r in zip(watched, relative)})
@@ -159,7 +159,7 @@ class Checker:
         # Randomness that reaches the data (dropout at rate > 0) makes everything after it unjudgeable
         # for batch dependence; random values that never do (dropout at rate 0) are harmless.
         tainted = self.runner.index.descendants(reaching_data)
-        self.nondeterministic = self.run_to_run | {i for i, t in enumerate(targets) if t.node in tainted}
+        self.unjudged = self.run_to_run | {i for i, t in enumerate(targets) if t.node in tainted}
         self.random_reaches_data = bool(reaching_data)
 
     # -- the whole check -------------------------------------------------------------------------
@@ -169,12 +169,12 @@ class Checker:
         outcomes, trials = [], []
         plans = self.default_plans()
         for index, (plan, seed) in enumerate(plans):
-            outcome = self.run_plan(plan, "detail" if index == 0 else "screen")
+            mode = "detail" if index == 0 else "screen"
+            outcome = self.run_plan(plan, mode)
             outcomes.append(outcome)
             trials.append(TrialReport(index, plan.batch_size, plan.position, seed,
                                       self.pool.names[plan.probe], [self.pool.names[m] for m in plan.mates],
-                                      outcome.mode if not outcome.localised else "screen",
-                                      bool(outcome.divergent), outcome.localised))
+                                      mode, bool(outcome.divergent), outcome.localised))
             if progress:
                 progress(index + 1, len(plans))
         return self.result(outcomes, trials)
@@ -199,7 +199,7 @@ class Checker:
         tensors = []
         for i, target in enumerate(targets):
             status = ("nondeterministic" if i in self.run_to_run and self.random_reaches_data else
-                      "unjudged" if i in self.nondeterministic else
+                      "unjudged" if i in self.unjudged else
                       "divergent" if i in divergent else "ok")
             tensors.append(TensorReport(target.tensor, target.op, layer_of(target.node), target.batch_axis,
                                         status, abs_diff.get(i), rel_diff.get(i), counts.get(i, 0)))

@@ -36,7 +36,6 @@ EXPLANATIONS = {
     "unknown": ("mixes rows of the batch in a way batchcheck does not recognise",
                 "inspect this node and its inputs"),
 }
-CAUSES = tuple(EXPLANATIONS)
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def find_roots(index: GraphIndex, divergent: set[str]) -> list[str]:
 
 def classify_cause(index: GraphIndex, node: str, kinds: dict[str, str],
                    axes: dict[str, int | None], ranks: dict[str, int]) -> str:
-    """Why `node` makes its output depend on the batch: one of `CAUSES`.
+    """Why `node` makes its output depend on the batch: a key of `EXPLANATIONS`.
 
     `kinds` is graph.value_kinds; `axes` maps compared tensors to their batch axis (None: none);
     `ranks` maps compared tensors to their rank.

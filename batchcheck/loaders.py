@@ -12,7 +12,6 @@ from .errors import UsageError, did_you_mean, first_line
 from .graph import VARIABLE_OPS
 from .tfenv import import_tf
 
-FORMATS = ("auto", "pb", "pbtxt", "savedmodel", "keras", "meta")
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
                       "PartitionedCall", "StatefulPartitionedCall"})
 CONTROL_FLOW_V2_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"})

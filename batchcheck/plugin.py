@@ -121,7 +121,7 @@ def _settings(config: pytest.Config) -> Settings:
 
 def _models(patterns: list[str], root: Path, model_format: str) -> list[Model]:
     """`--graph` patterns expanded in order, each model once; `UsageError` for a pattern matching nothing."""
-    from .loaders import detect_format
+    from .loaders import SUPPORTED, detect_format
 
     found: dict[Path, str] = {}
     for pattern in patterns:
@@ -131,8 +131,7 @@ def _models(patterns: list[str], root: Path, model_format: str) -> list[Model]:
                 raise UsageError(f"--graph {pattern}: matches no file or folder (from {root})")
         else:
             if not (root / pattern).exists():
-                raise UsageError(f"--graph {pattern}: no such file or folder; pass a frozen .pb/.pbtxt, a "
-                                 f"SavedModel folder, a Keras .keras/.h5 file or a TF1 .meta")
+                raise UsageError(f"--graph {pattern}: no such file or folder; pass {SUPPORTED}")
             matches = [pattern]
         for match in matches:
             path = (root / match).resolve()

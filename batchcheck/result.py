@@ -7,8 +7,6 @@ import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-VERDICTS = ("invariant", "batch_dependent", "nondeterministic")
-
 
 @dataclass(frozen=True)
 class Divergence:
@@ -30,7 +28,7 @@ class TensorReport:
     op: str
     layer: str
     batch_axis: int | None
-    status: str  # ok | divergent | nondeterministic | not_compared
+    status: str  # ok | divergent | nondeterministic | unjudged (after real randomness) | not_compared
     max_abs_diff: float | None
     max_rel_diff: float | None
     trials: int
