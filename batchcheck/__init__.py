@@ -3,10 +3,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import BatchcheckBug, UsageError  # noqa: E402
+from .errors import BatchcheckBug, NotInvariant, UsageError  # noqa: E402
 from .options import CheckConfig  # noqa: E402
 
-__all__ = ["BatchcheckBug", "CheckConfig", "UsageError", "__version__", "check"]
+__all__ = ["BatchcheckBug", "CheckConfig", "NotInvariant", "UsageError", "__version__", "check"]
 
 
 def check(path, config: CheckConfig | None = None, progress=None):

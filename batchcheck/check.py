@@ -7,15 +7,15 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .findings import batchnorm_findings
-from .comparator import Tolerance, classify_cause, find_roots, hint_for, measured_tolerance, user_tolerance
-from .graph import layer_of, value_kinds
-from .images import ImagePool, pool_from_dir, special_pool, synthetic_pool
-from .loaders import load_model
-from .model import PreparedModel, prepare
+from .graph.findings import batchnorm_findings
+from .judge.comparator import Tolerance, classify_cause, find_roots, hint_for, measured_tolerance, user_tolerance
+from .graph.index import layer_of, value_kinds
+from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
+from .load.formats import load_model
+from .load.prepare import PreparedModel, prepare
 from .options import CheckConfig
 from .result import CheckResult, Divergence, TensorReport, TrialReport, versions
-from .runner import GraphRunner
+from .run.runner import GraphRunner
 
 DETAIL_BATCH = 4  # the first trial, which compares every tensor, uses at most this many images
 

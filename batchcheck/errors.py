@@ -18,6 +18,10 @@ class BatchcheckBug(Exception):
     """Something went wrong inside batchcheck itself; please report it."""
 
 
+class NotInvariant(AssertionError):
+    """A model is batch-dependent or nondeterministic (raised by `assert_invariant`); the message is the report."""
+
+
 def check_argument(condition: Any, message: str, *args: Any) -> None:
     """Raise `UsageError(message.format(*args))` unless `condition` holds."""
     if not condition:

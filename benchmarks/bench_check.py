@@ -100,7 +100,7 @@ def _pool_and_plans(meta: dict, batch: int, trials: int):
     import numpy as np
 
     from batchcheck.check import Checker
-    from batchcheck.images import special_pool, synthetic_pool
+    from batchcheck.load.images import special_pool, synthetic_pool
     from batchcheck.options import CheckConfig
 
     config = CheckConfig(batch_sizes=(batch,), trials=trials)
@@ -291,9 +291,10 @@ def role_batchcheck(args, started: float) -> dict:
     import_s = time.perf_counter() - t
     t = time.perf_counter()
     import batchcheck.check as check_module
-    import batchcheck.report as report_module
+    import batchcheck.report.terminal as report_module
     from batchcheck import cli
-    from batchcheck.runner import GraphRunner
+    from batchcheck.cli import check as cli_check
+    from batchcheck.run.runner import GraphRunner
     import_bc_s = time.perf_counter() - t
 
     sampler = _RssSampler()
@@ -309,7 +310,7 @@ def role_batchcheck(args, started: float) -> dict:
         cached = checker._cached is not None and checker._cached[0] == plan.probe
         return {"mode": mode, "plan": _plan_dict(plan), "solo_cached": cached}
 
-    profiler.wrap(cli, "run_check")
+    profiler.wrap(cli_check, "run")
     profiler.wrap(Checker, "open", "Checker.open")
     profiler.wrap(check_module, "load_model")
     profiler.wrap(check_module, "prepare")
@@ -552,7 +553,7 @@ def print_profile(bc: dict, plain: dict) -> None:
     print(f"  {'':<76}{'':>16}  {'after':>6} {'during':>6} {'so far':>6}")
     print(f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck {bc['import_batchcheck_s']:.2f}s "
           f"(plain: import tensorflow {plain['import_tf_s']:.2f}s, load .pb + Session {plain['load_s']:.2f}s)")
-    shown = {"run_check", "Checker.open", "load_model", "prepare", "synthetic_pool", "special_pool",
+    shown = {"run", "Checker.open", "load_model", "prepare", "synthetic_pool", "special_pool",
              "GraphRunner.__init__ (import_graph_def + Session)", "analyse", "_dead_branches", "_candidates",
              "_shapes", "_build_comparisons", "_calibrate", "check", "result", "print_report", "session",
              "cache_solo", "compare"}

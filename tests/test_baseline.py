@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchcheck.baseline import (FIGURE_SLACK, METRIC_TOLERANCE, _agreement, _metric_kind, baseline_key, compare,
+from batchcheck.pytest.baseline import (FIGURE_SLACK, METRIC_TOLERANCE, _agreement, _metric_kind, baseline_key, compare,
                                  fixed_plan, load_baseline, measure, write_baseline)
 from batchcheck.errors import UsageError
 from batchcheck.options import CheckConfig

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from batchcheck.graph import (GraphIndex, dead_nodes, is_fusion_boundary, layer_of, switch_predicates,
+from batchcheck.graph.index import (GraphIndex, dead_nodes, is_fusion_boundary, layer_of, switch_predicates,
                               value_kinds)
 
 
 def load(path):
-    from batchcheck.loaders import load_model
+    from batchcheck.load.formats import load_model
 
     return GraphIndex(load_model(path).graph_def)
 

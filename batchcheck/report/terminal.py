@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .result import CheckResult, Divergence
+from ..result import CheckResult, Divergence
 
 MAX_LAYER_ROWS = 16
 MAX_OTHER_ROOTS = 8

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError, did_you_mean
-from .graph import PLACEHOLDER_OPS, GraphIndex
-from .loaders import LoadedModel
-from .tfenv import import_tf
+from ..errors import UsageError, did_you_mean
+from ..graph.index import PLACEHOLDER_OPS, GraphIndex
+from .formats import LoadedModel
+from ..tfenv import import_tf
 
 IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
 

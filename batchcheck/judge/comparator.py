@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .graph import PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex
+from ..graph.index import PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex
 
 # Rounding differences (GEMV at batch 1 vs GEMM, oneDNN blocking) stay far below this fraction of a
 # tensor's magnitude; a batch of copies of the probe that differs more than this is not rounding.

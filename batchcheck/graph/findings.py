@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .graph import GraphIndex, layer_of
+from .index import GraphIndex, layer_of
 
 FUSED_BATCHNORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 FINDING_TEXT = {

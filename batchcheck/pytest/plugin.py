@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pytest
 
-from .errors import UsageError
-from .options import CheckConfig, add_check_options, config_from_options
+from ..errors import UsageError
+from ..options import CheckConfig, add_check_options, config_from_options
 
 if TYPE_CHECKING:
-    from .assertions import Batchcheck
-    from .check import Checker
-    from .result import CheckResult
+    from ..report.failure import Batchcheck
+    from ..check import Checker
+    from ..result import CheckResult
 
 PREFIX = "graph-"
 REPORT_ATTRIBUTE = "batchcheck_baseline"  # on a baseline item's call report: JSON [key, entry]
@@ -84,7 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .assertions import for_pytest
+    from ..report.failure import for_pytest
 
     try:
         settings = config.stash[SETTINGS] = _settings(config)
@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    from .assertions import option_for_field
+    from ..report.failure import option_for_field
 
     try:
         check_config = config_from_options(config.getoption, PREFIX)
@@ -121,7 +121,7 @@ def _settings(config: pytest.Config) -> Settings:
 
 def _models(patterns: list[str], root: Path, model_format: str) -> list[Model]:
     """`--graph` patterns expanded in order, each model once; `UsageError` for a pattern matching nothing."""
-    from .loaders import SUPPORTED, detect_format
+    from ..load.formats import SUPPORTED, detect_format
 
     found: dict[Path, str] = {}
     for pattern in patterns:
@@ -183,7 +183,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def batchcheck(request: pytest.FixtureRequest) -> Iterator[Batchcheck]:
     """Check models from your own tests: `batchcheck.assert_invariant(path, trials=3)` fails with the
     batchcheck report. Defaults come from the `--graph-*` options; each model is loaded once a session."""
-    from .assertions import Batchcheck
+    from ..report.failure import Batchcheck
 
     helper = Batchcheck(request.config.stash[SETTINGS].check_config)
     yield helper
@@ -256,7 +256,7 @@ class ModelState:
 
     def checker(self, nodeid: str) -> Checker:
         """The loaded model, for the item `nodeid`."""
-        from .check import Checker
+        from ..check import Checker
 
         if self._error is None and self._checker is None:
             try:
@@ -312,7 +312,7 @@ class ModelItem(pytest.Item):
         return self.path, None, self.nodeid
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
-        from .assertions import for_pytest
+        from ..report.failure import for_pytest
 
         if isinstance(excinfo.value, ModelFailure):
             return str(excinfo.value)
@@ -323,7 +323,7 @@ class ModelItem(pytest.Item):
     def fail_with_report(self, result: CheckResult, accepted: bool, *, plan: str | None, select: str,
                          headline: str | None = None, pytest_extra: Sequence[str] = (), cli: bool = True) -> None:
         """Fail with the report, or xfail when the baseline accepts this failure."""
-        from .assertions import cli_command, command, failure_report, option_args
+        from ..report.failure import cli_command, command, failure_report, option_args
 
         if accepted:
             root = f" (root `{result.first_divergence.node}`)" if result.first_divergence else ""
@@ -352,7 +352,7 @@ class InvarianceItem(ModelItem):
     """The seeded batch plans: the probe's activations must not depend on its batch-mates."""
 
     def runtest(self) -> None:
-        from .assertions import first_failing_plan
+        from ..report.failure import first_failing_plan
 
         result = self.check_result()
         if result.verdict == "batch_dependent":
@@ -364,7 +364,7 @@ class DeterminismItem(ModelItem):
     """The same feed twice must give the same activations."""
 
     def runtest(self) -> None:
-        from .check import BatchPlan
+        from ..check import BatchPlan
 
         checker = self.checker()
         rerun = checker.run_plan(BatchPlan(0, 0, ()), "detail")
@@ -381,7 +381,7 @@ class FuzzItem(ModelItem):
     def runtest(self) -> None:
         from hypothesis import settings
 
-        from .strategies import PlanDiverged, fuzz
+        from ..strategies import PlanDiverged, fuzz
 
         checker = self.checker()
         forced = self.config.getoption("hypothesis_seed", None)
@@ -440,7 +440,7 @@ class BaselineItem(ModelItem):
     def _report(self, key: str, entry: dict, regressions: list) -> str:
         from rich.table import Table
 
-        from .assertions import command, option_args, render
+        from ..report.failure import command, option_args, render
 
         table = Table(show_edge=False, pad_edge=False)
         for column in ("what changed", "baseline", "now"):

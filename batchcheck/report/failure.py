@@ -16,12 +16,12 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import UsageError
-from .options import OPTIONS, CheckConfig
+from ..errors import NotInvariant, UsageError
+from ..options import OPTIONS, CheckConfig
 
 if TYPE_CHECKING:
-    from .check import Checker
-    from .result import CheckResult
+    from ..check import Checker
+    from ..result import CheckResult
 
 REPORT_WIDTH = 100
 # CheckConfig fields whose option has another name; every other field's option is its name with dashes.
@@ -31,10 +31,6 @@ HEADLINES = {
     "batch_dependent": "is batch-dependent: the probe's activations change with its batch-mates",
     "nondeterministic": "is nondeterministic: the same feed run twice gives different activations",
 }
-
-
-class NotInvariant(AssertionError):
-    """A model is batch-dependent or nondeterministic; the message is the report."""
 
 
 # -- reproducing ---------------------------------------------------------------------------------
@@ -104,7 +100,7 @@ def failure_report(result: CheckResult, *, label: str, plan: str | None = None,
     the commands that reproduce it. `pytest_options` spells options as the plugin does."""
     from rich.table import Table
 
-    from .report import figure, layer_table
+    from .terminal import figure, layer_table
 
     rows = Table.grid(padding=(0, 2))
     rows.add_column(no_wrap=True)
@@ -167,7 +163,7 @@ class Batchcheck:
 
     def checker(self, path: Path | str, **overrides: Any) -> Checker:
         """`path` loaded and analysed (once per path and options in this session)."""
-        from .check import Checker
+        from ..check import Checker
 
         config = self.config(**overrides)
         key = self._key(path, config)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BatchcheckBug, UsageError, first_line, op_error_text
-from .graph import (SKIPPED_OPS, GraphIndex, dead_nodes, is_fusion_boundary,
+from ..errors import BatchcheckBug, UsageError, first_line, op_error_text
+from ..graph.index import (SKIPPED_OPS, GraphIndex, dead_nodes, is_fusion_boundary,
                     loop_frame_nodes, switch_predicates, value_kinds)
-from .model import PreparedModel
-from .tfenv import import_tf
+from ..load.prepare import PreparedModel
+from ..tfenv import import_tf
 
 # How many leading outputs of these ops carry values worth comparing: FusedBatchNorm outputs past
 # y/batch_mean/batch_variance are kernel scratch space; a Switch only forwards its input (and one of

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError, did_you_mean, first_line
-from .graph import VARIABLE_OPS
-from .tfenv import import_tf
+from ..errors import UsageError, did_you_mean, first_line
+from ..graph.index import VARIABLE_OPS
+from ..tfenv import import_tf
 
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
                       "PartitionedCall", "StatefulPartitionedCall"})

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import UsageError, first_line
-from .result import finite_for_json
+from ..errors import UsageError, first_line
+from ..result import finite_for_json
 
 if TYPE_CHECKING:
-    from .check import BatchPlan, Checker
-    from .result import CheckResult
+    from ..check import BatchPlan, Checker
+    from ..result import CheckResult
 
 FORMAT_VERSION = 1
 FIGURE_SLACK = 1.5       # a divergent layer regresses when its relative difference grows past 1.5× the baseline's
@@ -91,7 +91,7 @@ def _dumps(data: dict) -> str:
 def fixed_plan(checker: Checker) -> BatchPlan:
     """The plan every baseline entry is measured under: probe 0 at position 1 with a flat black mate,
     another image and the last special, as far as the largest configured batch size allows."""
-    from .check import BatchPlan
+    from ..check import BatchPlan
 
     size = min(FIXED_PLAN_SIZE, max(checker.config.batch_sizes))
     mates = (checker.main_images, 1 % checker.main_images, len(checker.pool) - 1)[:size - 1]

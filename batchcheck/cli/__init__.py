@@ -1,0 +1,61 @@
+"""`batchcheck COMMAND`: exit 0 invariant (or clean), 1 batch-dependent or nondeterministic (or an error
+finding), 2 cannot be tested (one line on stderr says why and what to do), 3 internal error.
+
+Each command is a module of this package with `HELP`, `add_arguments(parser)` and `run(args) -> int`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .. import __version__
+from ..errors import EXIT_INTERNAL, EXIT_UNTESTABLE, BatchcheckBug, UsageError, first_line
+
+COMMANDS = ("check",)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_UNTESTABLE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `batchcheck` parser with one sub-parser per command in `COMMANDS`."""
+    parser = _OneLineParser(prog="batchcheck", description="Check that an image model gives each image "
+                            "the same activations whatever batch it runs in.")
+    parser.add_argument("--version", action="version", version=f"batchcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{name}")
+        sub = commands.add_parser(name, help=module.HELP, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `batchcheck` command; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"batchcheck: {exc}", file=sys.stderr)
+        return EXIT_UNTESTABLE
+    except KeyboardInterrupt:
+        print("batchcheck: interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except (BatchcheckBug, Exception) as exc:  # noqa: BLE001 - the last line of defence: no traceback
+        if os.environ.get("BATCHCHECK_DEBUG"):
+            raise
+        print(f"batchcheck: internal error: {type(exc).__name__}: {first_line(exc)} "
+              f"(rerun with BATCHCHECK_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Static analysis of a GraphDef: index, value kinds, batch-axis helpers, BatchNorm findings."""

@@ -1,0 +1,1 @@
+"""Judging: tolerance from the noise floor, roots, causes and hints."""

@@ -1,0 +1,1 @@
+"""The pytest plugin: options, generated items, the fixture and the baseline gate."""

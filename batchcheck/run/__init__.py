@@ -1,0 +1,1 @@
+"""The runner: the imported graph, live branches, batch limits, and in-graph comparisons."""
