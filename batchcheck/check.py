@@ -8,7 +8,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .graph.findings import batchnorm_findings
-from .judge.comparator import Tolerance, classify_cause, find_roots, hint_for, measured_tolerance, user_tolerance
+from .judge.causes import classify_cause, find_roots, hint_for
+from .judge.tolerance import Tolerance, measured_tolerance, user_tolerance
 from .graph.index import layer_of, value_kinds
 from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
 from .load.formats import load_model
