@@ -1,12 +1,14 @@
 """The check: load once, calibrate, try batch plans, localise divergences, build the result."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
+from .errors import BatchcheckWarning
 from .graph.findings import batchnorm_findings
 from .judge.causes import classify_cause, find_roots, hint_for
 from .judge.tolerance import Tolerance, measured_tolerance, user_tolerance
@@ -17,6 +19,7 @@ from .load.prepare import PreparedModel, prepare
 from .options import CheckConfig
 from .result import CheckResult, Divergence, TensorReport, TrialReport, versions
 from .run.runner import GraphRunner
+from .safety.supervise import stage
 
 DETAIL_BATCH = 4  # the first trial, which compares every tensor, uses at most this many images
 
@@ -63,25 +66,35 @@ class Checker:
     unjudged: set[int] = field(default_factory=set)  # differ run to run, or come after what does: not judged
     run_to_run: set[int] = field(default_factory=set)        # differ when the same feed runs twice
     random_reaches_data: bool = False
+    flagged: list[dict] = field(default_factory=list)  # constructs the op scan flagged (they ran)
     _cached: tuple[int, np.ndarray] | None = None  # (probe, scales) whose solo run the TF variables hold
 
     @classmethod
     def open(cls, path: Path | str, config: CheckConfig | None = None) -> "Checker":
         """Load, prepare and analyse `path`; measure the noise floor and run-to-run determinism."""
         path, config = Path(path), config or CheckConfig()
+        stage("loading")
         loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
-                            outputs=list(config.outputs))
+                            outputs=list(config.outputs), allowed_ops=config.allow_ops)
+        if loaded.scan.flagged:
+            warnings.warn(BatchcheckWarning(f"model `{path}` holds constructs that can hang or hold state, run "
+                                            f"under --timeout: {loaded.scan.summary()}"))
         prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),
                            input_shape=config.input_shape, feeds=config.feeds)
         spec = prepared.input
         dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
-        main = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.preprocess)
+        stage("reading images")
+        main = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.preprocess,
+                              skip_bad=config.skip_bad_images)
                 if config.images else synthetic_pool(spec.per_image_shape, dtype, config.preprocess, config.seed))
         pool = main + special_pool(spec.per_image_shape, dtype, config.preprocess)
+        stage("analysis")
         runner = GraphRunner(prepared)
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
         checker = cls(path, config, prepared, runner, pool, len(main), Tolerance(0, 0, "exact", None))
+        stage("calibration")
         checker._calibrate()
+        checker.flagged = loaded.scan.to_dict()
         return checker
 
     def close(self) -> None:
@@ -171,6 +184,7 @@ class Checker:
         plans = self.default_plans()
         for index, (plan, seed) in enumerate(plans):
             mode = "detail" if index == 0 else "screen"
+            stage(f"trial {index}")
             outcome = self.run_plan(plan, mode)
             outcomes.append(outcome)
             trials.append(TrialReport(index, plan.batch_size, plan.position, seed,
@@ -215,7 +229,8 @@ class Checker:
                  "outputs": self.prepared.outputs,
                  "placeholders": [vars(p) for p in self.prepared.placeholders],
                  "images": str(self.config.images) if self.config.images else "synthetic",
-                 "compared_tensors": len(targets), "screened_tensors": len(runner.watched["screen"])}
+                 "compared_tensors": len(targets), "screened_tensors": len(runner.watched["screen"]),
+                 "flagged": self.flagged}
         limits = [vars(limit) for limit in runner.limits]
         findings = [vars(f) for f in batchnorm_findings(index)]
         return CheckResult(verdict, roots[0] if roots else None, roots, tensors, trials, model,

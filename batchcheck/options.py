@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import check_argument
+from .safety.scan import refusal_category
+from .safety.supervise import DEFAULT_TIMEOUT, parse_seconds, parse_size
 
 FORMATS = ("auto", "pb", "pbtxt", "savedmodel", "keras", "meta")
 PREPROCESSING = ("raw", "unit", "symmetric", "caffe")
@@ -38,6 +40,8 @@ class CheckConfig:
     atol: float | None = None
     rtol: float | None = None
     exact: bool = False
+    allow_ops: tuple[str, ...] = ()
+    skip_bad_images: bool = False
 
     def __post_init__(self) -> None:
         check_argument(self.format in FORMATS, "format={!r}: choose one of {}", self.format, ", ".join(FORMATS))
@@ -53,6 +57,9 @@ class CheckConfig:
             check_argument(value is None or value >= 0, "{}={!r}: give a number of at least 0", name, value)
         check_argument(not (self.exact and (self.atol is not None or self.rtol is not None)),
                        "exact=True with atol/rtol: choose either --exact or --atol/--rtol")
+        for op in self.allow_ops:
+            check_argument(refusal_category(op) or op == "PrintV2", "allow_op={!r}: not an op batchcheck refuses "
+                           "(it refuses file, Python and network ops such as ReadFile, WriteFile, PyFunc)", op)
         check_argument(self.input_shape is None or all(d >= 1 for d in self.input_shape),
                        "input_shape={!r}: sizes must be at least 1", self.input_shape)
 
@@ -100,6 +107,16 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("atol", dict(type=float, metavar="X", help="absolute tolerance (default: from the measured noise floor)")),
     ("rtol", dict(type=float, metavar="X", help="relative tolerance, of the tensor's max |value|")),
     ("exact", dict(action="store_true", help="no tolerance: any difference counts")),
+    ("allow-op", dict(action="append", metavar="OP",
+                      help="run a graph holding OP, a file, Python or network op batchcheck refuses (repeatable); "
+                           "RISK: the graph may then read, write or send files as you; only for a graph you have read")),
+    ("timeout", dict(type=parse_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                     help=f"stop a check running longer than this (default {DEFAULT_TIMEOUT:g}; 0 = no limit)")),
+    ("max-memory", dict(type=parse_size, metavar="SIZE",
+                        help="stop a check using more memory than this, e.g. 4G or 50%% (default 80%% of the "
+                             "machine's memory; 0 = no limit)")),
+    ("skip-bad-images", dict(action="store_true",
+                             help="skip unreadable --images files with a warning instead of stopping")),
 ]
 
 
@@ -117,7 +134,8 @@ def config_from_options(get: Callable[[str], Any], prefix: str = "") -> CheckCon
         input=value("input"), outputs=tuple(value("output") or ()), input_shape=value("input-shape"),
         feeds=dict(value("feed") or ()), images=value("images"), preprocess=value("preprocess"),
         batch_sizes=value("batch-sizes") or DEFAULT_BATCH_SIZES, trials=value("trials"), seed=value("seed"),
-        atol=value("atol"), rtol=value("rtol"), exact=value("exact"))
+        atol=value("atol"), rtol=value("rtol"), exact=value("exact"), allow_ops=tuple(value("allow-op") or ()),
+        skip_bad_images=value("skip-bad-images"))
 
 
 def _dest(prefix: str, name: str) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 REPORT_WIDTH = 100
 # CheckConfig fields whose option has another name; every other field's option is its name with dashes.
-FIELD_OPTIONS = {"outputs": "output", "feeds": "feed"}
+FIELD_OPTIONS = {"outputs": "output", "feeds": "feed", "allow_ops": "allow_op"}
 OPTION_NAMES = "|".join(re.escape(name) for name, _ in OPTIONS)
 HEADLINES = {
     "batch_dependent": "is batch-dependent: the probe's activations change with its batch-mates",
@@ -53,7 +53,7 @@ def option_args(config: CheckConfig, prefix: str = "") -> list[str]:
             args.append(option)
         elif isinstance(value, dict):
             args += [part for name, raw in value.items() for part in (option, f"{name}={raw}")]
-        elif field.name == "outputs":
+        elif field.name in ("outputs", "allow_ops"):
             args += [part for output in value for part in (option, output)]
         elif isinstance(value, tuple):
             args += [option, ",".join(map(str, value))]
