@@ -1,14 +1,12 @@
 """The check: load once, calibrate, try batch plans, localise divergences, build the result."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import BatchcheckWarning
 from .graph.findings import batchnorm_findings
 from .judge.causes import classify_cause, find_roots, hint_for
 from .judge.tolerance import Tolerance, measured_tolerance, user_tolerance
@@ -76,9 +74,6 @@ class Checker:
         stage("loading")
         loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
                             outputs=list(config.outputs), allowed_ops=config.allow_ops)
-        if loaded.scan.flagged:
-            warnings.warn(BatchcheckWarning(f"model `{path}` holds constructs that can hang or hold state, run "
-                                            f"under --timeout: {loaded.scan.summary()}"))
         prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),
                            input_shape=config.input_shape, feeds=config.feeds)
         spec = prepared.input
@@ -226,7 +221,7 @@ class Checker:
         model = {"path": str(self.path), "format": self.prepared.format, "input": spec.tensor,
                  "input_dtype": spec.dtype, "per_image_shape": list(spec.per_image_shape),
                  "shipped_batch": spec.shipped_batch, "batch_relaxed": spec.shipped_batch is not None,
-                 "outputs": self.prepared.outputs,
+                 "outputs": self.prepared.outputs, "outputs_chosen": self.prepared.outputs_chosen,
                  "placeholders": [vars(p) for p in self.prepared.placeholders],
                  "images": str(self.config.images) if self.config.images else "synthetic",
                  "compared_tensors": len(targets), "screened_tensors": len(runner.watched["screen"]),

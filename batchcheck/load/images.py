@@ -33,6 +33,7 @@ VIA_RGB_MODES = frozenset({"CMYK", "YCbCr", "HSV", "LAB"})
 NOT_REGULAR = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
                (stat.S_ISSOCK, "socket"))
 MAX_NAMED = 3  # files named in a warning line
+MAX_INPUT_ELEMENTS = 2**25  # per image (e.g. 3000×3000×3); a pool of a few dozen such inputs fits in memory
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,8 +95,9 @@ def pool_from_dir(directory: Path, per_image_shape: tuple[int, ...], dtype: np.d
         _warn(f"skipped {len(skipped)} unreadable file(s) in {where} (--skip-bad-images)", skipped)
     if animated:
         _warn(f"used the first frame of {len(animated)} animated or multi-page image(s)", animated)
-    check_argument(pixels, "{}: has no readable image files; put images in it or point --images at another folder",
-                   where)
+    check_argument(candidates, "{}: has no image files; put images in it or point --images at another folder", where)
+    check_argument(pixels, "{}: has no readable image files (all were skipped); put images in it or point --images "
+                   "at another folder", where)
     return ImagePool(tuple(names), _preprocessed(np.stack(pixels), dtype, preprocess))
 
 
@@ -161,6 +163,10 @@ def _checked(per_image_shape: tuple[int, ...], dtype: np.dtype, preprocess: str)
         "the model input has per-image shape {} with unknown or empty sizes; give the model a fixed input size",
         tuple(per_image_shape),
     )
+    elements = int(np.prod([int(d) for d in per_image_shape], dtype=object))
+    check_argument(elements <= MAX_INPUT_ELEMENTS, "the model input has per-image shape {} ({:,} values), over the "
+                   "{:,} batchcheck builds inputs for; give a smaller size with --input-shape",
+                   tuple(per_image_shape), elements, MAX_INPUT_ELEMENTS)
     return tuple(int(d) for d in per_image_shape), np.dtype(dtype)
 
 

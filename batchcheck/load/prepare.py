@@ -49,6 +49,7 @@ class PreparedModel:
     placeholders: list[PlaceholderInfo] = field(default_factory=list)
     feeds: dict[str, np.ndarray] = field(default_factory=dict)
     index: GraphIndex | None = None
+    outputs_chosen: str = ""  # how the outputs were chosen: given, declared by the format, or found (and why)
 
 
 def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list[str] | None = None,
@@ -57,7 +58,7 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     tf = import_tf()
     index = GraphIndex(loaded.graph_def)
     input_node = _resolve_input(loaded, index, input_name)
-    output_tensors = _resolve_outputs(loaded, index, outputs or [], input_node)
+    output_tensors, outputs_chosen = _resolve_outputs(loaded, index, outputs or [], input_node)
     shape, dtype, shipped = _input_shape(loaded, index, input_node, input_shape)
     graph_def = _with_placeholder(loaded.graph_def, input_node, dtype, shape)
     graph_def = tf.compat.v1.graph_util.extract_sub_graph(
@@ -69,7 +70,7 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     spec = InputSpec(input_node, dtype, shape, shipped)
     placeholders, feed_values = _resolve_feeds(loaded.path, pruned, input_node, feeds or {})
     return PreparedModel(loaded.path, loaded.format, graph_def, spec, output_tensors,
-                         placeholders, feed_values, pruned)
+                         placeholders, feed_values, pruned, outputs_chosen)
 
 
 def _dtype_name(enum: int) -> str:
@@ -121,7 +122,9 @@ def _rank(graph_def, placeholder) -> int | None:
     return len(shape)
 
 
-def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str], input_node: str) -> list[str]:
+def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
+                     input_node: str) -> tuple[list[str], str]:
+    """The output tensors, and how they were chosen (said in the report)."""
     if outputs:
         for name in outputs:
             node, _, port = name.partition(":")
@@ -129,9 +132,9 @@ def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
                 raise UsageError(f"--output `{name}`: no such node in `{loaded.path}`{did_you_mean(node, index.nodes)}")
             if port and (not port.isdigit() or int(port) >= max(1, len(index.output_dtypes(node)))):
                 raise UsageError(f"--output `{name}`: node `{node}` has no output {port}")
-        return [n if ":" in n else f"{n}:0" for n in outputs]
+        return [n if ":" in n else f"{n}:0" for n in outputs], "given with --output"
     if loaded.outputs:
-        return [n if ":" in n else f"{n}:0" for n in loaded.outputs]
+        return [n if ":" in n else f"{n}:0" for n in loaded.outputs], f"declared by the {loaded.format} model"
     downstream = index.descendants([input_node])
     sinks = [name for name in index.order
              if name in downstream and not index.nodes[name].consumers
@@ -139,7 +142,8 @@ def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
     if not sinks:
         raise UsageError(f"model `{loaded.path}`: nothing depends on input `{input_node}`; "
                          f"name the outputs with --output NAME")
-    return [f"{name}:0" for name in sinks]
+    return [f"{name}:0" for name in sinks], (f"chosen automatically: the {len(sinks)} node(s) downstream of "
+                                             f"`{input_node}` that nothing consumes; name others with --output")
 
 
 def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str,

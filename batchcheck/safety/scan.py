@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 
 PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 NETWORK_OPS = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv", "RpcCall", "RpcClient", "RpcServer",
@@ -48,7 +48,9 @@ FLAGGED = (
     (re.compile(r"HashTable|^LookupTable"), "hash table"),
     (re.compile(r"^Assert$"), "Assert (stops the check with an error if it fires)"),
 )
+PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
 BACK_EDGE_OPS = frozenset({"NextIteration", "RefNextIteration"})
+NODE_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*\Z")  # TensorFlow's rule for node names
 MAX_WHERE = 160  # characters of "where" kept in a message
 
 
@@ -106,6 +108,7 @@ def scan_graph_def(graph_def, path: Path, allowed_ops: Iterable[str] = (), *,
     saver_nodes = _ancestors(graph_def, saver_roots)
     saver_functions = _reached_from(calls, (name for node in graph_def.node if node.name in saver_nodes
                                             for name in _referenced_functions(node, functions)))
+    _check_dtypes(graph_def, path)
     report = ScanReport()
     allowed = frozenset(allowed_ops)
     for node in graph_def.node:
@@ -204,6 +207,9 @@ def _check_structure(graph_def, path: Path) -> None:
     """Refuse duplicate node names, inputs naming missing nodes and cycles (loops' back edges aside)."""
     ops: dict[str, str] = {}
     for node in graph_def.node:
+        if not NODE_NAME.match(node.name):
+            raise UsageError(f"model `{path}`: node name `{one_line(node.name)}` ({node.op}) is not a valid TensorFlow "
+                             f"name; the graph is broken, re-export it")
         if node.name in ops:
             raise UsageError(f"model `{path}`: two nodes are named `{node.name}` ({ops[node.name]} and {node.op}); "
                              f"the graph is broken, re-export it")
@@ -230,6 +236,25 @@ def _check_structure(graph_def, path: Path) -> None:
     if stuck:
         raise UsageError(f"model `{path}`: the graph has a cycle through `{stuck[0]}` (not a while loop); "
                          f"it cannot run, re-export it")
+
+
+def _check_dtypes(graph_def, path: Path) -> None:
+    """Refuse a dtype attribute (or Const value) holding no valid TensorFlow DataType."""
+    from tensorflow.core.framework import types_pb2  # the graph was parsed, so TensorFlow is already loaded
+
+    valid = set(types_pb2.DataType.values()) - {types_pb2.DT_INVALID}
+    for node in [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]:
+        if node.op in PLACEHOLDER_OPS and "dtype" not in node.attr:
+            raise UsageError(f"model `{path}`: placeholder `{node.name}` ({node.op}) has no dtype; the graph is broken, "
+                             f"re-export it")
+        for key, value in node.attr.items():
+            kind = value.WhichOneof("value")
+            dtypes = ([value.type] if kind == "type" else list(value.list.type) if kind == "list"
+                      else [value.tensor.dtype] if kind == "tensor" else [])
+            bad = [d for d in dtypes if d not in valid]
+            if bad:
+                raise UsageError(f"model `{path}`: node `{node.name}` ({node.op}) has an invalid dtype {bad[0]} in "
+                                 f"attribute `{key}`; the graph is broken, re-export it")
 
 
 def _ancestors(graph_def, roots: Iterable[str]) -> set[str]:
