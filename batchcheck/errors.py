@@ -22,6 +22,20 @@ class NotInvariant(AssertionError):
     """A model is batch-dependent or nondeterministic (raised by `assert_invariant`); the message is the report."""
 
 
+class InvalidOption(UsageError):
+    """A configuration field holds a value it cannot take; the front end names the flag that set it."""
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        super().__init__(f"{field}={value!r}: {reason}")
+        self.field, self.value, self.reason = field, value, reason
+
+
+def check_field(condition: Any, field: str, value: Any, reason: str) -> None:
+    """Raise `InvalidOption(field, value, reason)` unless `condition` holds."""
+    if not condition:
+        raise InvalidOption(field, value, reason)
+
+
 def check_argument(condition: Any, message: str, *args: Any) -> None:
     """Raise `UsageError(message.format(*args))` unless `condition` holds."""
     if not condition:

@@ -19,6 +19,7 @@ from ..errors import BatchcheckBug, UsageError, first_line, op_error_text
 from ..graph.index import (SKIPPED_OPS, GraphIndex, dead_nodes, is_fusion_boundary,
                     loop_frame_nodes, switch_predicates, value_kinds)
 from ..load.prepare import PreparedModel
+from ..result import Mode
 from ..tfenv import import_tf
 
 # How many leading outputs of these ops carry values worth comparing: FusedBatchNorm outputs past
@@ -82,6 +83,7 @@ class GraphRunner:
         self._fetches: dict[str, object] = {}  # "cache", and per watch set "detail" / "screen"
         self.ranks: dict[str, int] = {}
         self.watched: dict[str, list[int]] = {}
+        self.cached: tuple[object, np.ndarray] | None = None  # (probe key, scales) held by the TF variables
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -105,15 +107,14 @@ class GraphRunner:
                              f"{f' at node `{node}`' if node else ''} ({op_error_text(exc)}); "
                              f"check --input-shape and --feed, or name an earlier --output") from None
 
-    def forward(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The model outputs for `batch` (plain forward pass)."""
-        outputs = [self.graph.get_tensor_by_name(name) for name in self.prepared.outputs
-                   if name.split(":")[0] not in self.excluded_nodes]
-        return self._run_checked("forward", outputs, batch)
+    def forward(self, batch: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+        """The tensors `outputs` for `batch` (a plain forward pass)."""
+        tensors = [self.graph.get_tensor_by_name(name) for name in outputs]
+        return self._run_checked(f"forward:{','.join(outputs)}", tensors, batch)
 
-    @property
-    def excluded_nodes(self) -> set[str]:
-        return {t.split(":")[0] for t in self.excluded}
+    def close(self) -> None:
+        """Release the session: the imported graph and the cached activations."""
+        self.session.close()
 
     # -- analysis --------------------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class GraphRunner:
                     copy.attr["shape"].shape.CopyFrom(tf.TensorShape(rows).as_proto())
             input_map[f"{index}/value:0"] = tensor
         screen = [i for i, t in enumerate(self.targets) if t.boundary]
-        self.watched = {"detail": list(range(len(self.targets))), "screen": screen or list(range(len(self.targets)))}
+        self.watched = {Mode.DETAIL: list(range(len(self.targets))), Mode.SCREEN: screen or list(range(len(self.targets)))}
         _add_node(graph_def, "cache", "NoOp", [f"^{i}/assign" for i in range(len(self.targets))])
         _add_pack(graph_def, "scales", [f"{i}/scale" for i in range(len(self.targets))])
         for mode, watched in self.watched.items():
@@ -260,14 +261,17 @@ class GraphRunner:
             cache, scales, detail, screen_diffs = tf.graph_util.import_graph_def(
                 graph_def, input_map=input_map, return_elements=["cache", "scales:0", "detail:0", "screen:0"],
                 name=self._scope("compare"))
-        self._fetches = {"cache": [cache, scales], "detail": detail, "screen": screen_diffs}
+        self._fetches = {"cache": [cache, scales], Mode.DETAIL: detail, Mode.SCREEN: screen_diffs}
 
-    def cache_solo(self, one: np.ndarray) -> np.ndarray:
-        """Run the probe alone, keep its activations in TF, return each target's max |value|."""
-        _, scales = self._run_checked("cache", self._fetches["cache"], one)
-        return scales
+    def cache_solo(self, one: np.ndarray, key: object) -> np.ndarray:
+        """Run the probe alone and keep its activations in TF (unless the probe known as `key` is cached
+        already); return each target's max |value|."""
+        if self.cached is None or self.cached[0] != key:
+            _, scales = self._run_checked("cache", self._fetches["cache"], one)
+            self.cached = (key, scales)
+        return self.cached[1]
 
-    def compare(self, mode: str, batch: np.ndarray, positions: list[int]) -> np.ndarray:
+    def compare(self, mode: Mode, batch: np.ndarray, positions: list[int]) -> np.ndarray:
         """max |row - solo| per watched tensor over the rows at `positions` of `batch`."""
         return np.maximum(self._run_checked(mode, self._fetches[mode], batch, positions), 0.0)
 
