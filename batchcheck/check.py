@@ -16,8 +16,19 @@ from .load.formats import load_model
 from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
 from .load.prepare import PreparedModel, prepare
 from .options import CheckConfig
-from .result import (Cause, CheckResult, Divergence, Mode, ModelInfo, Status, TensorReport, TrialReport, Verdict,
-                     describe_batch, versions)
+from .result import (
+    Cause,
+    CheckResult,
+    Divergence,
+    Mode,
+    ModelInfo,
+    Status,
+    TensorReport,
+    TrialReport,
+    Verdict,
+    describe_batch,
+    versions,
+)
 from .run.runner import GraphRunner
 
 

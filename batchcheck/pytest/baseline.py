@@ -23,9 +23,9 @@ from ..result import Mode, Status, finite_for_json
 if TYPE_CHECKING:
     import pytest
 
-    from .settings import Settings
     from ..check import BatchPlan, Checker
     from ..result import CheckResult
+    from .settings import Settings
 
 FORMAT_VERSION = 1
 REPORT_ATTRIBUTE = "batchcheck_baseline"  # on a baseline item's call report: JSON [key, entry]
@@ -222,10 +222,6 @@ def _layer(entry: dict) -> str:
 
 
 # -- writing, once per session -----------------------------------------------------------------------
-
-class BaselineNotice(UserWarning):
-    """A model improved on its baseline; refresh it with --graph-update-baseline to lock the gain in."""
-
 
 class BaselineWriter:
     """Collects the measured entries (from this process or, under xdist, from the workers' reports) and

@@ -9,11 +9,18 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pytest
 
-from ..errors import UsageError
+from ..errors import BaselineNotice, ModelFailure, PlanDiverged, UsageError
 from ..options import CheckConfig, option_args
-from ..report.failure import cli_command, command, failure_report, first_failing_plan, for_pytest, render
+from ..report.failure import (
+    cli_command,
+    command,
+    failure_report,
+    first_failing_plan,
+    for_pytest,
+    render,
+)
 from ..result import HEADLINES, Verdict
-from .baseline import BaselineNotice, compare, measure
+from .baseline import compare, measure
 from .settings import PREFIX, SETTINGS, Model, Settings
 
 if TYPE_CHECKING:
@@ -82,10 +89,6 @@ class ModelState:
         if self._checker is not None:
             self._checker.close()
         self._checker = self._result = None
-
-
-class ModelFailure(Exception):
-    """A batchcheck item failed; the message is the whole report."""
 
 
 class ModelItem(pytest.Item):
@@ -176,7 +179,7 @@ class FuzzItem(ModelItem):
     def runtest(self) -> None:
         from hypothesis import settings
 
-        from ..strategies import PlanDiverged, fuzz
+        from ..strategies import fuzz
 
         checker = self.checker()
         forced = self.config.getoption("hypothesis_seed", None)
