@@ -50,7 +50,8 @@ def summarise_batchcheck(bc: dict) -> dict:
         lo, hi = parent["start_s"], parent["start_s"] + parent["seconds"]
         return [e for e in calls if lo <= e["start_s"] <= hi]
 
-    compiling = [id(e) for e in first_calls(events).values()]
+    first = first_calls(events)
+    compiling = [id(e) for e in first.values()]
     calls = _session_calls(events)
     # steady state: the screened trials that compile nothing (the callables compile during calibration)
     steady = [e for e in screened if not any(id(c) in compiling for c in inside(e, calls))] or screened
@@ -63,7 +64,7 @@ def summarise_batchcheck(bc: dict) -> dict:
     localised = [e for e in screened if any(p["info"]["mode"] == "detail" for p in inside(e, plans))]
     return {"trial_s": _mean(e["seconds"] for e in steady),
             "trial_cpu_s": _mean(e["cpu_s"] for e in steady),
-            "first_call_s": {key: e["seconds"] for key, e in first_calls(events).items()},
+            "first_call_s": {key: e["seconds"] for key, e in first.items()},
             "solo_s": _mean(c["seconds"] for c in solo_calls) if solo_calls else None,
             "compare_s": _mean(c["seconds"] for c in compare_calls),
             "judge_s": _mean(judge),
@@ -85,7 +86,7 @@ def summarise_naive(naive: dict, trials: int) -> dict:
 def _describe(event: dict, compiling: list[int]) -> str:
     """'screen rows=32 first call, compiles', 'key=3 cached', …: what a call was given."""
     info = event.get("info", {})
-    words = [str(info["mode"])] if "mode" in info and event["name"] != RUN_PLAN else []
+    words = [str(info["mode"])] if "mode" in info else []
     words += [f"{key}={info[key]}" for key in ("key", "rows") if key in info]
     words += ["cached"] if info.get("hit") else []
     words += ["first call, compiles"] if id(event) in compiling else []

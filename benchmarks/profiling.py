@@ -27,6 +27,10 @@ class Profiled(NamedTuple):
     describe: Callable[[dict], dict] | None = None
 
 
+def plan_dict(plan) -> dict:
+    return {"probe": plan.probe, "position": plan.position, "mates": list(plan.mates)}
+
+
 def _rows(arguments: dict) -> dict:
     return {"rows": int(len(arguments["batch"]))}
 
@@ -47,8 +51,8 @@ def _plan(arguments: dict) -> dict:
 
 
 # Labels the summaries look for.
-OPEN, CALIBRATE, CHECK, RUN_PLAN = "Checker.open", "calibrate", "Checker.check", "Checker.run_plan"
-CACHE_SOLO, COMPARE, FORWARD = "GraphRunner.cache_solo", "GraphRunner.compare", "GraphRunner.forward"
+OPEN, CHECK, RUN_PLAN = "Checker.open", "Checker.check", "Checker.run_plan"
+CACHE_SOLO, COMPARE = "GraphRunner.cache_solo", "GraphRunner.compare"
 
 PROFILED = (
     Profiled("batchcheck.cli.check", "run", "cli check.run"),
@@ -59,19 +63,15 @@ PROFILED = (
     Profiled("batchcheck.check", "special_pool", "special_pool"),
     Profiled("batchcheck.run.runner", "GraphRunner.__init__", "GraphRunner() import+Session"),
     Profiled("batchcheck.run.runner", "GraphRunner.analyse", "GraphRunner.analyse"),
-    Profiled("batchcheck.check", "calibrate", CALIBRATE),
+    Profiled("batchcheck.check", "calibrate", "calibrate"),
     Profiled("batchcheck.check", "Checker.check", CHECK),
     Profiled("batchcheck.check", "Checker.run_plan", RUN_PLAN, _plan),
     Profiled("batchcheck.run.runner", "GraphRunner.cache_solo", CACHE_SOLO, _solo),
     Profiled("batchcheck.run.runner", "GraphRunner.compare", COMPARE, _compare),
-    Profiled("batchcheck.run.runner", "GraphRunner.forward", FORWARD, _rows),
+    Profiled("batchcheck.run.runner", "GraphRunner.forward", "GraphRunner.forward", _rows),
     Profiled("batchcheck.check", "Checker.result", "Checker.result"),
     Profiled("batchcheck.report.terminal", "print_report", "print_report"),
 )
-
-
-def plan_dict(plan) -> dict:
-    return {"probe": plan.probe, "position": plan.position, "mates": list(plan.mates)}
 
 
 def resolve(entry: Profiled) -> tuple[object, str, Callable]:
