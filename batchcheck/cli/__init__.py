@@ -13,8 +13,15 @@ import warnings
 from typing import Callable
 
 from .. import __version__
-from ..errors import (EXIT_INTERNAL, EXIT_UNTESTABLE, BatchcheckBug, BatchcheckWarning, UsageError, first_line,
-                      one_line)
+from ..errors import (
+    EXIT_INTERNAL,
+    EXIT_UNTESTABLE,
+    BatchcheckBug,
+    BatchcheckWarning,
+    UsageError,
+    first_line,
+    one_line,
+)
 from ..safety.supervise import EXIT_INTERRUPTED, current_stage, enter_child
 
 COMMANDS = ("check",)
@@ -76,7 +83,7 @@ def main_guarded(run: Callable[[], int]) -> int:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """batchcheck's warnings (skipped images, flagged ops…) as one line each; other libraries' are dropped."""
+    """batchcheck's warnings (skipped images, animations…) as one line each; other libraries' are dropped."""
     if issubclass(category, BatchcheckWarning):
         print(f"batchcheck: warning: {one_line(str(message))}", file=sys.stderr)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..options import add_check_options, config_from_options
-from ..safety.supervise import limits_from_options, relay, run_child, supervising
+from ..safety.supervise import limits_of, relay, run_child, supervising
 from .output import add_json_option, checked_json_path, progress_callback, status
 
 HELP = "check one model for batch invariance"
@@ -27,9 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_options(lambda dest: getattr(args, dest))
     json_path = checked_json_path(args.json)
-    limits = limits_from_options(lambda dest: getattr(args, dest))
     if supervising():  # the same command again, in a child process under the limits
-        return relay(run_child(["batchcheck", *args.argv], limits, f"model `{args.model}`"))
+        return relay(run_child(["batchcheck", *args.argv], limits_of(config), f"model `{args.model}`"))
     console = Console(file=sys.stdout, highlight=False)
     with status(console, "loading and analysing the model…"):
         checker = Checker.open(args.model, config)

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import UsageError, did_you_mean
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
-from .formats import LoadedModel
 from ..tfenv import import_tf
+from .formats import LoadedModel
 
 IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
 
@@ -50,6 +50,7 @@ class PreparedModel:
     feeds: dict[str, np.ndarray] = field(default_factory=dict)
     index: GraphIndex | None = None
     outputs_chosen: str = ""  # how the outputs were chosen: given, declared by the format, or found (and why)
+    flagged: list = field(default_factory=list)  # the op scan's flagged constructs (safety.scan.Finding)
 
 
 def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list[str] | None = None,

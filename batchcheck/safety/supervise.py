@@ -20,9 +20,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from ..errors import EXIT_UNTESTABLE, UsageError, check_argument, one_line
+from ..errors import EXIT_UNTESTABLE, UsageError, one_line
 
 STAGE_FD_ENV = "BATCHCHECK_STAGE_FD"
 MEMORY_ENV = "BATCHCHECK_MAX_MEMORY"
@@ -41,10 +41,6 @@ class Limits:
     """How long the child may run (0 = no limit) and how much memory it may use, in bytes (0 = no limit)."""
     timeout: float = DEFAULT_TIMEOUT
     max_memory: int = 0
-
-    def __post_init__(self) -> None:
-        check_argument(self.timeout >= 0, "--timeout {}: give seconds, 0 for no limit", self.timeout)
-        check_argument(self.max_memory >= 0, "--max-memory {}: give a size like 4G, 0 for no limit", self.max_memory)
 
 
 def parse_size(text: str) -> int:
@@ -72,11 +68,10 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def limits_from_options(get: Callable[[str], Any], prefix: str = "") -> Limits:
-    """`Limits` from parsed options (`--timeout`, `--max-memory`); `get(dest)` reads one value."""
-    dest = lambda name: f"{prefix}{name}".replace("-", "_")  # noqa: E731 - as options.py names them
-    memory = get(dest("max-memory"))
-    return Limits(get(dest("timeout")), int(machine_memory() * MEMORY_FRACTION) if memory is None else memory)
+def limits_of(config) -> Limits:
+    """The `Limits` a `CheckConfig` asks for (`--timeout`, `--max-memory`; no size = a share of the memory)."""
+    memory = config.max_memory
+    return Limits(config.timeout, int(machine_memory() * MEMORY_FRACTION) if memory is None else memory)
 
 
 def format_size(size: int) -> str:
