@@ -14,10 +14,11 @@ FIGURE_KEYS = {"max_abs_diff", "max_rel_diff", "noise_floor", "rtol"}
 
 
 def same(golden, now, key: str = "") -> list[str]:
-    """Where `now` differs from `golden`: paths of differing keys, values or lengths."""
+    """Where `now` differs from `golden`: paths of missing keys, differing values or lengths (the contract
+    may be extended: keys added since are not differences)."""
     if isinstance(golden, dict) and isinstance(now, dict):
-        if set(golden) != set(now):
-            return [f"{key}: keys {sorted(set(golden) ^ set(now))}"]
+        if set(golden) - set(now):
+            return [f"{key}: keys {sorted(set(golden) - set(now))} missing"]
         return [d for k in golden for d in same(golden[k], now[k], f"{key}.{k}")]
     if isinstance(golden, list) and isinstance(now, list):
         if len(golden) != len(now):
