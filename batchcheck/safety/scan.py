@@ -62,9 +62,6 @@ class Finding:
     where: str
     kind: str = ""
 
-    def describe(self) -> str:
-        return f"{self.kind} `{self.node}` ({self.op}) {self.where}".strip()
-
 
 @dataclass
 class ScanReport:
@@ -73,15 +70,6 @@ class ScanReport:
 
     def __bool__(self) -> bool:
         return not self.flagged
-
-    def summary(self, limit: int = 4) -> str:
-        """'while loop `w` (While) at top level, Assert `a` (Assert) …' for a one-line note."""
-        shown = ", ".join(f.describe() for f in self.flagged[:limit])
-        more = f" and {len(self.flagged) - limit} more" if len(self.flagged) > limit else ""
-        return shown + more
-
-    def to_dict(self) -> list[dict]:
-        return [vars(f) for f in self.flagged]
 
 
 def refusal_category(op: str) -> str | None:
@@ -189,6 +177,7 @@ def _refuse_recursion(calls: dict[str, set[str]], path: Path) -> None:
 
 
 def _reached_from(calls: dict[str, set[str]], start: Iterable[str]) -> set[str]:
+    """`start` and everything reached from it through `calls` (function calls, or a node's inputs)."""
     seen: set[str] = set()
     stack = list(start)
     while stack:
@@ -258,12 +247,6 @@ def _check_dtypes(graph_def, path: Path) -> None:
 
 
 def _ancestors(graph_def, roots: Iterable[str]) -> set[str]:
-    inputs = {node.name: [_source(raw) for raw in node.input] for node in graph_def.node}
-    seen: set[str] = set()
-    stack = [r for r in roots if r in inputs]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack += inputs.get(name, ())
-    return seen
+    """`roots` (those in the graph) and every node they depend on."""
+    inputs = {node.name: {_source(raw) for raw in node.input} for node in graph_def.node}
+    return _reached_from(inputs, (r for r in roots if r in inputs))

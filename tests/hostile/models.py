@@ -5,9 +5,9 @@ op that would act are wired so that running them would create a file in `root/se
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +29,6 @@ class Case:
     supervised: bool = False  # may crash or hang: run as a real supervised CLI process
     seconds: float = 60.0  # time bound
     sentinel: Path | None = None
-    extra: dict = field(default_factory=dict)
 
 
 REFUSED = frozenset({2})
@@ -46,18 +45,10 @@ def _body(x: tf.Tensor) -> tf.Tensor:
 
 def _graph_def(make: Callable[[tf.Tensor], tf.Tensor], *, cf_v1: bool = False):
     graph = tf.Graph()
-    with graph.as_default(), (control_flow_v1() if cf_v1 else _nothing()):
+    with graph.as_default(), (control_flow_v1() if cf_v1 else contextlib.nullcontext()):
         x = tf.compat.v1.placeholder(tf.float32, [None, SIZE, SIZE, 3], name="input")
         out = tf.identity(make(x), name="output")
     return tf.compat.v1.graph_util.extract_sub_graph(graph.as_graph_def(), [out.op.name])
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _write(path: Path, graph_def) -> Path:
