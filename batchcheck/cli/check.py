@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import UsageError
 from ..options import add_check_options, config_from_options
 from .output import add_json_option, checked_json_path, progress_callback, status
+from .reports import add_report_options, checked_report_paths, write_reports
 
 HELP = "check one model for batch invariance"
 
@@ -16,21 +18,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
     add_check_options(parser.add_argument)
     add_json_option(parser)
+    add_report_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..check import Checker
+    from ..report.failure import cli_command
+    from ..report.summary import error_report
     from ..report.terminal import print_report
 
     config = config_from_options(lambda dest: getattr(args, dest))
     json_path = checked_json_path(args.json)
+    checked_report_paths(args)
     console = Console(file=sys.stdout, highlight=False)
-    with status(console, "loading and analysing the model…"):
-        checker = Checker.open(args.model, config)
-    result = checker.check(progress=progress_callback(console))
+    command, stage = cli_command(args.model, config), "load"
+    try:
+        with status(console, "loading and analysing the model…"):
+            checker = Checker.open(args.model, config)
+        stage = "check"
+        result = checker.check(progress=progress_callback(console))
+    except UsageError as exc:  # the page still says why, then the one-line error as usual
+        write_reports(args, error_report(str(args.model), str(exc), stage), label=str(args.model), command=command)
+        raise
     print_report(result, console)
     if json_path is not None:
         result.write_json(json_path)
+    write_reports(args, result.to_dict(), label=str(args.model), command=command)
     return result.exit_code

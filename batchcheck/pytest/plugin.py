@@ -20,6 +20,7 @@ import pytest
 
 from ..errors import UsageError
 from ..options import CheckConfig, add_check_options, config_from_options
+from .pages import PAGES, PageWriter, add_page_options, attach_report, page_line, page_settings
 
 if TYPE_CHECKING:
     from ..report.failure import Batchcheck
@@ -81,6 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="regression gate: fail when a model regresses against its entry in FILE (JSON)")
     group.addoption("--graph-update-baseline", action="store_true",
                     help="write or refresh the --graph-baseline entries of the models checked")
+    add_page_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,10 +90,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         settings = config.stash[SETTINGS] = _settings(config)
+        pages = config.stash[PAGES] = page_settings(config)
     except UsageError as exc:
         raise pytest.UsageError(f"batchcheck: {for_pytest(str(exc))}") from None
     if settings.update_baseline and not hasattr(config, "workerinput"):
         config.pluginmanager.register(BaselineWriter(settings), "batchcheck-baseline-writer")
+    if pages and settings.models and not hasattr(config, "workerinput"):
+        from ..report.failure import cli_command
+
+        commands = {m.label: cli_command(Path(m.given), settings.check_config) for m in settings.models}
+        config.pluginmanager.register(PageWriter(pages, commands), "batchcheck-page-writer")
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -227,6 +235,7 @@ class ModelCollector(pytest.Collector):
         super().__init__(**kwargs)
         self.model = model
         self.state: ModelState | None = None
+        self.page_sent = False  # its report went to the page writer (--graph-html, --graph-markdown)
 
     def collect(self) -> Iterator[pytest.Item]:
         yield InvarianceItem.from_parent(self, name="invariance")
@@ -274,6 +283,15 @@ class ModelState:
         if self._result is None:
             self._result = self.checker(nodeid).check()
         return self._result
+
+    def report_dict(self, given: str) -> dict | None:
+        """The full check's report, or the error that stopped loading; None when neither happened yet."""
+        from ..report.failure import for_pytest
+        from ..report.summary import error_report
+
+        if self._result is not None:
+            return self._result.to_dict()
+        return error_report(given, for_pytest(str(self._error[0])), "load") if self._error is not None else None
 
     def close(self) -> None:
         if self._checker is not None:
@@ -334,7 +352,8 @@ class ModelItem(pytest.Item):
         reproduce.append(command("pytest", "--graph", self.model.given, *option_args(config, PREFIX),
                                  *pytest_extra, "-k", f"batchcheck and {select}"))
         raise ModelFailure(failure_report(result, label=f"`{self.model.given}`", plan=plan, headline=headline,
-                                          reproduce=reproduce, pytest_options=True))
+                                          reproduce=reproduce, pytest_options=True)
+                           + page_line(self.config.stash[PAGES], self.model.label))
 
     def accepted_verdict(self, verdict: str) -> bool:
         """Whether the baseline accepts a `verdict` failure of this model (or is being rewritten)."""
@@ -462,6 +481,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     if isinstance(item, BaselineItem) and call.when == "call" and item.measured is not None:
         setattr(report, REPORT_ATTRIBUTE, json.dumps(item.measured))  # JSON: xdist sends it to the controller
+    if isinstance(item, ModelItem) and call.when == "call" and item.config.stash[PAGES] and not item.parent.page_sent:
+        model_report = item.parent.state.report_dict(item.model.given) if item.parent.state else None
+        if model_report is not None:
+            attach_report(report, item.model.label, model_report)
+            item.parent.page_sent = True
     if isinstance(item, ModelItem) and report.skipped and isinstance(report.longrepr, tuple):
         report.longrepr = (str(item.path), None, report.longrepr[2])  # the model, not the plugin's source line
     return report

@@ -1,0 +1,51 @@
+"""The report files a command can write besides `--json`: `--html PATH`, `--plot PATH.svg`, `--markdown PATH`.
+
+A command adds them with `add_report_options(parser)`, checks them before any work with
+`checked_report_paths(args)`, and writes them from the report dict with `write_reports(...)`, also for
+an error report, so that a CI job always has a page that says what happened.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+def add_report_options(parser: argparse.ArgumentParser, *, plot: bool = True) -> None:
+    parser.add_argument("--html", type=Path, metavar="PATH",
+                        help="write a self-contained HTML page (profile, roots, trials, tensors) to PATH")
+    if plot:
+        parser.add_argument("--plot", type=Path, metavar="PATH.svg",
+                            help="write the divergence profile alone to PATH.svg")
+    parser.add_argument("--markdown", type=Path, metavar="PATH",
+                        help="write a one-row Markdown summary (for a CI job summary) to PATH")
+
+
+def checked_report_paths(args: argparse.Namespace) -> None:
+    """`UsageError` unless every report path's folder exists and `--plot` ends in .svg."""
+    for flag in ("html", "plot", "markdown"):
+        path = getattr(args, flag, None)
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"--{flag} {path}: folder `{path.parent}` does not exist; create it or choose "
+                             f"another path")
+    plot = getattr(args, "plot", None)
+    if plot is not None and plot.suffix.lower() != ".svg":
+        raise UsageError(f"--plot {plot}: the profile is written as SVG only; give a path ending in .svg "
+                         f"(a browser or `rsvg-convert` turns it into PNG)")
+
+
+def write_reports(args: argparse.Namespace, report: dict, *, label: str, kind: str = "check",
+                  command: str | None = None) -> None:
+    """Write whichever of `--html`, `--plot` and `--markdown` were given, from `report`."""
+    from ..report.html import write_html
+    from ..report.markdown import write_markdown
+    from ..report.profile import write_plot
+
+    if args.html is not None:
+        write_html(args.html, report, kind=kind, command=command)
+    if getattr(args, "plot", None) is not None and report.get("tensors"):
+        write_plot(args.plot, report)
+    if args.markdown is not None:
+        link = args.html.name if args.html is not None and args.html.parent == args.markdown.parent else None
+        write_markdown(args.markdown, [(label, link, report)])
