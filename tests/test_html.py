@@ -3,7 +3,6 @@ checks), from the CLI (`--html`, `--plot`, `--markdown`) and from the pytest plu
 `--graph-markdown`, also under xdist). The page in a real browser is tests/test_browser.py."""
 from __future__ import annotations
 
-import copy
 import html
 import json
 import re
@@ -17,6 +16,7 @@ from batchcheck.report.html import render_html, render_index, reproduce_command
 from batchcheck.report.markdown import markdown_summary
 from batchcheck.report.profile import MAX_COLUMNS, MAX_TENSOR_COLUMNS, columns, profile_svg
 from batchcheck.report.summary import error_report, summarize
+from fixtures.large import tiled_report
 
 pytest_plugins = ("pytester",)
 
@@ -35,27 +35,6 @@ def bars(svg: str) -> list[ElementTree.Element]:
     return [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None and float(r.get("y")) < strip_y]
 
 
-def tiled(report: dict, copies: int) -> dict:
-    """`report` with its tensors repeated `copies` times under distinct layer names (a long network);
-    its roots stay in the copy at two thirds of the depth."""
-    big = copy.deepcopy(report)
-    big["tensors"] = []
-    root_copy = copies * 2 // 3
-    roots = {r["node"] for r in report["roots"]}
-    for i in range(copies):
-        for tensor in report["tensors"]:
-            t = dict(tensor, layer=f"copy{i}/{tensor['layer']}", tensor=f"copy{i}/{tensor['tensor']}")
-            node = tensor["tensor"].split(":")[0]
-            if i != root_copy and (i < root_copy or node in roots):
-                t.update(status="ok", max_abs_diff=0.0, max_rel_diff=0.0)
-            big["tensors"].append(t)
-    for key in ("first_divergence",):
-        big[key] = dict(report[key], node=f"copy{root_copy}/{report[key]['node']}",
-                        layer=f"copy{root_copy}/{report[key]['layer']}")
-    big["roots"] = [big["first_divergence"]]
-    return big
-
-
 # -- the profile -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["mobilenet_v1_bn_training", "mobilenet_v1_bn_training_deep", "dropout",
@@ -72,7 +51,8 @@ def test_profile_has_a_bar_per_compared_tensor_coloured_by_status(name: str) -> 
     assert f"tolerance rtol {report['tolerance']['rtol']:.1e}" in svg
     labels = re.findall(r'class="root-label"[^>]*>([^<]+)<', svg)
     if report["first_divergence"]:
-        assert labels[0] == f"first: {report['first_divergence']['layer']}"
+        prefix = "first random: " if report["verdict"] == "nondeterministic" else "first: "
+        assert labels[0] == prefix + report["first_divergence"]["layer"]
         assert svg.count("<path") == len(report["roots"]) + 1  # a marker per root, one in the legend
     else:
         assert labels == []
@@ -88,7 +68,7 @@ def test_bars_grow_with_the_difference_and_zero_sits_at_the_bottom() -> None:
 
 
 def test_a_2000_tensor_network_is_drawn_per_layer_run_and_marks_the_root_at_its_depth() -> None:
-    report = tiled(golden("mobilenet_v1_bn_training_deep"), 34)  # 2,108 tensors, 578 layers
+    report = tiled_report(golden("mobilenet_v1_bn_training_deep"), 34)  # 2,108 tensors, 578 layers
     cols, unit = columns(report)
     assert len(report["tensors"]) > 2000 and unit == "layers" and MAX_COLUMNS // 2 < len(cols) <= MAX_COLUMNS
     statuses = [c.status for c in cols]
@@ -100,7 +80,7 @@ def test_a_2000_tensor_network_is_drawn_per_layer_run_and_marks_the_root_at_its_
 
 
 def test_a_few_hundred_tensors_are_drawn_per_layer() -> None:
-    report = tiled(golden("mobilenet_v1_bn_training"), 5)  # 310 tensors, 80 layers
+    report = tiled_report(golden("mobilenet_v1_bn_training"), 5)  # 310 tensors, 80 layers
     cols, unit = columns(report)
     assert len(report["tensors"]) > MAX_TENSOR_COLUMNS and unit == "layer"
     assert [c.label for c in cols] == list(dict.fromkeys(t["layer"] for t in report["tensors"]))

@@ -22,6 +22,8 @@ MAX_ROOT_LABELS = 6
 LABEL_ROWS = 3
 CHAR_WIDTH = 6.4  # of the 11 px label font, for keeping labels apart
 LOWEST_DECADE = -12
+AFTER_TINT = ("#fbe9e7", "#fdf1e3")  # behind what follows the first divergence (batch-dependent, random)
+FIRST_LABEL = ("first: ", "first random: ")
 HALO = ' stroke="#fff" stroke-width="3" paint-order="stroke"'  # keeps a label readable over bars
 
 # status → (colour, legend label); the order is the severity a column takes from its tensors
@@ -109,7 +111,7 @@ def _scale(cols: list[Column], lines: list[float]) -> Scale:
     finite = [c.max_rel for c in cols if c.max_rel and math.isfinite(c.max_rel)] + [v for v in lines if v > 0]
     if not finite:
         return Scale(-8, 0)
-    low = max(LOWEST_DECADE, math.floor(math.log10(min(finite))))
+    low = max(LOWEST_DECADE, math.floor(math.log10(min(finite))) - 1)
     high = math.ceil(math.log10(max(finite)) + 0.3)
     return Scale(low, max(high, low + 2))
 
@@ -123,17 +125,21 @@ def profile_svg(report: dict) -> str:
     plot_width = WIDTH - LEFT - RIGHT
     step = plot_width / max(1, len(cols))
     bar = max(1.0, step * 0.8) if step >= 2 else step
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="profile" viewBox="0 0 {WIDTH} {HEIGHT}" '
-             f'width="{WIDTH}" height="{HEIGHT}" role="img" font-family="system-ui, sans-serif" font-size="11">',
+    markers, label_rows = _markers(report, cols, step)
+    crop = TOP - 14 - 14 * label_rows  # no room kept for root labels that are not there
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="profile" viewBox="0 {crop} {WIDTH} {HEIGHT - crop}" '
+             f'width="{WIDTH}" height="{HEIGHT - crop}" role="img" font-family="system-ui, sans-serif" '
+             f'font-size="11">',
              f"<title>divergence profile: largest relative difference per {unit}, input to output</title>",
-             f'<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{PLOT_HEIGHT}" fill="#fafafa"/>']
+             f'<rect class="plot-area" x="{LEFT}" y="{TOP}" width="{plot_width}" height="{PLOT_HEIGHT}" '
+             f'fill="#fafafa"/>']
     parts += _axis(scale, plot_width)
     bottom = TOP + PLOT_HEIGHT
     first = report.get("first_divergence")
     start = _column_of(cols, first["node"]) if first else None
     if start is not None:
         parts.append(f'<rect x="{LEFT + start * step:.1f}" y="{TOP}" width="{plot_width - start * step:.1f}" '
-                     f'height="{PLOT_HEIGHT}" fill="#fbe9e7"/>')
+                     f'height="{PLOT_HEIGHT}" fill="{AFTER_TINT[report["verdict"] == "nondeterministic"]}"/>')
     for i, col in enumerate(cols):
         x = LEFT + i * step
         colour = STATUS_STYLE[col.status][0]
@@ -154,8 +160,8 @@ def profile_svg(report: dict) -> str:
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_width}" y1="{floor_y:.1f}" y2="{floor_y:.1f}" '
                      f'stroke="#777" stroke-dasharray="2 3"/>')
         parts.append(f'<text x="{LEFT + 4}" y="{floor_y + 12:.1f}" fill="#555"{HALO}>noise floor {floor:.1e}</text>')
-    parts += _markers(report, cols, step)
-    parts += _legend(cols, unit)
+    parts += markers
+    parts += _legend(cols, unit, bool(report["roots"]))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -184,8 +190,9 @@ def _column_of(cols: list[Column], node: str) -> int | None:
     return next((i for i, col in enumerate(cols) if node in col.nodes), None)
 
 
-def _markers(report: dict, cols: list[Column], step: float) -> list[str]:
-    """A triangle over every root; labels for the first ones that fit; a line at the first divergence."""
+def _markers(report: dict, cols: list[Column], step: float) -> tuple[list[str], int]:
+    """A triangle over every root, labels for the first ones that fit, a line at the first divergence;
+    and how many rows of labels that took."""
     parts: list[str] = []
     rows: list[list[tuple[float, float]]] = [[] for _ in range(LABEL_ROWS)]
     first = report.get("first_divergence")
@@ -198,13 +205,14 @@ def _markers(report: dict, cols: list[Column], step: float) -> list[str]:
         is_first = first is not None and root["node"] == first["node"]
         colour = "#7a0c0c" if is_first else "#333"
         if is_first:
-            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 4}" y2="{TOP + PLOT_HEIGHT + STRIP + 4}" '
-                         f'stroke="{colour}" stroke-width="1.5"/>')
+            edge = LEFT + index * step - 1  # just before its bar: everything from here on is after it
+            parts.append(f'<line class="first-divergence" x1="{edge:.1f}" x2="{edge:.1f}" y1="{TOP - 4}" '
+                         f'y2="{TOP + PLOT_HEIGHT + STRIP + 4}" stroke="{colour}" stroke-width="1.5"/>')
         parts.append(f'<path d="M{x - 5:.1f},{TOP - 10} L{x + 5:.1f},{TOP - 10} L{x:.1f},{TOP - 2} Z" '
                      f'fill="{colour}"><title>{escape(_root_tip(root))}</title></path>')
         if labelled >= MAX_ROOT_LABELS:
             continue
-        text = ("first: " if is_first else "") + root["layer"]
+        text = (FIRST_LABEL[report["verdict"] == "nondeterministic"] if is_first else "") + root["layer"]
         width = len(text) * CHAR_WIDTH
         start = min(max(x - width / 2, 2), WIDTH - width - 2)
         row = next((r for r in range(LABEL_ROWS) if all(start > b + 6 or start + width < a - 6
@@ -217,7 +225,7 @@ def _markers(report: dict, cols: list[Column], step: float) -> list[str]:
         parts.append(f'<text class="root-label" x="{start:.1f}" y="{y}" fill="{colour}"{weight}>'
                      f"{escape(text)}</text>")
         labelled += 1
-    return parts
+    return parts, sum(bool(row) for row in rows)
 
 
 def _root_tip(root: dict) -> str:
@@ -225,7 +233,7 @@ def _root_tip(root: dict) -> str:
             f"max |diff| {figure_value(root['max_abs_diff']):.3g}, relative {_rel_text(root['max_rel_diff'])}")
 
 
-def _legend(cols: list[Column], unit: str) -> list[str]:
+def _legend(cols: list[Column], unit: str, roots: bool) -> list[str]:
     present = [s for s in STATUS_STYLE if any(c.status == s for c in cols)]
     x, y = LEFT, HEIGHT - 8
     per = {"tensor": "one bar per tensor", "layer": "one bar per layer",
@@ -237,8 +245,9 @@ def _legend(cols: list[Column], unit: str) -> list[str]:
         parts.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{x + 14}" y="{y}" fill="#333">{label}</text>')
         x += 14 + len(label) * CHAR_WIDTH + 14
-    parts.append(f'<path d="M{x:.0f},{y - 9} L{x + 10:.0f},{y - 9} L{x + 5:.0f},{y} Z" fill="#333"/>')
-    parts.append(f'<text x="{x + 14}" y="{y}" fill="#333">root</text>')
+    if roots:
+        parts.append(f'<path d="M{x:.0f},{y - 9} L{x + 10:.0f},{y - 9} L{x + 5:.0f},{y} Z" fill="#333"/>')
+        parts.append(f'<text x="{x + 14}" y="{y}" fill="#333">root</text>')
     return parts
 
 
