@@ -71,10 +71,8 @@ def page_line(settings: PageSettings, label: str) -> str:
 
 
 def attach_report(report: pytest.TestReport, label: str, model_report: dict) -> None:
-    """Send `model_report` with this test report (JSON: xdist carries it to the controller)."""
-    from ..result import finite_for_json
-
-    setattr(report, REPORT_ATTRIBUTE, json.dumps([label, finite_for_json(model_report)], default=str))
+    """Send `model_report` (plain JSON values) with this test report; xdist carries it to the controller."""
+    setattr(report, REPORT_ATTRIBUTE, json.dumps([label, model_report]))
 
 
 @dataclass
