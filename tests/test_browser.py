@@ -47,7 +47,7 @@ def pages(case_model, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     return written
 
 
-def screenshot(page, name: str) -> "Image":
+def screenshot(page, name: str):
     """The first screen as a Pillow image, kept in $BATCHCHECK_SCREENSHOTS when set."""
     from PIL import Image
 

@@ -66,9 +66,8 @@ def render_html(report: dict, *, kind: str = "check", command: str | None = None
     model_path = report.get("model", {}).get("path", "model")
     verdict = report.get("verdict", "error")
     sections = SECTIONS.get(kind, _generic_sections) if verdict != "error" else _error_sections
-    badge, text = HEADLINES.get(verdict, ("", verdict))
     return _page(f"batchcheck {kind}: {verdict} — {model_path}", verdict, f"{verdict} — {model_path}",
-                 text, sections(report, command or reproduce_command(report, kind)))
+                 "", sections(report, command or reproduce_command(report, kind)))
 
 
 def write_html(path: Path | str, report: dict, *, kind: str = "check", command: str | None = None) -> None:
