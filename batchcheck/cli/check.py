@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from ..options import add_check_options, config_from_options
 from .output import add_json_option, checked_json_path, progress_callback, status
 from .reports import add_report_options, checked_report_paths, write_reports
@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
             checker = Checker.open(args.model, config)
         stage = "check"
         result = checker.check(progress=progress_callback(console))
-    except UsageError as exc:  # the page still says why, then the one-line error as usual
-        write_reports(args, error_report(str(args.model), str(exc), stage), label=str(args.model), command=command)
+    except Exception as exc:  # the page still says why; then the one-line error (exit 2 or 3) as usual
+        why = str(exc) if isinstance(exc, UsageError) else f"internal error: {type(exc).__name__}: {first_line(exc)}"
+        write_reports(args, error_report(str(args.model), why, stage), label=str(args.model), command=command)
         raise
     print_report(result, console)
     if json_path is not None:
