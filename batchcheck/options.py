@@ -33,12 +33,17 @@ class CheckConfig:
     feeds: dict[str, str] = field(default_factory=dict)
     images: Path | None = None
     preprocess: str = "symmetric"
-    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    batch_sizes: tuple[int, ...] | None = None  # None: draw from DEFAULT_BATCH_SIZES; given: each runs once
     trials: int = DEFAULT_TRIALS
     seed: int = 0
     atol: float | None = None
     rtol: float | None = None
     exact: bool = False
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The batch sizes trials draw from."""
+        return self.batch_sizes or DEFAULT_BATCH_SIZES
 
     def __post_init__(self) -> None:
         check_field(self.format in FORMATS, "format", self.format, f"choose one of {', '.join(FORMATS)}")
@@ -48,7 +53,8 @@ class CheckConfig:
                     "give a whole number of at least 1")
         check_field(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
                     "give a whole number of at least 0")
-        check_field(self.batch_sizes and all(isinstance(b, int) and 2 <= b <= MAX_BATCH for b in self.batch_sizes),
+        check_field(self.batch_sizes is None or self.batch_sizes and all(
+                    isinstance(b, int) and 2 <= b <= MAX_BATCH for b in self.batch_sizes),
                     "batch_sizes", self.batch_sizes,
                     f"give whole numbers from 2 to {MAX_BATCH} (a batch of 1 is the probe alone)")
         for name in ("atol", "rtol"):
@@ -160,8 +166,8 @@ OPTIONS: tuple[Option, ...] = (
         choices=PREPROCESSING, default="symmetric",
         help="pixel scaling for float inputs: raw 0..255, unit 0..1, symmetric -1..1 (default), caffe BGR-mean")),
     Option("batch-sizes", "batch_sizes", "trials", "list", dict(
-        type=parse_int_list, default=DEFAULT_BATCH_SIZES, metavar="N,N,…",
-        help=f"batch sizes to draw from (default {','.join(map(str, DEFAULT_BATCH_SIZES))})")),
+        type=parse_int_list, metavar="N,N,…",
+        help=f"batch sizes to try, each at least once (default: drawn from {','.join(map(str, DEFAULT_BATCH_SIZES))})")),
     Option("trials", "trials", "trials", "value", dict(
         type=int, default=DEFAULT_TRIALS, metavar="N", help=f"number of batches to try (default {DEFAULT_TRIALS})")),
     Option("seed", "seed", "trials", "value", dict(

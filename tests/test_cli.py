@@ -114,7 +114,8 @@ def test_subprocess_stderr_clean_and_nothing_written(case_model, tmp_path):
     work.mkdir()
     done = run_subprocess("check", str(path), "--trials", "2", "--json", "out.json", cwd=work)
     assert done.returncode == 1 and done.stderr == ""
-    assert "first divergent layer `MobilenetV1/Conv2d_0/BatchNorm/FusedBatchNormV3`" in done.stdout
+    assert ("first divergent layer `MobilenetV1/Conv2d_0`, node `MobilenetV1/Conv2d_0/BatchNorm/FusedBatchNormV3`"
+            in done.stdout)
     assert "fix:" in done.stdout
     assert sorted(p.name for p in work.iterdir()) == ["out.json"]
     broken = run_subprocess("check", str(work / "missing.pb"), cwd=work)

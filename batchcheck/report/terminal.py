@@ -38,8 +38,10 @@ def print_report(result: CheckResult, console: Console) -> None:
         value = f"fed {p.fed}" if p.fed is not None else "default kept"
         out(f"  placeholder {escape(p.name)} ({p.op} {p.dtype} {p.shape}): {value}")
     sizes = sorted({t.batch_size for t in result.trials})
+    extra = len(result.trials) - model.requested_trials
+    raised = f" ({extra} more than --trials {model.requested_trials}, to run every batch size)" if extra > 0 else ""
     out(f"  compared {model.compared_tensors} tensors ({model.screened_tensors} on every trial) "
-        f"over {len(result.trials)} trials, batch sizes {', '.join(map(str, sizes))}, images {model.images}")
+        f"over {len(result.trials)} trials{raised}, batch sizes {', '.join(map(str, sizes))}, images {model.images}")
     if tol.source == "measured":
         out(f"  tolerance {tol.describe()} (noise floor {tol.noise_floor:.1e} measured on batches of the probe's copies)")
     else:
@@ -59,9 +61,9 @@ def print_report(result: CheckResult, console: Console) -> None:
         out("[bold red]FAIL[/] nondeterministic: the same feed run twice gives different activations")
     first = result.first_divergence
     if first:
-        label = "first divergent layer" if result.verdict == Verdict.BATCH_DEPENDENT else "first random node"
-        out(f"{label} `{escape(first.node)}`: {escape(first.hint)}")
-        out(f"  layer `{escape(first.layer)}`, op {first.op}, output {first.output}, cause {first.cause}, "
+        label = "first divergent layer" if result.verdict == Verdict.BATCH_DEPENDENT else "first random layer"
+        out(f"{label} `{escape(first.layer)}`, node `{escape(first.node)}`: {escape(first.hint)}")
+        out(f"  op {first.op}, output {first.output}, cause {first.cause}, "
             f"max |diff| {figure(first.max_abs_diff)} (relative {figure(first.max_rel_diff)})")
     if len(result.roots) > 1:
         out("other roots:")
