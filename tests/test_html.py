@@ -120,6 +120,13 @@ def test_reproduce_command_given_is_shown_and_quoted() -> None:
     assert reproduce_command({"model": {"path": "a b.pb"}, "trials": []}) == "batchcheck check 'a b.pb'"
 
 
+def test_trials_beyond_the_requested_number_are_explained() -> None:
+    report = golden("mobilenet_v1_bn_training")
+    assert "more than --trials" not in render_html(report)
+    report["model"]["requested_trials"] = len(report["trials"]) - 1
+    assert f"1 more than --trials {len(report['trials']) - 1}, to run every batch size once" in render_html(report)
+
+
 def test_an_error_report_gives_a_page_and_an_index_row_saying_why() -> None:
     report = error_report("zoo/broken.pb", "zoo/broken.pb: not a TensorFlow GraphDef; pass a frozen .pb", "load")
     assert not summarize(report) and summarize(report).reason.startswith("load: zoo/broken.pb: not a")

@@ -198,7 +198,11 @@ def _trials(report: dict) -> str:
                     f'<td class="num">{trial["batch_size"]}</td><td class="num">{trial["position"]}</td>'
                     f'<td>{escape(trial["probe"])}</td><td title="{escape(", ".join(mates))}">{escape(shown)}</td>'
                     f'<td>{mode}</td><td>{"<b>yes</b>" if trial["diverged"] else "no"}</td></tr>')
-    return head + "\n".join(rows) + "</tbody></table>"
+    requested = report["model"].get("requested_trials")
+    extra = len(report["trials"]) - requested if requested else 0
+    note = (f'<p class="muted">{extra} more than --trials {requested}, to run every batch size once.</p>'
+            if extra > 0 else "")
+    return head + "\n".join(rows) + "</tbody></table>" + note
 
 
 def _tensors(report: dict) -> str:
