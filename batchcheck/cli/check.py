@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError, first_line
-from ..options import add_check_options, config_from_options
+from ..options import add_check_options, argparse_groups, config_from_options
 from .output import add_json_option, checked_json_path, progress_callback, status
 from .reports import add_report_options, checked_report_paths, write_reports
 
@@ -16,9 +16,12 @@ HELP = "check one model for batch invariance"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
-    add_check_options(parser.add_argument)
-    add_json_option(parser)
-    add_report_options(parser)
+    groups = argparse_groups(parser)
+    add_check_options(parser.add_argument, group=groups)
+    add_json_option(groups("output"))
+    add_report_options(groups("output"))
+    groups("output")("--all-layers", action="store_true", help="list every layer in the table (default: the 16 "
+                     "most telling)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         why = str(exc) if isinstance(exc, UsageError) else f"internal error: {type(exc).__name__}: {first_line(exc)}"
         write_reports(args, error_report(str(args.model), why, stage), label=str(args.model), command=command)
         raise
-    print_report(result, console)
+    print_report(result, console, all_layers=args.all_layers)
     if json_path is not None:
         result.write_json(json_path)
     write_reports(args, result.to_dict(), label=str(args.model), command=command)

@@ -1,6 +1,6 @@
 """The report files a command can write besides `--json`: `--html PATH`, `--plot PATH.svg`, `--markdown PATH`.
 
-A command adds them with `add_report_options(parser)`, checks them before any work with
+A command adds them with `add_report_options(add_argument)`, checks them before any work with
 `checked_report_paths(args)`, and writes them from the report dict with `write_reports(...)`, also for
 an error report, so that a CI job always has a page that says what happened.
 """
@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import UsageError
 
 
-def add_report_options(parser: argparse.ArgumentParser, *, plot: bool = True) -> None:
-    parser.add_argument("--html", type=Path, metavar="PATH",
-                        help="write a self-contained HTML page (profile, roots, trials, tensors) to PATH")
+def add_report_options(add_argument: Callable[..., Any], *, plot: bool = True) -> None:
+    """Add `--html`, `--plot` (unless `plot` is False: a command with no divergence profile) and `--markdown`."""
+    add_argument("--html", type=Path, metavar="PATH",
+                 help="write a self-contained HTML page (profile, roots, trials, tensors) to PATH")
     if plot:
-        parser.add_argument("--plot", type=Path, metavar="PATH.svg",
-                            help="write the divergence profile alone to PATH.svg")
-    parser.add_argument("--markdown", type=Path, metavar="PATH",
-                        help="write a one-row Markdown summary (for a CI job summary) to PATH")
+        add_argument("--plot", type=Path, metavar="PATH.svg", help="write the divergence profile alone to PATH.svg")
+    add_argument("--markdown", type=Path, metavar="PATH",
+                 help="write a one-row Markdown summary (for a CI job summary) to PATH")
 
 
 def checked_report_paths(args: argparse.Namespace) -> None:

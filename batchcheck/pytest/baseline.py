@@ -77,10 +77,17 @@ def write_baseline(path: Path, entries: dict[str, dict]) -> None:
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is for secrets; a baseline is a plain file
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _dumps(data: dict) -> str:
