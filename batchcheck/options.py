@@ -103,10 +103,11 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def add_check_options(addoption: Callable[..., Any], prefix: str = "") -> None:
-    """Add every check option as `--{prefix}{name}` through `addoption` (argparse or pytest)."""
+def add_check_options(addoption: Callable[..., Any], prefix: str = "", names: tuple[str, ...] | None = None) -> None:
+    """Add every check option (or those in `names`) as `--{prefix}{name}` through `addoption` (argparse or pytest)."""
     for name, kwargs in OPTIONS:
-        addoption(f"--{prefix}{name}", dest=_dest(prefix, name), **kwargs)
+        if names is None or name in names:
+            addoption(f"--{prefix}{name}", dest=_dest(prefix, name), **kwargs)
 
 
 def config_from_options(get: Callable[[str], Any], prefix: str = "") -> CheckConfig:
