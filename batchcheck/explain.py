@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError, did_you_mean
-from .graph.batch_rules import batch_axis
+from .graph.batch_rules import batch_axis, batch_mixing
 from .graph.batchnorm import BatchNorm, constant_value
 from .graph.findings import Finding
-from .graph.index import layer_of
+from .graph.index import RANDOM_OPS, layer_of
+from .judge.causes import EXPLANATIONS, LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS
 from .lint import GraphFacts, graph_facts, load
 from .load.images import pool_from_dir, synthetic_pool
 from .options import CheckConfig
@@ -224,31 +225,36 @@ def _explain_op(probe: Probe, node: str) -> Explanation:
     index = probe.facts.index
     info, definition = index.nodes[node], index.defs[node]
     attributes = {key: _attr_value(definition.attr[key]) for key in SHOWN_ATTRS if key in definition.attr}
-    for slot, (source, _) in enumerate(info.data_inputs[1:], start=1):
-        value = constant_value(index, source)
-        if value is not None and value.size <= 16:
-            attributes[f"input_{slot}"] = value.tolist()
+    constants = {source: constant_value(index, source) for source, _ in info.data_inputs[1:]}
+    attributes["constant_inputs"] = {source: value.tolist() for source, value in constants.items()
+                                     if value is not None and value.size <= 16}
     inputs = [f"{s}:{o}" for s, o in info.data_inputs]
     attributes["input_shapes"] = {t: _shape_text(probe.facts.shapes.get(t)) for t in inputs}
     attributes["output_shape"] = _shape_text(probe.facts.shapes.get(f"{node}:0"))
     tensor = f"{node}:0"
     measured = probe.mixes_rows([tensor])[tensor]
-    if info.op in ("RandomUniform", "RandomStandardNormal", "TruncatedNormal") or "Random" in info.op:
-        measured.update(probe.varies_between_runs(tensor))
     mixes = measured["mixes_rows"]
-    conclusion = (f"{info.op} {'mixes' if mixes else 'does not mix'} rows: image 0's output changes by up to "
-                  f"{measured['max_abs_diff']:.2g} when another image joins the batch"
-                  if mixes else f"{info.op} does not mix rows (max |diff| {measured['max_abs_diff']:.2g})")
+    if info.op in RANDOM_OPS:
+        measured.update(probe.varies_between_runs(tensor))
+        conclusion = (f"{info.op} is random: its values differ between two runs of the same image "
+                      f"(max |diff| {measured['max_abs_diff']:.2g}); lint says whether they reach the data")
+        return Explanation(node, info.op, "random", layer_of(node), None, conclusion,
+                           attributes=attributes, figures=measured)
+    conclusion = (f"{info.op} mixes rows: image 0's output changes by up to {measured['max_abs_diff']:.2g} "
+                  f"when another image joins the batch" if mixes else
+                  f"{info.op} does not mix rows (max |diff| {measured['max_abs_diff']:.2g})")
+    static = batch_mixing(index, probe.facts.shapes, probe.facts.kinds, {node})
+    if static:
+        explanation, fix = EXPLANATIONS[static[0].cause]
+        attributes["cause"] = static[0].cause
+        conclusion += f"; {static[0].cause}: {explanation}; fix: {fix}"
     return Explanation(node, info.op, _family(info.op), layer_of(node), mixes, conclusion,
                        attributes=attributes, figures=measured)
 
 
 def _family(op: str) -> str:
-    from .graph.batch_rules import ROW_SELECTION_OPS
-    from .judge.causes import LAST_AXIS_OPS, REDUCTION_OPS
-
     return ("reduction" if op in REDUCTION_OPS else "softmax" if op in LAST_AXIS_OPS else
-            "slice" if op in ROW_SELECTION_OPS else "random" if "Random" in op else "op")
+            "slice" if op in ROW_SELECTION_OPS else "op")
 
 
 def _attr_value(attr):

@@ -175,7 +175,7 @@ def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[Finding]:
         findings.append(make_finding(
             index, "training_flag", flag,
             f"placeholder `{flag}` selects training behaviour through {len(switches)} cond switch(es)"
-            f"{state}", f"feed --feed {flag}={inference} (inference), or export with the flag removed",
+            f"{state}", f"--feed {flag}={inference} selects inference; or export with the flag removed",
             default=_default_text(facts, flag), inference_value=inference,
             training_nodes=sorted(live_if[inference == "false"] - live_if[inference == "true"])[:8]))
     kept = set(index.nodes)
@@ -208,17 +208,24 @@ def _random_findings(facts: GraphFacts) -> list[Finding]:
         if not reaches:
             continue
         random_part = {n for n in downstream if kinds.get(n) == "random"}
-        flags = sorted(n for n in index.ancestors(random_part) - index.ancestors([name])
+        flags = sorted(n for n in index.ancestors(random_part | {name})
                        if index.nodes[n].op in PLACEHOLDER_OPS and n != facts.prepared.input.node)
         if any(_neutral(flag, facts.flag_values.get(flag)) for flag in flags):
             continue
-        off = [f"--feed {flag}={'1.0' if KEEP_NAMES.search(flag) else '0'}" for flag in flags]
+        off = [f"--feed {flag}={_off_value(index, flag)}" for flag in flags]
         fix = (f"{' or '.join(off)} turns it off" if off else
                "export with is_training=False / training=False, or remove the dropout for inference")
         findings.append(make_finding(index, "random_op", name,
                                      f"random op {index.nodes[name].op} reaches the data at `{reaches[0]}` "
                                      f"(dropout left on?)", fix, reaches=reaches[0], flags=flags))
     return findings
+
+
+def _off_value(index: GraphIndex, flag: str) -> str:
+    """The value that turns dropout off through `flag`: false for a bool flag, 1.0 for keep_prob, else 0."""
+    if index.defs[flag].attr["dtype"].type == 10:  # DT_BOOL
+        return "false"
+    return "1.0" if KEEP_NAMES.search(flag) else "0"
 
 
 def _neutral(flag: str, value: str | None) -> bool:

@@ -12,9 +12,8 @@ import numpy as np
 
 from .batchnorm import constant_value
 from .index import SHAPE_OPS, GraphIndex
-from ..judge.causes import LAST_AXIS_OPS, REDUCTION_OPS
+from ..judge.causes import LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS
 
-ROW_SELECTION_OPS = frozenset({"StridedSlice", "Slice", "Gather", "GatherV2", "GatherNd", "Unpack"})
 MATRIX_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"})
 # Ops whose inputs are all values (a shape-derived input is used as a number, not as a size).
 VALUE_OPS = frozenset({"Mul", "Add", "AddV2", "Sub", "RealDiv", "Div", "DivNoNan", "Maximum", "Minimum",

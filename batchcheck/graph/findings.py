@@ -98,7 +98,7 @@ def training_findings(index: GraphIndex, norms: list[BatchNorm], live: set[str])
         fix = ("export for inference: is_training=False (slim), training=False (Keras), or FusedBatchNorm "
                "is_training=false with the moving mean/variance")
         if bn.training.flag:
-            fix = f"feed --feed {bn.training.flag}=false (it selects this branch), or {fix}"
+            fix = f"--feed {bn.training.flag}=false (it selects this branch), or {fix}"
         findings.append(make_finding(index, "batchnorm_training", bn.name,
                                      f"BatchNorm in training mode, uses the batch's statistics: {how}", fix,
                                      form=bn.kind, source=bn.training.describe(), output=bn.output))
