@@ -7,20 +7,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..options import OPTIONS, add_check_options, config_from_options
+from ..options import OPTIONS, config_from_options
 from .output import add_json_option, checked_json_path, status
 
 HELP = "audit a model's BatchNorm, dropout and flags statically (no images)"
-# The model options of `check`; images, preprocessing and seed serve --confirm.
-LINT_OPTIONS = ("format", "signature", "checkpoint", "input", "output", "input-shape", "feed",
-                "images", "preprocess", "seed")
+# The model options of `check`; its image options and seed serve --confirm.
+LINT_GROUPS = ("model", "images")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
-    add_check_options(parser.add_argument, names=LINT_OPTIONS)
-    parser.set_defaults(**{name.replace("-", "_"): kwargs.get("default") for name, kwargs in OPTIONS
-                           if name not in LINT_OPTIONS})
+    for option in OPTIONS:
+        if option.group in LINT_GROUPS or option.flag == "seed":
+            parser.add_argument(option.flag_text(), dest=option.dest(), **option.kwargs)
     parser.add_argument("--confirm", action="store_true",
                         help="run each runtime-confirmable finding once (a batch of two images) and set "
                              "`confirmed` true/false")
@@ -32,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..lint import lint
 
-    config = config_from_options(lambda dest: getattr(args, dest))
+    config = config_from_options(lambda dest: getattr(args, dest, None))  # options lint lacks keep defaults
     json_path = checked_json_path(args.json)
     console = Console(file=sys.stdout, highlight=False)
     with status(console, "loading and reading the model…"):
