@@ -120,7 +120,7 @@ def test_explains_every_fixture(name, case_model, run_cli):
 
     path, args = case_model(name)
     parsed = build_parser().parse_args(["lint", str(path), *args])
-    config = config_from_options(lambda dest: getattr(parsed, dest))
+    config = config_from_options(lambda dest: getattr(parsed, dest, None))
     facts = graph_facts(load(path, config)[1], config.feeds)
     norms = [bn.name for bn in facts.norms if bn.name in facts.live]
     node = norms[0] if norms else facts.prepared.outputs[0].split(":")[0]
