@@ -19,7 +19,7 @@ from ..errors import (
     first_line,
 )
 
-COMMANDS = ("check",)
+COMMANDS = ("check", "lint", "explain")
 
 
 class _OneLineParser(argparse.ArgumentParser):
