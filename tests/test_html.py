@@ -137,6 +137,15 @@ def test_an_error_report_gives_a_page_and_an_index_row_saying_why() -> None:
     assert "2 model(s), 1 not invariant" in index
 
 
+def test_explain_conclusions_are_shown_with_their_roots() -> None:
+    report = golden("cond_v1")
+    second = report["roots"][1]["node"]
+    page = render_html(report, explained={second: "this node normalises with the batch's statistics"})
+    assert page.count('class="explain"') == 1
+    card = page[page.index(f"<code>{second}</code>"):]
+    assert card.index("explain:</b> this node normalises") < card.index('<div class="root">')
+
+
 def test_unknown_kinds_get_a_generic_page_with_the_whole_report() -> None:
     page = render_html({"verdict": "clean", "model": {"path": "m.pb"}, "findings": [{"rule": "x|y"}]}, kind="lint")
     assert "batchcheck lint: clean" in page and "x|y" in page and "batchcheck lint m.pb" in page
@@ -169,6 +178,7 @@ def test_check_writes_page_plot_and_summary(case_model, run_cli, tmp_path: Path)
     text = page.read_text()
     assert run.report["first_divergence"]["node"] in text and "v-batch_dependent" in text
     assert f"batchcheck check {path} --trials 3 --seed 0" in text
+    assert "<b>explain:</b> this node normalises with the batch&#x27;s statistics" in text  # explain's conclusion
     assert len(bars(plot.read_text())) == len(run.report["tensors"])
     assert f"| [`{path}`](page.html) | ❌ batch_dependent | `MobilenetV1/Conv2d_0` |" in summary.read_text()
 

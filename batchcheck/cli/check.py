@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import UsageError, first_line
 from ..options import add_check_options, argparse_groups, config_from_options
 from .output import add_json_option, checked_json_path, progress_callback, status
-from .reports import add_report_options, checked_report_paths, write_reports
+from .reports import add_report_options, checked_report_paths, explain_first_root, write_reports
 
 HELP = "check one model for batch invariance"
 
@@ -49,5 +49,7 @@ def run(args: argparse.Namespace) -> int:
     print_report(result, console, all_layers=args.all_layers)
     if json_path is not None:
         result.write_json(json_path)
-    write_reports(args, result.to_dict(), label=str(args.model), command=command)
+    report = result.to_dict()
+    explained = explain_first_root(args.model, config, report) if args.html is not None else {}
+    write_reports(args, report, label=str(args.model), command=command, explained=explained)
     return result.exit_code

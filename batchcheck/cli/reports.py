@@ -37,16 +37,31 @@ def checked_report_paths(args: argparse.Namespace) -> None:
 
 
 def write_reports(args: argparse.Namespace, report: dict, *, label: str, kind: str = "check",
-                  command: str | None = None) -> None:
-    """Write whichever of `--html`, `--plot` and `--markdown` were given, from `report`."""
+                  command: str | None = None, explained: dict[str, str] | None = None) -> None:
+    """Write whichever of `--html`, `--plot` and `--markdown` were given, from `report` (`explained`:
+    what `explain` concluded about root nodes, for the page)."""
     from ..report.html import write_html
     from ..report.markdown import write_markdown
     from ..report.profile import write_plot
 
     if args.html is not None:
-        write_html(args.html, report, kind=kind, command=command)
+        write_html(args.html, report, kind=kind, command=command, explained=explained)
     if getattr(args, "plot", None) is not None and report.get("tensors"):
         write_plot(args.plot, report)
     if args.markdown is not None:
         link = args.html.name if args.html is not None and args.html.parent == args.markdown.parent else None
         write_markdown(args.markdown, [(label, link, report)])
+
+
+def explain_first_root(model: Path, config, report: dict) -> dict[str, str]:
+    """`explain`'s conclusion about the first divergent node (node -> conclusion), for the page; empty when
+    there is none or explain cannot measure it (the page then shows the check's hint alone)."""
+    from ..explain import explain
+
+    first = report.get("first_divergence")
+    if not first:
+        return {}
+    try:
+        return {first["node"]: explain(model, config, first["node"]).conclusion}
+    except UsageError:
+        return {}

@@ -13,7 +13,7 @@ import shlex
 from html import escape
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from .profile import STATUS_STYLE, figure_value, profile_svg
 from .summary import Summary, summarize
@@ -60,19 +60,26 @@ def _page(title: str, verdict: str, heading: str, subtitle: str, body: Iterable[
 
 # -- one model -------------------------------------------------------------------------------------
 
-def render_html(report: dict, *, kind: str = "check", command: str | None = None) -> str:
+def render_html(report: dict, *, kind: str = "check", command: str | None = None,
+                explained: dict[str, str] | None = None) -> str:
     """The page of one report. `kind` names the command that made it ("check"; others get a generic
-    page until they have their own sections); `command` is how to reproduce it."""
+    page until they have their own sections); `command` is how to reproduce it; `explained` maps root
+    nodes to what `explain` concluded about them."""
     model_path = report.get("model", {}).get("path", "model")
     verdict = report.get("verdict", "error")
-    sections = SECTIONS.get(kind, _generic_sections) if verdict != "error" else _error_sections
-    return _page(f"batchcheck {kind}: {verdict} — {model_path}", verdict, f"{verdict} — {model_path}",
-                 "", sections(report, command or reproduce_command(report, kind)))
+    if verdict == "error":
+        sections = _error_sections(report, command or reproduce_command(report, kind))
+    elif kind == "check":
+        sections = _check_sections(report, command or reproduce_command(report), explained or {})
+    else:
+        sections = _generic_sections(report, command or reproduce_command(report, kind))
+    return _page(f"batchcheck {kind}: {verdict} — {model_path}", verdict, f"{verdict} — {model_path}", "", sections)
 
 
-def write_html(path: Path | str, report: dict, *, kind: str = "check", command: str | None = None) -> None:
+def write_html(path: Path | str, report: dict, *, kind: str = "check", command: str | None = None,
+               explained: dict[str, str] | None = None) -> None:
     """Write the page of `report` to `path`."""
-    Path(path).write_text(render_html(report, kind=kind, command=command), encoding="utf-8")
+    Path(path).write_text(render_html(report, kind=kind, command=command, explained=explained), encoding="utf-8")
 
 
 def reproduce_command(report: dict, kind: str = "check") -> str:
@@ -84,9 +91,10 @@ def reproduce_command(report: dict, kind: str = "check") -> str:
     return " ".join(shlex.quote(str(part)) for part in parts)
 
 
-def _check_sections(report: dict, command: str) -> list[str]:
+def _check_sections(report: dict, command: str, explained: dict[str, str]) -> list[str]:
     return [_culprit(report), _section("profile", "Divergence profile", _profile(report)),
-            *([_section("roots", f"Roots ({len(report['roots'])})", _roots(report))] if report["roots"] else []),
+            *([_section("roots", f"Roots ({len(report['roots'])})", _roots(report, explained))]
+              if report["roots"] else []),
             _section("model", "Model and tolerance", _facts(report)),
             _section("trials", f"Trials ({len(report['trials'])})", _trials(report)),
             _section("tensors", f"Tensors ({len(report['tensors'])})", _tensors(report)),
@@ -105,8 +113,6 @@ def _generic_sections(report: dict, command: str) -> list[str]:
     return [_section("report", "Report", f'<pre class="command">{body}</pre>'),
             _section("reproduce", "Reproduce", f'<pre class="command">{escape(command)}</pre>')]
 
-
-SECTIONS: dict[str, Callable[[dict, str], list[str]]] = {"check": _check_sections}
 
 
 def _section(anchor: str, title: str, body: str) -> str:
@@ -139,14 +145,16 @@ def _profile(report: dict) -> str:
             f"a bar is the largest |batched − alone| / max|alone| over the trials; hover for names.</p>")
 
 
-def _roots(report: dict) -> str:
+def _roots(report: dict, explained: dict[str, str]) -> str:
     cards = []
     for root in report["roots"]:
+        conclusion = explained.get(root["node"])
+        explain = f'<div class="explain"><b>explain:</b> {escape(conclusion)}</div>' if conclusion else ""
         cards.append(f'<div class="root"><div class="name">{escape(root["layer"])}</div>'
                      f'<div><code>{escape(root["node"])}</code> ({escape(root["op"])}, output {root["output"]})'
                      f' — cause <b>{escape(root["cause"])}</b>, max |diff| {_figure(root["max_abs_diff"])} '
                      f'(relative {_figure(root["max_rel_diff"])})</div>'
-                     f'<div class="muted">{escape(root["hint"])}</div></div>')
+                     f'<div class="muted">{escape(root["hint"])}</div>{explain}</div>')
     return "\n".join(cards)
 
 
