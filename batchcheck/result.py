@@ -52,6 +52,7 @@ class Cause(_Name):
     BATCH_REDUCTION = "batch_reduction"
     BATCH_SIZE = "batch_size"
     POSITION = "position"
+    ROW_SELECTION = "row_selection"
     UNKNOWN = "unknown"
 
 
@@ -126,6 +127,7 @@ class ModelInfo:
     images: str  # a folder, or "synthetic"
     compared_tensors: int
     screened_tensors: int
+    requested_trials: int  # --trials; more ran when needed to run every batch size once
     outputs_chosen: str = ""  # how the outputs were chosen: given, declared by the model, or found (and why)
     flagged: list[dict] = field(default_factory=list)  # constructs the op scan flagged: can hang or hold state
 
