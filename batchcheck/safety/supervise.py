@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import codecs
 import os
 import pickle
 import re
@@ -140,7 +141,8 @@ def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdou
     stderr: list[bytes] = []
     readers = [threading.Thread(target=_drain, args=(child.stderr, stderr.append), daemon=True)]
     if not inherit:
-        sink = _write_stdout if relay_stdout else (lambda chunk: None)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a chunk may end inside a character
+        sink = (lambda chunk: _write_stdout(decoder.decode(chunk))) if relay_stdout else (lambda chunk: None)
         readers.append(threading.Thread(target=_drain, args=(child.stdout, sink), daemon=True))
     for reader in readers:
         reader.start()
@@ -219,9 +221,12 @@ def _stdout_is_terminal() -> bool:
     return sys.stdout is sys.__stdout__ and sys.stdout is not None and sys.stdout.isatty()
 
 
-def _write_stdout(chunk: bytes) -> None:
-    sys.stdout.write(chunk.decode("utf-8", "replace"))
-    sys.stdout.flush()
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (`| head`) or stdout was closed
+        pass
 
 
 def _drain(stream, sink: Callable[[bytes], None]) -> None:
