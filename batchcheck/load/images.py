@@ -82,10 +82,10 @@ def pool_from_dir(directory: Path, per_image_shape: tuple[int, ...], dtype: np.d
     for path in candidates:
         try:
             image, frames = _read_pixels(path, shape)
-        except UsageError as error:
+        except UnreadableImage as error:
             if not skip_bad:
                 raise UsageError(f"{error}; remove it or point --images at a folder of images") from None
-            skipped.append(f"`{path.name}` ({str(error).partition('(')[2].rstrip(')') or 'unreadable'})")
+            skipped.append(f"`{path.name}` ({error.reason})")
             continue
         names.append(path.name)
         pixels.append(image)
@@ -182,7 +182,7 @@ def _read_pixels(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
     h, w, c = shape
     kind = _not_regular(path)
     if kind:
-        raise UsageError(f"image `{path}`: not an image Pillow can read (a {kind}, never opened)")
+        raise UnreadableImage(path, f"a {kind}, never opened")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -190,8 +190,7 @@ def _read_pixels(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
             with Image.open(path) as opened:
                 frames = getattr(opened, "n_frames", 1)
                 opened.draft(None, (w, h))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that is still enough
-                image = _reduced(ImageOps.exif_transpose(opened), w, h)
-                image = _converted(image, IMAGE_CHANNELS[c])
+                image = _reduced(_converted(ImageOps.exif_transpose(opened), IMAGE_CHANNELS[c]), w, h)
                 array = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
                 return array.reshape(shape), frames
     except UnidentifiedImageError:
@@ -200,7 +199,15 @@ def _read_pixels(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
         reason = f"over the {MAX_IMAGE_PIXELS:,}-pixel cap against decompression bombs"
     except Exception as error:  # noqa: BLE001 - Pillow decoding hostile bytes raises many types; each is "unreadable"
         reason = str(error).splitlines()[0][:120] if str(error).strip() else type(error).__name__
-    raise UsageError(f"image `{path}`: not an image Pillow can read ({reason})")
+    raise UnreadableImage(path, reason)
+
+
+class UnreadableImage(UsageError):
+    """An image file that cannot be used: its path and why (a FIFO, truncated, over the pixel cap…)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"image `{path}`: not an image Pillow can read ({reason})")
+        self.path, self.reason = path, reason
 
 
 def _not_regular(path: Path) -> str | None:
@@ -213,9 +220,10 @@ def _not_regular(path: Path) -> str | None:
 
 
 def _reduced(image: Image.Image, w: int, h: int) -> Image.Image:
-    """`image` shrunk by a whole factor while it stays at least twice the target size (cheap box reduction)."""
+    """`image` (L, RGB or RGBA) shrunk by a whole factor while it stays at least twice the target size (a cheap box
+    reduction before the bilinear resize)."""
     factor = min(image.width // (2 * w), image.height // (2 * h))
-    return image.reduce(factor) if factor >= 2 and image.mode not in SIXTEEN_BIT_MODES else image
+    return image.reduce(factor) if factor >= 2 else image
 
 
 def _converted(image: Image.Image, mode: str) -> Image.Image:

@@ -95,6 +95,10 @@ def _modes() -> list[tuple[str, bytes, frozenset[int], tuple[str, ...]]]:
         "F-nan.tif": Image.fromarray(np.full(gray.shape, np.nan, np.float32)),
         "LAB.tif": base.convert("LAB"), "RGBX.tif": base.convert("RGBX"), "PA.png": base.convert("PA"),
         "HSV.tif": base.convert("HSV"),
+        # large enough to be box-reduced before resizing (16×16 target): every mode must survive that too
+        "P-large.gif": _picture((200, 160)).convert("P"), "CMYK-large.tif": _picture((200, 160)).convert("CMYK"),
+        "I16-large.png": Image.fromarray(np.full((160, 200), 40000, np.uint16)),
+        "F-large.tif": Image.fromarray(np.full((160, 200), 0.5, np.float32)),
     }
     made = []
     for name, image in images.items():
