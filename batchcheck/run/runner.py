@@ -124,11 +124,11 @@ class GraphRunner:
         """
         self.dead = self._dead_branches(one)
         candidates = self._candidates()
-        solo_shapes = self._shapes(candidates, one, fatal=True)
-        pair_shapes = self._shapes(candidates, two, fatal=False)
-        for tensor in candidates:
-            if tensor not in pair_shapes:
-                continue
+        # A node failing alone (a Reshape to a hard-coded batch of 12) is a batch limit like one failing
+        # in a batch: what runs before it is compared.
+        solo_shapes = self._shapes(candidates, one)
+        pair_shapes = self._shapes(list(solo_shapes), two)
+        for tensor in pair_shapes:
             axis = _batch_axis(solo_shapes[tensor], pair_shapes[tensor])
             node = tensor.split(":")[0]
             if axis == "folded":  # e.g. SpaceToBatchND; what follows may unfold it and is compared
@@ -167,21 +167,26 @@ class GraphRunner:
         """Tensors worth comparing: they depend on the input's values or on randomness, are live,
         fetchable, and hold numbers."""
         kinds = value_kinds(self.index, self.prepared.input.node)
-        unreachable = self.dead | loop_frame_nodes(self.index)
+        in_loops = loop_frame_nodes(self.index)
         candidates = []
         for name in self.index.order:
             op = self.graph.get_operation_by_name(name)
             if (kinds[name] not in ("data", "random") or name == self.prepared.input.node or op.type in SKIPPED_OPS
-                    or name in unreachable):
+                    or name in self.dead):
                 continue
             for output in op.outputs[:COMPARED_OUTPUTS.get(op.type)]:
-                if output.dtype.is_numpy_compatible and output.dtype not in (self.tf.string,):
+                if not output.dtype.is_numpy_compatible or output.dtype == self.tf.string:
+                    continue
+                if name in in_loops:
+                    self.excluded[output.name] = ("inside a while loop's frame, not fetchable from outside it "
+                                                  "(the loop's Exit outputs and what follows are compared)")
+                else:
                     candidates.append(output.name)
         return candidates
 
-    def _shapes(self, candidates: list[str], batch: np.ndarray, fatal: bool) -> dict[str, tuple[int, ...]]:
+    def _shapes(self, candidates: list[str], batch: np.ndarray) -> dict[str, tuple[int, ...]]:
         """Each candidate's shape on `batch`. Nodes that fail (e.g. a Reshape to a hard-coded batch of 1)
-        become batch limits and are dropped with everything after them, unless `fatal`."""
+        become batch limits and are dropped with everything after them."""
         tf = self.tf
         alive = list(candidates)
         for attempt in range(MAX_LIMIT_SEARCH):
@@ -194,7 +199,7 @@ class GraphRunner:
                 return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
             except tf.errors.OpError as exc:
                 node = self._failing_node(exc)
-                if fatal or node is None:
+                if node is None:
                     raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
                                      f"{f' at node `{node}`' if node else ''} ({op_error_text(exc)}); "
                                      f"check --input, --input-shape and --feed") from None
