@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import UsageError, did_you_mean
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
+from .core import find_core
 from .formats import LoadedModel
 from ..tfenv import import_tf
 
@@ -60,6 +61,13 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     input_node = _resolve_input(loaded, index, input_name)
     output_tensors = _resolve_outputs(loaded, index, outputs or [], input_node)
     notes = list(loaded.notes)
+    shipped_shape = _static_shape(loaded, index, input_node)
+    core = (find_core(loaded.graph_def, index, input_node, output_tensors)
+            if input_name is None and shipped_shape and shipped_shape[0] == 1 else None)
+    if core is not None:  # the user's --input wins; their --output too
+        input_node, output_tensors = core.input, output_tensors if outputs else core.outputs
+        input_shape = core.shape  # measured; an --input-shape was meant for the one-image input
+        notes.append(core.note())
     shape, dtype, shipped = _input_shape(loaded, index, input_node, input_shape, notes)
     graph_def = _with_placeholder(loaded.graph_def, input_node, dtype, shape)
     graph_def = tf.compat.v1.graph_util.extract_sub_graph(
