@@ -9,6 +9,7 @@ import numpy as np
 
 from .graph.findings import batchnorm_findings
 from .judge.causes import classify_cause, find_roots, hint_for
+from .judge.coverage import measure_coverage
 from .judge.tolerance import Tolerance, measured_tolerance, user_tolerance
 from .graph.index import layer_of, value_kinds
 from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
@@ -215,11 +216,14 @@ class Checker:
                  "outputs": self.prepared.outputs,
                  "placeholders": [vars(p) for p in self.prepared.placeholders],
                  "images": str(self.config.images) if self.config.images else "synthetic",
-                 "compared_tensors": len(targets), "screened_tensors": len(runner.watched["screen"])}
+                 "compared_tensors": len(targets), "screened_tensors": len(runner.watched["screen"]),
+                 "notes": self.prepared.notes}
         limits = [vars(limit) for limit in runner.limits]
         findings = [vars(f) for f in batchnorm_findings(index)]
+        coverage = measure_coverage(index, spec.node, [t.tensor for t in targets], runner.excluded,
+                                    runner.limits, runner.dead)
         return CheckResult(verdict, roots[0] if roots else None, roots, tensors, trials, model,
-                           self.tolerance.to_dict(), limits, findings, versions())
+                           self.tolerance.to_dict(), limits, findings, versions(), coverage)
 
     def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: str | None = None) -> list[Divergence]:
         runner, index = self.runner, self.runner.index

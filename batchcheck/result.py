@@ -7,6 +7,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .judge.coverage import Coverage
+
 
 @dataclass(frozen=True)
 class Divergence:
@@ -62,13 +64,16 @@ class CheckResult:
     limits: list[dict] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)  # BatchNorm pitfalls that are not batch dependence
     versions: dict = field(default_factory=dict)
+    coverage: Coverage | None = None  # None: not measured (a partial result, e.g. one fuzzed plan)
 
     def __bool__(self) -> bool:
-        return self.verdict == "invariant"
+        """Invariant, over enough of the network for the pass to mean something."""
+        return self.verdict == "invariant" and (self.coverage is None or bool(self.coverage))
 
     @property
     def exit_code(self) -> int:
-        return 0 if self else 1
+        """0 invariant, 1 batch-dependent or nondeterministic, 2 a pass that compared too little."""
+        return 0 if self else 2 if self.verdict == "invariant" else 1
 
     def to_dict(self) -> dict:
         return asdict(self)

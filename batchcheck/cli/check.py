@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import EXIT_UNTESTABLE, UsageError
 from ..options import add_check_options, config_from_options
 from .output import add_json_option, checked_json_path, progress_callback, status
 
@@ -33,4 +34,6 @@ def run(args: argparse.Namespace) -> int:
     print_report(result, console)
     if json_path is not None:
         result.write_json(json_path)
+    if result.exit_code == EXIT_UNTESTABLE:
+        raise UsageError(result.coverage.message(args.model))
     return result.exit_code

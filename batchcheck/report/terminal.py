@@ -33,6 +33,8 @@ def print_report(result: CheckResult, console: Console) -> None:
     out(f"  input    {escape(model['input'])} {model['input_dtype']}, per image "
         f"{shape_text(model['per_image_shape'])}{relaxed}")
     out(f"  outputs  {escape(', '.join(model['outputs']))}")
+    for note in model.get("notes", []):
+        out(f"  note     {escape(note)}")
     for p in model["placeholders"]:
         value = f"fed {p['fed']}" if p["fed"] is not None else "default kept"
         out(f"  placeholder {escape(p['name'])} ({p['op']} {p['dtype']} {p['shape']}): {value}")
@@ -44,12 +46,17 @@ def print_report(result: CheckResult, console: Console) -> None:
             f"(noise floor {tol['noise_floor']:.1e} measured on batches of the probe's copies)")
     else:
         out(f"  tolerance atol {tol['atol']:.1e} + rtol {tol['rtol']:.1e} × max|solo| ({tol['source']})")
+    if result.coverage is not None:
+        out(f"  coverage {result.coverage.summary()}")
     for limit in result.limits:
         beyond = f"; {limit['tensors_beyond']} tensors beyond it not tested" if limit["tensors_beyond"] else ""
         out(f"  batch limit `{escape(limit['node'])}` ({limit['op']}) {escape(limit['reason'])}{beyond}")
     out()
     diverged = sum(t.diverged for t in result.trials)
-    if result.verdict == "invariant":
+    if result.verdict == "invariant" and not result:
+        out(f"[bold yellow]UNTESTED[/] every compared tensor matched, but too little of the network was "
+            f"compared: {escape(result.coverage.limited_by or 'see coverage')}")
+    elif result.verdict == "invariant":
         out(f"[bold green]PASS[/] invariant: every compared tensor of the probe matched alone and in "
             f"{len(result.trials)} batches")
     elif result.verdict == "batch_dependent":
