@@ -37,6 +37,7 @@ class Target:
     op: str
     batch_axis: int | None  # None: compared as a whole (no batch axis)
     boundary: bool          # watched on screened trials too
+    blocks: int = 0         # > 0: the batch is folded with this many spatial blocks (SpaceToBatchND)
 
 
 @dataclass(frozen=True)
@@ -128,16 +129,20 @@ class GraphRunner:
         # in a batch: what runs before it is compared.
         solo_shapes = self._shapes(candidates, one)
         pair_shapes = self._shapes(list(solo_shapes), two)
+        in_blocks = self.index.descendants(n for n, info in self.index.nodes.items() if info.op == "SpaceToBatchND")
         for tensor in pair_shapes:
-            axis = _batch_axis(solo_shapes[tensor], pair_shapes[tensor])
+            solo, pair = solo_shapes[tensor], pair_shapes[tensor]
+            axis, blocks = _batch_axis(solo, pair), 0
             node = tensor.split(":")[0]
-            if axis == "folded":  # e.g. SpaceToBatchND; what follows may unfold it and is compared
-                self.excluded[tensor] = (f"shape mixes the batch with other axes: {list(solo_shapes[tensor])} "
-                                         f"alone, {list(pair_shapes[tensor])} in a batch of 2")
+            if axis == "folded" and node in in_blocks and solo[1:] == pair[1:] and pair[0] == 2 * solo[0]:
+                axis, blocks = 0, solo[0]  # row b * batch + n holds block b of image n
+            elif axis == "folded":  # the batch mixed with other axes some other way; what unfolds it is compared
+                self.excluded[tensor] = (f"shape mixes the batch with other axes: {list(solo)} "
+                                         f"alone, {list(pair)} in a batch of 2")
                 continue
             boundary = (is_fusion_boundary(self.index, node, int(tensor.split(":")[1]))
                         or tensor in self.prepared.outputs)
-            self.targets.append(Target(tensor, node, self.index.nodes[node].op, axis, boundary))
+            self.targets.append(Target(tensor, node, self.index.nodes[node].op, axis, boundary, blocks))
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
@@ -239,7 +244,9 @@ class GraphRunner:
             tensor = self.graph.get_tensor_by_name(target.tensor)
             solo = list(solo_shapes[target.tensor])
             rows = [None if axis == target.batch_axis else size for axis, size in enumerate(solo)]
-            key = (tensor.dtype, len(solo), target.batch_axis)
+            if target.blocks:
+                rows = [None, *solo]  # positions × blocks × the block's shape
+            key = (tensor.dtype, len(solo), target.batch_axis, bool(target.blocks))
             if key not in templates:
                 templates[key] = _comparison_template(*key)
             for node in templates[key]:
@@ -289,9 +296,10 @@ def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
     return "folded"
 
 
-def _comparison_template(dtype, rank: int, axis: int | None) -> list:
+def _comparison_template(dtype, rank: int, axis: int | None, blocks: bool) -> list:
     """NodeDefs comparing one tensor `value` of `dtype` and `rank` with its cached solo value:
-    `assign` caches it, `scale` is max |value|, `diff` is max |rows at positions - solo|."""
+    `assign` caches it, `scale` is max |value|, `diff` is max |rows at positions - solo|. With
+    `blocks` the batch is folded with spatial blocks: the probe's rows are b * batch + position."""
     tf = import_tf()
     graph = tf.Graph()
     with graph.as_default():
@@ -300,9 +308,14 @@ def _comparison_template(dtype, rank: int, axis: int | None) -> list:
         handle = tf.raw_ops.VarHandleOp(dtype=dtype, shape=[None] * rank, name="solo")
         tf.raw_ops.AssignVariableOp(resource=handle, value=value, name="assign")
         cached = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype, name="cached")
-        rows = value if axis is None else tf.gather(value, positions, axis=axis)
+        if blocks:
+            count = tf.shape(cached, out_type=tf.int32)[0]
+            batch = tf.shape(value, out_type=tf.int32)[0] // count
+            rows = tf.gather(value, positions[:, None] + batch * tf.range(count)[None, :], axis=0)
+        else:
+            rows = value if axis is None else tf.gather(value, positions, axis=axis)
         # the stamped shape makes TF check at run time that rows never broadcast but along the batch axis
-        rows = tf.ensure_shape(rows, [None] * rank, name="rows")
+        rows = tf.ensure_shape(rows, [None] * (rank + blocks), name="rows")
         tf.identity(_max_abs(value), name="scale")
         tf.identity(_max_abs_diff(rows, cached), name="diff")
     return list(graph.as_graph_def().node)
