@@ -1,7 +1,7 @@
 """The check: load once, calibrate, try batch plans, localise divergences, build the result."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -88,6 +88,8 @@ class Checker:
         pool = main + special_pool(spec.per_image_shape, dtype, config.preprocess)
         runner = GraphRunner(prepared)
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
+        if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
+            config = replace(config, batch_sizes=(runner.fixed_batch,))
         return cls(path, config, prepared, runner, pool, len(main), calibrate(runner, pool.array[:1], config))
 
     def close(self) -> None:
@@ -123,7 +125,7 @@ class Checker:
         for index in range(self.config.trials):
             seed = [self.config.seed, index]
             rng = np.random.default_rng(seed)
-            size = min(sizes[0], DETAIL_BATCH) if index == 0 else int(rng.choice(sizes))
+            size = min(sizes[0], DETAIL_BATCH) if index == 0 and not self.runner.fixed_batch else int(rng.choice(sizes))
             probe = int(rng.integers(self.main_images))
             others = [i for i in range(len(self.pool)) if i != probe]
             mates = tuple(int(m) for m in rng.choice(others, size - 1, replace=len(others) < size - 1))

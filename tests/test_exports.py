@@ -135,3 +135,15 @@ def test_unfrozen_graph_says_how_to_freeze(export_model, run_cli):
     path, _ = export_model("unfrozen_graph")
     result = run_cli(path)
     assert "freeze_graph --input_graph model.pb --input_checkpoint PREFIX" in result.err
+
+
+def test_graph_running_at_one_batch_size_tested_at_it(export_model, run_cli):
+    """Nothing runs alone: the probe's reference is a batch of its copies; every trial is a batch of 12."""
+    path, _ = export_model("batch_only_12_inference")
+    report = run_cli(path, *QUICK).report
+    assert {t["batch_size"] for t in report["trials"]} == {12} and report["limits"] == []
+    assert any(n.startswith("the graph runs only at its batch of 12 (`Reshape` fails on one image)")
+               for n in report["model"]["notes"])
+    tensors = {t["tensor"]: t for t in report["tensors"]}
+    assert tensors["squeeze_excite/Reshape:0"]["batch_axis"] == 0
+    assert tensors["squeeze_excite/Reshape:0"]["status"] == "ok"

@@ -18,7 +18,9 @@ def comparison_template(dtype, rank: int, axis: int | None, blocks: bool = False
         value = tf.compat.v1.placeholder(dtype, [None] * rank, name="value")
         positions = tf.compat.v1.placeholder(tf.int32, [None], name="positions")
         handle = tf.raw_ops.VarHandleOp(dtype=dtype, shape=[None] * rank, name="solo")
-        tf.raw_ops.AssignVariableOp(resource=handle, value=value, name="assign")
+        # the probe's row (its batch of copies is the reference when the graph runs at one batch size only)
+        solo = value if axis is None or blocks else tf.gather(value, positions[:1], axis=axis)
+        tf.raw_ops.AssignVariableOp(resource=handle, value=solo, name="assign")
         cached = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype, name="cached")
         if blocks:
             count = tf.shape(cached, out_type=tf.int32)[0]

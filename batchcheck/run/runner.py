@@ -93,6 +93,7 @@ class GraphRunner:
         self.ranks: dict[str, int] = {}
         self.watched: dict[str, list[int]] = {}
         self.cached: tuple[object, np.ndarray] | None = None  # (probe key, scales) held by the TF variables
+        self.fixed_batch: int | None = None  # the one batch size the graph runs at, when nothing runs alone
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -100,7 +101,11 @@ class GraphRunner:
         return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
 
     def _run(self, key: str, fetches, batch: np.ndarray, positions=(0,), literal: bool = False):
-        """Run `fetches`, compiled once per `key`, on `batch`; `literal` runs without grappler."""
+        """Run `fetches`, compiled once per `key`, on `batch`; `literal` runs without grappler. A graph
+        that runs at one batch size only gets `batch` filled up with copies of the probe (the first position)."""
+        if self.fixed_batch and len(batch) < self.fixed_batch:
+            probe = batch[positions[0]:positions[0] + 1]
+            batch = np.concatenate([batch, np.repeat(probe, self.fixed_batch - len(batch), axis=0)])
         if key not in self._callables:
             session = self.literal_session if literal else self.session
             self._callables[key] = session.make_callable(fetches, feed_list=[self.input, self.positions, *self.feeds])
@@ -137,11 +142,15 @@ class GraphRunner:
         # A node failing alone (a Reshape to a hard-coded batch of 12) is a batch limit like one failing
         # in a batch: what runs before it is compared.
         solo_shapes = self._shapes(candidates, one)
-        pair_shapes = self._shapes(list(solo_shapes), two)
+        shipped = self.prepared.input.shipped_batch
+        if not solo_shapes and shipped and shipped > 1:
+            self._fix_batch(shipped)
+            solo_shapes = self._shapes(candidates, one)
+        pair_shapes = solo_shapes if self.fixed_batch else self._shapes(list(solo_shapes), two)
         in_blocks = self.index.descendants(n for n, info in self.index.nodes.items() if info.op == "SpaceToBatchND")
         for tensor in pair_shapes:
             solo, pair = solo_shapes[tensor], pair_shapes[tensor]
-            axis, blocks = _batch_axis(solo, pair), 0
+            axis, blocks = _batch_axis(solo, pair) if not self.fixed_batch else _fixed_axis(solo, shipped), 0
             node = tensor.split(":")[0]
             if axis == "folded" and node in in_blocks and solo[1:] == pair[1:] and pair[0] == 2 * solo[0]:
                 axis, blocks = 0, solo[0]  # row b * batch + n holds block b of image n
@@ -157,7 +166,20 @@ class GraphRunner:
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
         self.literal_session.close()  # analysis is over; only grappler-optimised runs follow
         self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
-        self._build_comparisons({t.tensor: solo_shapes[t.tensor] for t in self.targets})
+        # the probe's own row is cached: one image's worth even when its reference is a batch of copies
+        self._build_comparisons({t.tensor: (1, *solo_shapes[t.tensor][1:]) if t.batch_axis == 0 and not t.blocks
+                                 else solo_shapes[t.tensor] for t in self.targets})
+
+    def _fix_batch(self, size: int) -> None:
+        """Nothing runs alone but the graph ships a batch of `size`: batches of that size are tested, the
+        probe's reference being a batch of its own copies; the failures alone are no batch limits then."""
+        node = self.limits[0].node
+        self.fixed_batch = size
+        self.limits.clear()
+        self.excluded = {t: why for t, why in self.excluded.items() if not why.startswith("beyond batch limit")}
+        self.prepared.notes.append(f"the graph runs only at its batch of {size} (`{node}` fails on one image): "
+                                   f"each probe's reference is a batch of {size} copies of itself, every trial "
+                                   f"a batch of {size}")
 
     def _limit_summary(self) -> str:
         return "; ".join(f"`{limit.node}` {limit.reason}" for limit in self.limits[:2]) or "no comparable tensor"
@@ -209,7 +231,7 @@ class GraphRunner:
                 shapes = [tf.raw_ops.Shape(input=self.graph.get_tensor_by_name(t), out_type=tf.int64)
                           for t in alive]
             try:
-                values = self._run(f"shapes-{len(batch)}-{attempt}", shapes, batch, literal=True)
+                values = self._run(f"shapes-{len(batch)}-{self.fixed_batch}-{attempt}", shapes, batch, literal=True)
                 return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
             except tf.errors.OpError as exc:
                 node = self._failing_node(exc)
@@ -294,6 +316,13 @@ class GraphRunner:
     def compare(self, mode: Mode, batch: np.ndarray, positions: list[int]) -> np.ndarray:
         """max |row - solo| per watched tensor over the rows at `positions` of `batch`."""
         return np.maximum(self._run_checked(mode, self._fetches[mode], batch, positions), 0.0)
+
+
+def _fixed_axis(shape: tuple[int, ...], size: int):
+    """At a fixed batch `size`: axis 0 when it has that size, 'folded' when a multiple, else None."""
+    if shape and shape[0] == size:
+        return 0
+    return "folded" if shape and shape[0] > size and shape[0] % size == 0 else None
 
 
 def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
