@@ -5,6 +5,7 @@ import pytest
 
 from fixtures.exports import EXPORT_CASES, build_export
 
+pytest_plugins = ("pytester",)
 EXIT = {"invariant": 0, "batch_dependent": 1, "nondeterministic": 1, "error": 2}
 QUICK = ("--trials", "3", "--batch-sizes", "2,3,5")
 # share of conv/matmul/BN ops compared, at least; the SE Reshape to a batch of 12 stops the comparisons
@@ -147,3 +148,13 @@ def test_graph_running_at_one_batch_size_tested_at_it(export_model, run_cli):
     tensors = {t["tensor"]: t for t in report["tensors"]}
     assert tensors["squeeze_excite/Reshape:0"]["batch_axis"] == 0
     assert tensors["squeeze_excite/Reshape:0"]["status"] == "ok"
+
+
+def test_pytest_plugin_does_not_pass_what_compared_too_little(export_model, pytester):
+    """`pytest --graph`: the invariance test of a pass over too little fails with the coverage line."""
+    path, _ = export_model("map_fn_folded")
+    result = pytester.runpytest("--graph", str(path), "--graph-input", "image_tensor", "--graph-trials", "3",
+                                "-k", "invariance", "-rA", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["batchcheck: model `*model.pb`: passed, but compared only 1 of * try --graph-input *"])
+    assert "Traceback" not in result.stdout.str()
