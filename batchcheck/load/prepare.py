@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UsageError, did_you_mean
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
-from .core import find_core
+from .core import Core, find_core
 from ..tfenv import import_tf
 from .formats import LoadedModel
 
@@ -61,9 +61,7 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     input_node = _resolve_input(loaded, index, input_name)
     output_tensors = _resolve_outputs(loaded, index, outputs or [], input_node)
     notes = list(loaded.notes)
-    shipped_shape = _static_shape(loaded, index, input_node)
-    core = (find_core(loaded.graph_def, index, input_node, output_tensors)
-            if input_name is None and shipped_shape and shipped_shape[0] == 1 else None)
+    core = None if input_name else _core_behind(loaded, index, input_node, output_tensors)
     if core is not None:  # the user's --input wins; their --output too
         input_node, output_tensors = core.input, output_tensors if outputs else core.outputs
         input_shape = core.shape  # measured; an --input-shape was meant for the one-image input
@@ -80,6 +78,12 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     placeholders, feed_values = _resolve_feeds(loaded.path, pruned, input_node, feeds or {})
     return PreparedModel(loaded.path, loaded.format, graph_def, spec, output_tensors,
                          placeholders, feed_values, pruned, notes)
+
+
+def _core_behind(loaded: LoadedModel, index: GraphIndex, input_node: str, outputs: list[str]) -> Core | None:
+    """The batchable core when the input ships a batch of 1 that preprocessing takes one image from."""
+    shipped = _static_shape(loaded, index, input_node)
+    return find_core(loaded.graph_def, index, input_node, outputs) if shipped and shipped[0] == 1 else None
 
 
 def _dtype_name(enum: int) -> str:
