@@ -143,7 +143,7 @@ class GraphRunner:
         # in a batch: what runs before it is compared.
         solo_shapes = self._shapes(candidates, one)
         shipped = self.prepared.input.shipped_batch
-        if not solo_shapes and shipped and shipped > 1:
+        if not solo_shapes and self.limits and shipped and shipped > 1:
             self._fix_batch(shipped)
             solo_shapes = self._shapes(candidates, one)
         pair_shapes = solo_shapes if self.fixed_batch else self._shapes(list(solo_shapes), two)
@@ -155,7 +155,9 @@ class GraphRunner:
             if axis == "folded" and node in in_blocks and solo[1:] == pair[1:] and pair[0] == 2 * solo[0]:
                 axis, blocks = 0, solo[0]  # row b * batch + n holds block b of image n
             elif axis == "folded":  # the batch mixed with other axes some other way; what unfolds it is compared
-                self.excluded[tensor] = (f"shape mixes the batch with other axes: {list(solo)} "
+                self.excluded[tensor] = (f"shape mixes the batch with other axes: {list(pair)} in a batch of "
+                                         f"{self.fixed_batch}" if self.fixed_batch else
+                                         f"shape mixes the batch with other axes: {list(solo)} "
                                          f"alone, {list(pair)} in a batch of 2")
                 continue
             boundary = (is_fusion_boundary(self.index, node, int(tensor.split(":")[1]))
