@@ -60,7 +60,7 @@ def one_image_ops(index: GraphIndex, start: str) -> list[str]:
     return found
 
 
-MAX_CANDIDATES = 12
+MAX_CANDIDATES = 64  # cut tensors measured; preprocessing may hold dozens before the core
 
 
 def find_core(graph_def, index: GraphIndex, input_node: str, outputs: list[str]) -> Core | None:
