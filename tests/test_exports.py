@@ -135,7 +135,7 @@ def test_loading_says_what_it_worked_around(name, model_format, note, export_mod
 def test_unfrozen_graph_says_how_to_freeze(export_model, run_cli):
     path, _ = export_model("unfrozen_graph")
     result = run_cli(path)
-    assert "freeze_graph --input_graph model.pb --input_checkpoint PREFIX" in result.err
+    assert "freeze_graph --input_graph model.pb --input_binary --input_checkpoint PREFIX" in result.err
 
 
 def test_graph_running_at_one_batch_size_tested_at_it(export_model, run_cli):

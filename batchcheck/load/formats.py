@@ -76,8 +76,8 @@ def _reject_variables(loaded: LoadedModel) -> None:
         raise UsageError(
             f"model `{loaded.path}`: not frozen, it holds variables without their values (e.g. `{variables[0]}`); "
             f"freeze it with its checkpoint (python -m tensorflow.python.tools.freeze_graph --input_graph "
-            f"{loaded.path.name} --input_checkpoint PREFIX --output_node_names OUTPUT --output_graph frozen.pb, "
-            f"adding --input_binary for a binary graph) or pass its .meta with --checkpoint PREFIX")
+            f"{loaded.path.name}{' --input_binary' if loaded.format == 'frozen-pb' else ''} --input_checkpoint "
+            f"PREFIX --output_node_names OUTPUT --output_graph frozen.pb) or pass its .meta with --checkpoint PREFIX")
 
 
 def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
