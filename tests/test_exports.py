@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import REAL_MODELS
 from fixtures.exports import EXPORT_CASES, build_export
 
 pytest_plugins = ("pytester",)
@@ -158,3 +159,11 @@ def test_pytest_plugin_does_not_pass_what_compared_too_little(export_model, pyte
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["batchcheck: model `*model.pb`: passed, but compared only 1 of * try --graph-input *"])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.skipif(not (REAL_MODELS / "MANIFEST.md").exists(), reason="../shared/real-models is absent")
+def test_real_lenet_without_input_shape(run_cli):
+    """dl4j's LeNet: `input` has no shape and is reshaped to [-1,28,28,1]; no --input-shape needed now."""
+    result = run_cli(REAL_MODELS / "dl4j_lenet_frozen.pb", *QUICK)
+    assert result.code == 0 and result.report["model"]["per_image_shape"] == [28, 28, 1]
+    assert result.report["coverage"]["network_share"] == 1.0
