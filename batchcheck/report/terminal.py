@@ -48,9 +48,10 @@ def print_report(result: CheckResult, console: Console, *, all_layers: bool = Fa
         out(f"  tolerance {tol.describe()} (noise floor {tol.noise_floor:.1e} measured on batches of the probe's copies)")
     else:
         out(f"  tolerance {tol.describe()} ({tol.source})")
-    if result.coverage is not None:  # batch limits have their own lines below
-        skipped = f"; {result.coverage.limited_by}" if result.coverage.limited_by and not result.limits else ""
-        out(f"  coverage {result.coverage.summary()}{escape(skipped)}")
+    coverage = result.coverage
+    if coverage is not None and (coverage.compared_tensors < coverage.comparable_tensors or coverage.network_share < 1):
+        skipped = f"; {coverage.limited_by}" if coverage.limited_by and not result.limits else ""  # limits: below
+        out(f"  coverage {coverage.summary()}{escape(skipped)}")
     for limit in result.limits:
         beyond = f"; {limit.tensors_beyond} tensors beyond it not tested" if limit.tensors_beyond else ""
         out(f"  batch limit `{escape(limit.node)}` ({limit.op}) {escape(limit.reason)}{beyond}")
