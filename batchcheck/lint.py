@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .graph.batch_rules import BatchMixing, batch_mixing, static_shapes
 from .graph.batchnorm import BatchNorm, constant_value, find_batchnorms, flag_of
-from .graph.findings import (SEVERITY_ORDER, Finding, batchnorm_findings, foldable_findings, make_finding,
+from .graph.findings import (SEVERITY_ORDER, LintFinding, constant_findings, foldable_findings, make_finding,
                              training_findings)
 from .graph.index import (PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex, dead_nodes, value_kinds)
 from .judge.causes import EXPLANATIONS
@@ -31,7 +31,7 @@ STATIC_KINDS = ("stale_statistics", "tiny_variance", "no_scale")
 @dataclass
 class LintResult:
     """Lint's findings; `bool(result)` is True when no finding is an error."""
-    findings: list[Finding]
+    findings: list[LintFinding]
     model: dict
     versions: dict = field(default_factory=dict)
 
@@ -39,7 +39,7 @@ class LintResult:
         return not self.errors
 
     @property
-    def errors(self) -> list[Finding]:
+    def errors(self) -> list[LintFinding]:
         return [f for f in self.findings if f.severity == "error"]
 
     @property
@@ -103,7 +103,7 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
     findings += [_mixing_finding(index, m) for m in batch_mixing(index, facts.shapes, facts.kinds, facts.live)
                  if m.node not in reported]
     live_norms = [bn for bn in facts.norms if bn.name in facts.live]
-    findings += batchnorm_findings(index, live_norms, kinds=STATIC_KINDS)
+    findings += constant_findings(index, live_norms, STATIC_KINDS)
     findings += foldable_findings(index, facts.norms, facts.live, facts.shapes)
     findings += _flag_findings(loaded, facts)
     findings += _update_ops_findings(loaded, prepared)
@@ -156,7 +156,7 @@ def _training_nodes(facts: GraphFacts) -> set[str]:
             | {n for n, info in facts.index.nodes.items() if info.op in RANDOM_OPS})
 
 
-def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[Finding]:
+def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[LintFinding]:
     index, findings = facts.index, []
     training = _training_nodes(facts)
     switches_by_flag: dict[str, list[str]] = {}
@@ -182,7 +182,7 @@ def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[Finding]:
     for node in loaded.graph_def.node:
         if (node.op in PLACEHOLDER_OPS and node.name not in kept and node.name != facts.prepared.input.node
                 and FLAG_NAMES.search(node.name)):
-            findings.append(Finding(
+            findings.append(LintFinding(
                 "unused_flag", "warning", node.name, node.op, node.name,
                 f"placeholder `{node.name}` looks like a training flag but nothing the outputs need reads it: "
                 f"feeding it changes nothing (the mode is fixed in the graph, e.g. FusedBatchNorm's is_training "
@@ -197,7 +197,7 @@ def _default_text(facts: GraphFacts, flag: str) -> str | None:
 # -- random ops --------------------------------------------------------------------------------
 
 
-def _random_findings(facts: GraphFacts) -> list[Finding]:
+def _random_findings(facts: GraphFacts) -> list[LintFinding]:
     index, kinds, findings = facts.index, facts.kinds, []
     for name in index.order:
         if name not in facts.live or index.nodes[name].op not in RANDOM_OPS:
@@ -242,7 +242,7 @@ def _neutral(flag: str, value: str | None) -> bool:
 # -- rows of the batch -------------------------------------------------------------------------
 
 
-def _mixing_finding(index: GraphIndex, mixing: BatchMixing) -> Finding:
+def _mixing_finding(index: GraphIndex, mixing: BatchMixing) -> LintFinding:
     explanation, fix = EXPLANATIONS[mixing.cause]
     return make_finding(index, mixing.cause, mixing.node, f"{mixing.op}: {explanation}", fix, **mixing.evidence)
 
@@ -250,7 +250,7 @@ def _mixing_finding(index: GraphIndex, mixing: BatchMixing) -> Finding:
 # -- meta graph update ops ---------------------------------------------------------------------
 
 
-def _update_ops_findings(loaded: LoadedModel, prepared: PreparedModel) -> list[Finding]:
+def _update_ops_findings(loaded: LoadedModel, prepared: PreparedModel) -> list[LintFinding]:
     """`update_ops_not_run` when a meta graph's train op does not depend on its UPDATE_OPS collection."""
     if loaded.format != "meta-checkpoint":
         return []
@@ -271,7 +271,7 @@ def _update_ops_findings(loaded: LoadedModel, prepared: PreparedModel) -> list[F
     if not skipping:
         return []
     train_op = skipping[0]
-    return [Finding(
+    return [LintFinding(
         "update_ops_not_run", "error", train_op, index.nodes[train_op].op, train_op,
         f"the train op `{train_op}` does not run the {len(missing[train_op])} UPDATE_OPS (e.g. "
         f"`{missing[train_op][0]}`): the moving mean/variance are never updated during training",
