@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import UsageError, did_you_mean
 from .graph.batch_rules import batch_axis, batch_mixing
-from .graph.batchnorm import BatchNorm, constant_value
+from .graph.batchnorm import BatchNorm
+from .graph.values import constant_value
 from .graph.findings import LintFinding
 from .graph.index import RANDOM_OPS, layer_of
 from .judge.causes import EXPLANATIONS, LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS

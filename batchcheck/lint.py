@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .graph.batch_rules import BatchMixing, batch_mixing, static_shapes
-from .graph.batchnorm import BatchNorm, constant_value, find_batchnorms, flag_of
+from .graph.batchnorm import BatchNorm, find_batchnorms
+from .graph.values import constant_value, flag_of, placeholder_default
 from .graph.findings import (SEVERITY_ORDER, LintFinding, constant_findings, foldable_findings, make_finding,
                              training_findings)
 from .graph.index import (PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex, dead_nodes, value_kinds)
@@ -125,18 +126,9 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
 
 def _flag_values(index: GraphIndex, feeds: dict[str, str]) -> dict[str, str]:
     """Placeholder → the value it takes: the --feed, else a PlaceholderWithDefault's default."""
-    values = {}
-    for name, info in index.nodes.items():
-        if info.op not in PLACEHOLDER_OPS:
-            continue
-        if name in feeds:
-            values[name] = feeds[name]
-        elif info.op == "PlaceholderWithDefault":
-            default = constant_value(index, info.data_inputs[0][0])
-            if default is not None and default.size == 1:
-                item = default.reshape(-1)[0].item()
-                values[name] = str(item).lower() if isinstance(item, bool) else str(item)
-    return values
+    values = {name: feeds.get(name, placeholder_default(index, name)) for name, info in index.nodes.items()
+              if info.op in PLACEHOLDER_OPS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _predicate_value(index: GraphIndex, predicate: str, flag_values: dict[str, str]) -> bool | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batchnorm import constant_value
+from .values import constant_value
 from .index import SHAPE_OPS, GraphIndex
 from ..judge.causes import LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS
 
