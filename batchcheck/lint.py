@@ -117,7 +117,7 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
     model = {"path": str(prepared.path), "format": prepared.format, "input": spec.tensor, "input_dtype": spec.dtype,
              "per_image_shape": list(spec.per_image_shape), "outputs": prepared.outputs,
              "nodes": len(index.nodes), "batchnorms": len(facts.norms),
-             "flags": {name: value for name, value in facts.flag_values.items()}}
+             "flags": dict(facts.flag_values)}
     return LintResult(findings, model, versions())
 
 
@@ -137,7 +137,8 @@ def _predicate_value(index: GraphIndex, predicate: str, flag_values: dict[str, s
     if value is not None and value.size == 1:
         return bool(value.reshape(-1)[0])
     flag = flag_of(index, predicate)
-    if flag is None or flag not in flag_values or index.nodes[predicate].op == "LogicalNot":
+    negated = flag is not None and any(index.nodes[n].op == "LogicalNot" for n in index.ancestors([predicate]))
+    if flag is None or flag not in flag_values or negated:
         return None
     return flag_values[flag].strip().lower() in ("true", "1", "1.0")
 
@@ -162,14 +163,16 @@ def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[LintFinding]:
         if live_if[True] == live_if[False]:
             continue
         inference = "false" if len(live_if[False]) < len(live_if[True]) else "true"
+        training_value = "true" if inference == "false" else "false"
+        switched = sorted(live_if[training_value == "true"] - live_if[inference == "true"])
         current = facts.flag_values.get(flag)
         state = "" if current is None else f"; it is {current} here ({'inference' if current == inference else 'training'})"
         findings.append(make_finding(
             index, "training_flag", flag,
-            f"placeholder `{flag}` selects training behaviour through {len(switches)} cond switch(es)"
-            f"{state}", f"--feed {flag}={inference} selects inference; or export with the flag removed",
-            default=_default_text(facts, flag), inference_value=inference,
-            training_nodes=sorted(live_if[inference == "false"] - live_if[inference == "true"])[:8]))
+            f"placeholder `{flag}` selects training behaviour through tf.cond: {len(switched)} training-mode "
+            f"BatchNorm or random node(s) run when it is {training_value}{state}",
+            f"--feed {flag}={inference} selects inference; or export with the flag removed",
+            default=_default_text(facts, flag), inference_value=inference, training_nodes=switched[:8]))
     kept = set(index.nodes)
     for node in loaded.graph_def.node:
         if (node.op in PLACEHOLDER_OPS and node.name not in kept and node.name != facts.prepared.input.node
