@@ -13,15 +13,28 @@ from pathlib import Path
 
 from .graph.batch_rules import BatchMixing, batch_mixing, static_shapes
 from .graph.batchnorm import BatchNorm, find_batchnorms
+from .graph.findings import (
+    SEVERITY_ORDER,
+    LintFinding,
+    constant_findings,
+    foldable_findings,
+    make_finding,
+    training_findings,
+)
+from .graph.index import (
+    PLACEHOLDER_OPS,
+    RANDOM_OPS,
+    SWITCH_OPS,
+    GraphIndex,
+    dead_nodes,
+    value_kinds,
+)
 from .graph.values import constant_value, flag_of, placeholder_default
-from .graph.findings import (SEVERITY_ORDER, LintFinding, constant_findings, foldable_findings, make_finding,
-                             training_findings)
-from .graph.index import (PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex, dead_nodes, value_kinds)
 from .judge.causes import EXPLANATIONS
 from .load.formats import LoadedModel, load_model
 from .load.prepare import PreparedModel, prepare
 from .options import CheckConfig
-from .result import finite_for_json, versions, _jsonable
+from .result import _jsonable, finite_for_json, versions
 
 FLAG_NAMES = re.compile(r"(?i)(is_?train|training|learning_phase|phase|train_?mode|keep_?prob|dropout|(^|/|_)rate$)")
 KEEP_NAMES = re.compile(r"(?i)keep")

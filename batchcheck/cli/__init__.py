@@ -19,7 +19,7 @@ from ..errors import (
     first_line,
 )
 
-COMMANDS = ("check", "lint", "explain")
+COMMANDS = ("check", "lint", "explain", "inspect")
 
 
 class _OneLineParser(argparse.ArgumentParser):

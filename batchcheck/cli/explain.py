@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..options import add_check_options
+from ..options import add_check_options, argparse_groups
 from .output import add_json_option, add_model_argument, run_command
 
 HELP = "explain one node (default: the first divergent one): BatchNorm statistics by hand, rows mixed"
@@ -17,8 +17,9 @@ HELP = "explain one node (default: the first divergent one): BatchNorm statistic
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--node", metavar="NAME", help="node to explain (default: the first divergent node)")
-    add_check_options(parser.add_argument)
-    add_json_option(parser)
+    groups = argparse_groups(parser)
+    add_check_options(parser.add_argument, group=groups)
+    add_json_option(groups("output"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import OPTIONS
+from ..options import add_check_options, argparse_groups
 from .output import add_json_option, add_model_argument, run_command
 
 HELP = "audit a model's BatchNorm, dropout and flags statically (no images)"
@@ -15,13 +15,13 @@ LINT_GROUPS = ("model", "images")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    for option in OPTIONS:
-        if option.group in LINT_GROUPS or option.flag == "seed":
-            parser.add_argument(option.flag_text(), dest=option.dest(), **option.kwargs)
-    parser.add_argument("--confirm", action="store_true",
-                        help="run each runtime-confirmable finding once (a batch of two images) and set "
-                             "`confirmed` true/false")
-    add_json_option(parser)
+    groups = argparse_groups(parser)
+    add_check_options(parser.add_argument, group=groups,
+                      select=lambda option: option.group in LINT_GROUPS or option.flag == "seed")
+    groups("output")("--confirm", action="store_true",
+                     help="run each runtime-confirmable finding once (a batch of two images) and set "
+                          "`confirmed` true/false")
+    add_json_option(groups("output"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from ..report.failure import (
 )
 from ..result import HEADLINES, Verdict
 from .baseline import compare, measure
+from .pages import PAGES, page_line
 from .settings import PREFIX, SETTINGS, Model, Settings
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class ModelCollector(pytest.Collector):
         super().__init__(**kwargs)
         self.model = model
         self.state: ModelState | None = None
+        self.page_sent = False  # its report went to the page writer (--graph-html, --graph-markdown)
 
     def collect(self) -> Iterator[pytest.Item]:
         yield InvarianceItem.from_parent(self, name="invariance")
@@ -85,6 +87,14 @@ class ModelState:
             self._result = self.checker(nodeid).check()
         return self._result
 
+    def report_dict(self, given: str) -> dict | None:
+        """The full check's report, or the error that stopped loading; None when neither happened yet."""
+        from ..report.summary import error_report
+
+        if self._result is not None:
+            return self._result.to_dict()
+        return error_report(given, for_pytest(str(self._error[0])), "load") if self._error is not None else None
+
     def close(self) -> None:
         if self._checker is not None:
             self._checker.close()
@@ -115,7 +125,7 @@ class ModelItem(pytest.Item):
         return self.config.stash[SETTINGS]
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.nodeid
+        return self.path, None, f"{self.parent.name}::{self.name}"  # the short id, whatever the rootdir
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
         if isinstance(excinfo.value, ModelFailure):
@@ -136,7 +146,8 @@ class ModelItem(pytest.Item):
         reproduce.append(command("pytest", "--graph", self.model.given, *option_args(config, PREFIX),
                                  *pytest_extra, "-k", f"batchcheck and {select}"))
         raise ModelFailure(failure_report(result, label=f"`{self.model.given}`", plan=plan, headline=headline,
-                                          reproduce=reproduce, pytest_options=True))
+                                          reproduce=reproduce, pytest_options=True)
+                           + page_line(self.config.stash[PAGES], self.model.label))
 
     def accepted_verdict(self, verdict: Verdict) -> bool:
         """Whether the baseline accepts a `verdict` failure of this model (or is being rewritten)."""

@@ -9,6 +9,8 @@ from users' own tests. Importing this module does not import TensorFlow.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -17,7 +19,10 @@ import pytest
 from ..errors import UsageError
 from ..options import add_check_options
 from ..report.failure import for_pytest
+from .pages import PAGES, PageWriter, add_page_options, attach_report, page_settings
 from .settings import PREFIX, SETTINGS, settings_from
+
+MODEL_ITEM = re.compile(r"(.*/)?batchcheck\[")  # a generated item's id, whatever prefix pytest's rootdir needs
 
 if TYPE_CHECKING:
     from .fixture import Batchcheck
@@ -36,17 +41,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="regression gate: fail when a model regresses against its entry in FILE (JSON)")
     group.addoption("--graph-update-baseline", action="store_true",
                     help="write or refresh the --graph-baseline entries of the models checked")
+    add_page_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = config.stash[SETTINGS] = settings_from(config)
+        pages = config.stash[PAGES] = page_settings(config)
     except UsageError as exc:
         raise pytest.UsageError(f"batchcheck: {for_pytest(str(exc))}") from None
     if settings.update_baseline and not hasattr(config, "workerinput"):
         from .baseline import BaselineWriter
 
         config.pluginmanager.register(BaselineWriter(settings), "batchcheck-baseline-writer")
+    if pages and settings.models and not hasattr(config, "workerinput"):
+        from ..report.failure import cli_command
+
+        commands = {m.label: cli_command(Path(m.given), settings.check_config) for m in settings.models}
+        config.pluginmanager.register(PageWriter(pages, commands), "batchcheck-page-writer")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -83,7 +95,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return nodeid.rsplit("::", 1)[0] if nodeid.startswith("batchcheck[") else nodeid
+            return nodeid.rsplit("::", 1)[0] if MODEL_ITEM.match(nodeid) else nodeid
 
     return ModelScheduling(config, log)
 
@@ -97,9 +109,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     from .items import ModelCollector
 
+    # pytest may pick a rootdir above the invocation folder from a `--graph` path; ids stay short anyway:
+    # pytest shows them relative to where it was invoked.
+    here = Path(os.path.relpath(config.invocation_params.dir, config.rootpath)).as_posix()
     for model in settings.models:
         name = f"batchcheck[{model.label}]"
-        collector = ModelCollector.from_parent(session, name=name, nodeid=name, path=model.path, model=model)
+        nodeid = name if here == "." else f"{here}/{name}"
+        collector = ModelCollector.from_parent(session, name=name, nodeid=nodeid, path=model.path, model=model)
         items.extend(session.genitems(collector))
 
 
@@ -111,6 +127,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     if isinstance(item, BaselineItem) and call.when == "call" and item.measured is not None:
         setattr(report, REPORT_ATTRIBUTE, json.dumps(item.measured))  # JSON: xdist sends it to the controller
+    if isinstance(item, ModelItem) and call.when == "call" and item.config.stash[PAGES] and not item.parent.page_sent:
+        model_report = item.parent.state.report_dict(item.model.given) if item.parent.state else None
+        if model_report is not None:
+            attach_report(report, item.model.label, model_report)
+            item.parent.page_sent = True
     if isinstance(item, ModelItem) and report.skipped and isinstance(report.longrepr, tuple):
         report.longrepr = (str(item.path), None, report.longrepr[2])  # the model, not the plugin's source line
     return report
