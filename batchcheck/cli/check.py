@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UsageError, first_line
+from ..errors import EXIT_UNTESTABLE, UsageError, first_line
 from ..options import add_check_options, argparse_groups, config_from_options
 from ..safety.supervise import limits_of, relay, run_child, supervising
 from .output import add_json_option, checked_json_path, progress_callback, status
@@ -59,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
     report = result.to_dict()
     explained = explain_first_root(args.model, config, report) if args.html is not None else {}
     write_reports(args, report, label=str(args.model), command=command, explained=explained)
+    if result.exit_code == EXIT_UNTESTABLE:  # a pass over too little of the network: the reports say so too
+        raise UsageError(result.coverage.message(args.model))
     return result.exit_code

@@ -170,6 +170,8 @@ class InvarianceItem(ModelItem):
 
     def runtest(self) -> None:
         result = self.check_result()
+        if result.verdict == Verdict.INVARIANT and not result:  # a pass over too little of the network
+            raise UsageError(result.coverage.message(self.model.given))
         if result.verdict == Verdict.BATCH_DEPENDENT:
             self.fail_with_report(result, self.accepted_verdict(Verdict.BATCH_DEPENDENT), plan=first_failing_plan(result),
                                   select="invariance")
