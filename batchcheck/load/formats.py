@@ -63,6 +63,9 @@ def load_model(path: Path, model_format: str = "auto", *, signature: str = "serv
     their files first) and again on the final GraphDef (what a Keras file became)."""
     if not path.exists():
         raise UsageError(f"model `{path}`: no such file or folder; pass {SUPPORTED}")
+    if not (path.is_file() or path.is_dir()):
+        raise UsageError(f"model `{path}`: not a regular file or folder (a FIFO, socket or device), never opened; "
+                         f"pass {SUPPORTED}")
     model_format = detect_format(path) if model_format == "auto" else model_format
     if model_format == "savedmodel" and path.is_file():
         path = path.parent

@@ -6,6 +6,7 @@ op that would act are wired so that running them would create a file in `root/se
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,11 @@ def byte_cases(root: Path, base: bytes) -> list[Case]:
         path = models / name
         path.write_bytes(data)
         cases.append(Case(name, [str(path), *QUICK], codes))
+    for name in ("fifo.pb", "fifo.keras"):
+        os.mkfifo(models / name)
+        cases.append(Case(name, [str(models / name), *QUICK], REFUSED, ("never opened",), seconds=20))
+    (models / "device.pb").symlink_to("/dev/zero")
+    cases.append(Case("device.pb", [str(models / "device.pb"), *QUICK], REFUSED, ("never opened",), seconds=20))
     folder = models / "savedmodel-junk"
     folder.mkdir()
     (folder / "saved_model.pb").write_bytes(bytes(range(200)))
