@@ -195,7 +195,10 @@ def relay(run: ChildRun) -> int:
 def _crash(code: int, stage_name: str, stderr: str, limits: Limits) -> str:
     if any(marker in stderr for marker in OOM_MARKERS):
         return _out_of_memory(stage_name, limits)
-    name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
     detail = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("batchcheck")]
     said = f"; TensorFlow said: {detail[-1][:160]}" if detail else ""
     overflow = " (a stack overflow from a deep or recursive graph?)" if name == "SIGSEGV" else ""
