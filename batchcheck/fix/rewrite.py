@@ -1,0 +1,236 @@
+"""Rewrites for inference: training flags → constants (cond branches pruned), dropout and other random
+ops on the data path → identity, BatchNorm in training mode → inference mode with given statistics."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph.index import (MERGE_OPS, PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex, layer_of, split_input,
+                           value_kinds)
+from ..tfenv import import_tf
+from .graphdef import (FUSED_BATCHNORM_OPS, add_const, constant_only, evaluate_constants, node_map,
+                       remove_nodes, rewire)
+from .result import Rewrite
+
+SCALING_OPS = frozenset({"Mul", "RealDiv", "Div", "TrueDiv"})
+NOT_DATA_OPS = frozenset({"ZerosLike", "Fill", "Zeros", "OnesLike"})
+DT_BOOL = 10
+
+
+@dataclass(frozen=True)
+class TrainingBatchNorm:
+    """A BatchNorm normalising with its batch's moments: fused (`is_training=true`) or decomposed
+    (`Mean` over the batch axis, then the variance of the same tensor)."""
+    node: str            # the fused op, or the decomposed mean's Mean node
+    kind: str            # fused | moments
+    x: str               # the normalised tensor
+    scope: str           # `…/BatchNorm`, where moving statistics are named
+    channel_axis: int
+    variance_node: str | None = None  # decomposed: the variance's Mean node
+    keep_dims: bool = True            # decomposed: whether the Means keep the reduced axes
+    rank: int = 4
+
+    @property
+    def statistic_tensors(self) -> tuple[str, str]:
+        """Tensors (mean, variance) that a fixed graph reads its statistics from."""
+        if self.kind == "fused":
+            return f"{self.node}/inference_mean:0", f"{self.node}/inference_variance:0"
+        return f"{self.node}:0", f"{self.variance_node}:0"
+
+
+def data_kinds(index: GraphIndex, data_sources: list[str]) -> dict[str, str]:
+    """`value_kinds` where any of `data_sources` counts as the input."""
+    merged: dict[str, str] = {}
+    for source in data_sources:
+        for name, kind in value_kinds(index, source).items():
+            if merged.get(name) != "data":
+                merged[name] = kind if merged.get(name) in (None, "const", "shape") else merged[name]
+    return merged
+
+
+# -- flags and cond pruning -------------------------------------------------------------------------
+
+def constant_flags(graph_def, feeds: dict[str, str]) -> tuple[object, list[Rewrite], dict[str, bool]]:
+    """Boolean placeholders that choose cond branches become constants: the `feeds` value if given, else
+    false (inference). Returns the new GraphDef, the rewrites and the flag values used."""
+    index = GraphIndex(graph_def)
+    predicates = {split_input(index.defs[s].input[1])[0] for s in index.nodes if index.nodes[s].op in SWITCH_OPS}
+    upstream = index.ancestors(predicates)
+    flags = {name: feeds.get(name, "false").strip().lower() in ("true", "1") for name in index.order
+             if index.nodes[name].op in PLACEHOLDER_OPS and name in upstream
+             and index.defs[name].attr["dtype"].type == DT_BOOL}
+    if not flags:
+        return graph_def, [], {}
+    nodes = node_map(graph_def)
+    for name, value in flags.items():
+        node = nodes[name]
+        del node.input[:]
+        node.op = "Const"
+        node.attr.clear()
+        node.attr["dtype"].type = DT_BOOL
+        node.attr["value"].tensor.CopyFrom(import_tf().make_tensor_proto(value))
+    rewrites = [Rewrite("flag_constant", [name], f"`{name}` is now the constant {str(value).lower()}")
+                for name, value in flags.items()]
+    graph_def, pruned = prune_constant_conds(graph_def)
+    return graph_def, rewrites + pruned, flags
+
+
+def prune_constant_conds(graph_def) -> tuple[object, list[Rewrite]]:
+    """Switches whose predicate is constant forward their input to the taken side; the untaken branch is
+    removed and each Merge left with one live input becomes an Identity."""
+    index = GraphIndex(graph_def)
+    switches = [n for n in index.order if index.nodes[n].op in SWITCH_OPS and constant_only(index, n)]
+    if not switches:
+        return graph_def, []
+    predicates = evaluate_constants(graph_def, sorted({index.defs[s].input[1] for s in switches}))
+    taken = {s: int(bool(predicates[index.defs[s].input[1]])) for s in switches}
+    dead: set[str] = set()
+    dead_outputs = {(s, 1 - port) for s, port in taken.items()}
+    merges = []
+    for name in index.order:
+        info = index.nodes[name]
+        inputs_dead = [(s, i) in dead_outputs or s in dead for s, i in info.data_inputs]
+        if info.op in MERGE_OPS:
+            (merges if info.data_inputs and not all(inputs_dead) else []).append(name)
+            if info.data_inputs and all(inputs_dead):
+                dead.add(name)
+        elif any(inputs_dead) or any(s in dead for s in info.control_inputs):
+            dead.add(name)
+    nodes = node_map(graph_def)
+    for merge in merges:
+        live = [raw for raw, (s, i) in zip(nodes[merge].input, index.nodes[merge].data_inputs)
+                if (s, i) not in dead_outputs and s not in dead]
+        node = nodes[merge]
+        dtype = node.attr["T"].type
+        del node.input[:]
+        node.input.append(live[0])
+        node.op = "Identity"
+        node.attr.clear()
+        node.attr["T"].type = dtype
+    for switch, port in taken.items():
+        rewire(graph_def, f"{switch}:{port}", nodes[switch].input[0])
+    remove_nodes(graph_def, dead | set(switches))
+    kept_branch = {True: "true", False: "false"}
+    detail = ", ".join(sorted({f"{layer_of(s)} ({kept_branch[bool(p)]} branch)" for s, p in taken.items()}))
+    return graph_def, [Rewrite("branch_pruned", sorted(dead | set(switches)),
+                               f"{len(switches)} Switch nodes with a constant predicate; kept {detail}")]
+
+
+# -- dropout ----------------------------------------------------------------------------------------
+
+def dropout_to_identity(graph_def, data_sources: list[str]) -> tuple[object, list[Rewrite], dict[str, str]]:
+    """Each node where randomness meets the data (dropout's mask) becomes an Identity of the data before
+    its inverted-dropout scaling. Returns the GraphDef, the rewrites, and {mask node: unscaled tensor}."""
+    index = GraphIndex(graph_def)
+    kinds = data_kinds(index, data_sources)
+    nodes = node_map(graph_def)
+    rewrites, replaced = [], {}
+    for name in index.order:
+        info = index.nodes[name]
+        source_kinds = [kinds.get(s) for s, _ in info.data_inputs]
+        if kinds.get(name) != "data" or "random" not in source_kinds:
+            continue
+        data = [(s, i) for (s, i), k in zip(info.data_inputs, source_kinds)
+                if k == "data" and index.nodes[s].op not in NOT_DATA_OPS]
+        if len(data) != 1:
+            continue
+        source, port = data[0]
+        scaling = []
+        scope = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+        while (index.nodes[source].op in SCALING_OPS and source.startswith(scope)
+               and [kinds.get(s) for s, _ in index.nodes[source].data_inputs].count("data") == 1):
+            scaling.append(source)
+            source, port = next((s, i) for s, i in index.nodes[source].data_inputs if kinds.get(s) == "data")
+        unscaled = source if port == 0 else f"{source}:{port}"
+        random_ops = sorted(a for a in index.ancestors([name]) if index.nodes[a].op in RANDOM_OPS)
+        node = nodes[name]
+        dtype = node.attr["T"].type
+        del node.input[:]
+        node.input.append(unscaled)
+        node.op = "Identity"
+        node.attr.clear()
+        node.attr["T"].type = dtype
+        replaced[name] = unscaled
+        removed = " and its scaling " + ", ".join(f"`{s}`" for s in scaling) if scaling else ""
+        rewrites.append(Rewrite("dropout_identity", [name, *scaling, *random_ops],
+                                f"`{name}` (mask from {', '.join(random_ops) or 'a random op'}){removed} → "
+                                f"identity of `{unscaled}`"))
+    return graph_def, rewrites, replaced
+
+
+# -- BatchNorm in training mode ---------------------------------------------------------------------
+
+def training_batchnorms(index: GraphIndex, kinds: dict[str, str]) -> list[TrainingBatchNorm]:
+    """Every BatchNorm that uses its batch's moments, in topological order."""
+    found = []
+    for name in index.order:
+        info, definition = index.nodes[name], index.defs[name]
+        if info.op in FUSED_BATCHNORM_OPS and definition.attr["is_training"].b:
+            data_format = definition.attr["data_format"].s.decode() or "NHWC"
+            found.append(TrainingBatchNorm(name, "fused", _tensor(info.data_inputs[0]), name.rsplit("/", 1)[0],
+                                           1 if data_format.startswith("NC") else 3))
+        elif info.op == "Mean" and kinds.get(name) == "data":
+            moments = _moments(index, name)
+            if moments:
+                found.append(moments)
+    return found
+
+
+def _moments(index: GraphIndex, mean: str) -> TrainingBatchNorm | None:
+    """The decomposed pattern: Mean(x, axes ∋ 0) and Mean(SquaredDifference(x, StopGradient(mean)), axes)."""
+    from .graphdef import const_value
+
+    info = index.nodes[mean]
+    axes = const_value(index, info.data_inputs[1][0])
+    if axes is None or 0 not in np.atleast_1d(axes).tolist():
+        return None
+    x = info.data_inputs[0]
+    for stop in index.nodes[mean].consumers:
+        if index.nodes[stop].op != "StopGradient":
+            continue
+        for diff in index.nodes[stop].consumers:
+            if index.nodes[diff].op == "SquaredDifference" and x in index.nodes[diff].data_inputs:
+                variance = next((v for v in index.nodes[diff].consumers if index.nodes[v].op == "Mean"), None)
+                if variance is None:
+                    continue
+                reduced = sorted(int(a) for a in np.atleast_1d(axes))
+                rank = len(reduced) + 1
+                channel = next(a for a in range(rank) if a not in reduced)
+                scope = mean.split("/moments/")[0] if "/moments/" in mean else mean.rsplit("/", 1)[0]
+                return TrainingBatchNorm(mean, "moments", _tensor(x), scope, channel, variance,
+                                         index.defs[mean].attr["keep_dims"].b, rank)
+    return None
+
+
+def batchnorms_to_inference(graph_def, batchnorms: list[TrainingBatchNorm],
+                            statistics: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[object, list[Rewrite]]:
+    """Fused BNs get `is_training=false` and constant mean/variance inputs; decomposed ones read their
+    mean and variance from constants instead of the batch's moments."""
+    nodes = node_map(graph_def)
+    rewrites = []
+    for bn in batchnorms:
+        mean, variance = statistics[bn.node]
+        if bn.kind == "fused":
+            node = nodes[bn.node]
+            node.attr["is_training"].b = False
+            if "exponential_avg_factor" in node.attr:
+                node.attr["exponential_avg_factor"].f = 1.0
+            node.input[3] = add_const(graph_def, f"{bn.node}/inference_mean", mean)
+            node.input[4] = add_const(graph_def, f"{bn.node}/inference_variance", variance)
+            touched = [bn.node, node.input[3], node.input[4]]
+            what = "is_training=false with constant mean/variance"
+        else:
+            shape = [mean.size if a == bn.channel_axis else 1 for a in range(bn.rank)] if bn.keep_dims else [mean.size]
+            for target, value in ((bn.node, mean), (bn.variance_node, variance)):
+                remove_nodes(graph_def, [target])
+                add_const(graph_def, target, value.reshape(shape))
+            touched = [bn.node, bn.variance_node]
+            what = "batch moments replaced by constant mean/variance"
+            nodes = node_map(graph_def)
+        rewrites.append(Rewrite("bn_inference", touched, f"`{bn.scope}`: {what}"))
+    return graph_def, rewrites
+
+
+def _tensor(source: tuple[str, int]) -> str:
+    return f"{source[0]}:{source[1]}"
