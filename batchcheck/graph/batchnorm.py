@@ -1,0 +1,382 @@
+"""Every BatchNorm in a GraphDef, fused or decomposed, with its parameters and where its mode comes from.
+
+Recognised forms:
+- fused: `FusedBatchNorm`/`V2`/`V3` (mode from the `is_training` attribute);
+- decomposed: `tf.nn.batch_normalization` arithmetic, as Keras, slim `fused=False` and old frozen
+  MobileNets write it: `Rsqrt(variance + eps)` [`* gamma`], `x * inv`, `mean * inv`, `beta - …`, `+`;
+  its mean/variance are either constants (moving statistics) or `tf.nn.moments` (`Mean` ops), whose
+  axes say whether it normalises over the batch (BatchNorm in training mode) or per image
+  (LayerNorm, InstanceNorm, GroupNorm);
+- the `(x - mean) * Rsqrt(variance + eps)` form GroupNorm code writes.
+
+Works on the protobuf alone; NumPy values come from `Const` nodes (behind Identity/Switch/Squeeze).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .index import PLACEHOLDER_OPS, SWITCH_OPS, GraphIndex, layer_of
+
+FUSED_BATCHNORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+PRODUCER_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})
+PASS_THROUGH_OPS = frozenset({"Identity", "Squeeze", "StopGradient", "Snapshot", "ReadVariableOp",
+                              "Reshape", "ExpandDims"})
+ADD_OPS = frozenset({"Add", "AddV2"})
+PARAMETERS = ("gamma", "beta", "mean", "variance")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One BN parameter: the node providing it (after Identity-like hops) and its value when constant."""
+    node: str | None
+    value: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def absent(self) -> bool:
+        return self.node is None
+
+    def summary(self) -> dict:
+        """JSON-friendly figures: node, channels, min/mean/max (None values when not constant)."""
+        if self.value is None or self.value.size == 0:
+            return {"node": self.node, "constant": self.value is not None, "channels": 0}
+        values = self.value.astype(np.float64)
+        return {"node": self.node, "constant": True, "channels": int(values.size),
+                "min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
+
+
+@dataclass(frozen=True)
+class TrainingSource:
+    """Whether a BN normalises with the batch's statistics, and what decides it.
+
+    origin: "attribute" (fused `is_training`, a constant of the node), "moments" (decomposed: mean and
+    variance computed by `tf.nn.moments`), "constants" (decomposed with moving statistics), plus, when
+    the node sits in a cond branch, the predicate and the placeholder (`flag`) behind it.
+    """
+    training: bool
+    origin: str
+    predicate: str | None = None   # the Switch predicate tensor choosing this branch
+    branch: bool | None = None     # the predicate value that runs this node
+    flag: str | None = None        # the placeholder behind the predicate
+    flag_default: str | None = None  # its default (PlaceholderWithDefault), else None
+
+    def describe(self) -> str:
+        mode = "is_training=true" if self.training else "is_training=false"
+        what = {"attribute": "a constant attribute of the node",
+                "moments": "computed from tf.nn.moments of its input",
+                "constants": "constant moving statistics"}[self.origin]
+        text = f"{mode} ({what})"
+        if self.predicate:
+            flag = f"; flag `{self.flag}`" + (f" (default {self.flag_default})" if self.flag_default else "")
+            text += (f", in the {str(self.branch).lower()} branch of a cond on `{self.predicate}`"
+                     f"{flag if self.flag else ''}")
+        return text
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """One BatchNorm (or per-sample normalisation) found in a graph.
+
+    `name` is the node reported for it: the fused node, the `Mean` computing batch moments (where a
+    divergence starts), or the final add of a decomposed BN with moving statistics.
+    """
+    name: str
+    op: str
+    kind: str                     # "fused" | "decomposed"
+    input: str                    # the normalised tensor x, "node:index"
+    output: str                   # the normalised result, "node:index"
+    gamma: Parameter              # node None: absent, gamma fixed to 1
+    beta: Parameter
+    mean: Parameter               # moving mean, or the moments' mean node
+    variance: Parameter
+    epsilon: float | None
+    training: TrainingSource
+    per_sample: bool              # LayerNorm/InstanceNorm/GroupNorm: statistics of each image alone
+    axes: tuple[int, ...] | None  # moments' reduction axes (decomposed with batch statistics)
+    producer: str | None          # Conv2D/DepthwiseConv2dNative/MatMul feeding x directly
+    nodes: tuple[str, ...]        # the nodes that make up this BN (the fused node alone when fused)
+    data_format: str = "NHWC"
+
+    @property
+    def layer(self) -> str:
+        return layer_of(self.name)
+
+    @property
+    def batch_statistics(self) -> bool:
+        """True when it normalises each image with statistics over the batch (training-mode BN)."""
+        return self.training.training and not self.per_sample
+
+    def parameters(self) -> dict:
+        """JSON-friendly parameter summary."""
+        gamma = ({"node": None, "absent": True, "value": 1.0} if self.gamma.absent else self.gamma.summary())
+        return {"gamma": gamma, "beta": self.beta.summary(), "mean": self.mean.summary(),
+                "variance": self.variance.summary(), "epsilon": self.epsilon,
+                "is_training": self.training.training, "is_training_source": self.training.describe()}
+
+
+def find_batchnorms(index: GraphIndex, feeds: dict[str, str] | None = None) -> list[BatchNorm]:
+    """Every BatchNorm in `index`, in topological order; `feeds` (node → text value) resolve flags."""
+    found: list[BatchNorm] = []
+    for name in index.order:
+        op = index.nodes[name].op
+        if op in FUSED_BATCHNORM_OPS:
+            found.append(_fused(index, name, feeds or {}))
+        elif op == "Rsqrt":
+            norm = _decomposed(index, name, feeds or {})
+            if norm is not None:
+                found.append(norm)
+    return sorted(found, key=lambda bn: index.position[bn.name])
+
+
+# -- fused -------------------------------------------------------------------------------------
+
+
+def _fused(index: GraphIndex, name: str, feeds: dict[str, str]) -> BatchNorm:
+    definition = index.defs[name]
+    info = index.nodes[name]
+    inputs = [_tensor(s, o) for s, o in info.data_inputs[:5]]
+    training = bool(definition.attr["is_training"].b)
+    params = [_parameter(index, t.split(":")[0]) for t in inputs[1:5]]
+    gamma = params[0]
+    if gamma.value is not None and gamma.value.size and np.all(gamma.value == 1) and _is_plain_const(index, gamma.node):
+        gamma = Parameter(None, gamma.value)  # slim scale=False: a Const of ones, no learnt gamma
+    data_format = definition.attr["data_format"].s.decode() or "NHWC"
+    source = _with_cond(index, TrainingSource(training, "attribute"), name, feeds)
+    per_sample = training and _batch_folded_into_channels(index, info.data_inputs[0][0], data_format)
+    return BatchNorm(name, info.op, "fused", inputs[0], f"{name}:0", gamma, *params[1:],
+                     float(definition.attr["epsilon"].f), source, per_sample, None,
+                     _producer(index, info.data_inputs[0][0]), (name,), data_format)
+
+
+def _batch_folded_into_channels(index: GraphIndex, x_node: str, data_format: str) -> bool:
+    """tf.keras LayerNormalization: x reshaped to [1, N·…, …] so that each 'channel' is one image."""
+    node = _skip(index, x_node, {"Identity"})
+    if index.nodes[node].op != "Reshape" or len(index.nodes[node].data_inputs) < 2:
+        return False
+    shape_node = index.nodes[node].data_inputs[1][0]
+    first = _first_shape_element(index, shape_node)
+    channel_axis = 1 if data_format.startswith("NC") else 3
+    return first == 1 and channel_axis != 0
+
+
+def _first_shape_element(index: GraphIndex, shape_node: str) -> int | None:
+    value = constant_value(index, shape_node)
+    if value is not None and value.size:
+        return int(value.reshape(-1)[0])
+    info = index.nodes.get(shape_node)
+    if info is not None and info.op == "Pack" and info.data_inputs:
+        first = constant_value(index, info.data_inputs[0][0])
+        return int(first.reshape(-1)[0]) if first is not None and first.size else None
+    return None
+
+
+# -- decomposed --------------------------------------------------------------------------------
+
+
+def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNorm | None:
+    """The BN around `rsqrt = Rsqrt(variance + eps)`, or None when it is not one."""
+    add = index.nodes[rsqrt].data_inputs[0][0]
+    if index.nodes[add].op not in ADD_OPS or len(index.nodes[add].data_inputs) != 2:
+        return None
+    operands = [s for s, _ in index.nodes[add].data_inputs]
+    eps_values = [constant_value(index, s) for s in operands]
+    scalar = [i for i, v in enumerate(eps_values) if v is not None and v.size == 1]
+    if not scalar:
+        return None
+    epsilon = float(eps_values[scalar[-1]].reshape(-1)[0])
+    variance_node = operands[1 - scalar[-1]]
+    inv, gamma = rsqrt, Parameter(None)
+    members = [add, rsqrt]
+    for consumer in _consumers(index, rsqrt):
+        if index.nodes[consumer].op == "Mul":
+            other = _other_input(index, consumer, rsqrt)
+            if other is not None and constant_value(index, other) is not None:
+                inv, gamma = consumer, _parameter(index, other)
+                members.append(consumer)
+                break
+    form = _affine_form(index, inv) or _centred_form(index, inv)
+    if form is None:
+        return None
+    x, mean_node, output, beta, nodes = form
+    members += nodes
+    mean, variance = _parameter(index, mean_node), _parameter(index, variance_node)
+    moments = _moments_mean(index, mean_node)
+    if moments is not None:
+        axes = _reduction_axes(index, moments)
+        per_sample = axes is not None and 0 not in axes
+        source = TrainingSource(True, "moments")
+        name = moments
+        members += sorted(index.ancestors([variance_node, mean_node]) - index.ancestors([x[0]]))
+    else:
+        axes, per_sample = None, False
+        source = TrainingSource(False, "constants")
+        name = output.split(":")[0]
+    source = _with_cond(index, source, name, feeds)
+    return BatchNorm(name, index.nodes[name].op, "decomposed", _tensor(*x), output, gamma, beta, mean,
+                     variance, epsilon, source, per_sample, axes, _producer(index, x[0]),
+                     tuple(dict.fromkeys(members)))
+
+
+def _affine_form(index: GraphIndex, inv: str):
+    """tf.nn.batch_normalization: x*inv + (beta - mean*inv) (or - mean*inv without beta)."""
+    muls = [c for c in _consumers(index, inv) if index.nodes[c].op == "Mul"]
+    if len(muls) != 2:
+        return None
+    for scaled, shifted in (muls, muls[::-1]):
+        x = _other_input_tensor(index, scaled, inv)
+        mean = _other_input(index, shifted, inv)
+        if x is None or mean is None or not _looks_like_statistic(index, mean):
+            continue
+        for offset in _consumers(index, shifted):
+            offset_info = index.nodes[offset]
+            beta = Parameter(None)
+            if offset_info.op == "Sub" and offset_info.data_inputs[1][0] == shifted:
+                beta = _parameter(index, offset_info.data_inputs[0][0])
+            elif offset_info.op != "Neg":
+                continue
+            for output in _consumers(index, offset):
+                sources = {s for s, _ in index.nodes[output].data_inputs}
+                if index.nodes[output].op in ADD_OPS and sources == {scaled, offset}:
+                    return x, mean, f"{output}:0", beta, [scaled, shifted, offset, output]
+    return None
+
+
+def _centred_form(index: GraphIndex, inv: str):
+    """(x - mean) * inv, as GroupNorm code writes it (affine parameters applied later, if at all)."""
+    for consumer in _consumers(index, inv):
+        if index.nodes[consumer].op != "Mul":
+            continue
+        centred = _other_input(index, consumer, inv)
+        if centred is None or index.nodes[centred].op != "Sub":
+            continue
+        (x_node, x_out), (mean, _) = index.nodes[centred].data_inputs
+        if _moments_mean(index, mean) is not None:
+            return (x_node, x_out), mean, f"{consumer}:0", Parameter(None), [centred, consumer]
+    return None
+
+
+def _looks_like_statistic(index: GraphIndex, node: str) -> bool:
+    return constant_value(index, node) is not None or _moments_mean(index, node) is not None
+
+
+def _moments_mean(index: GraphIndex, node: str) -> str | None:
+    """The `Mean` node behind `node` (through Squeeze/StopGradient/Identity), if it is one."""
+    node = _skip(index, node, PASS_THROUGH_OPS)
+    return node if index.nodes[node].op == "Mean" else None
+
+
+def _reduction_axes(index: GraphIndex, mean: str) -> tuple[int, ...] | None:
+    inputs = index.nodes[mean].data_inputs
+    value = constant_value(index, inputs[1][0]) if len(inputs) > 1 else None
+    if value is None:
+        return None
+    axes = tuple(sorted(int(v) for v in np.atleast_1d(value)))
+    return axes if all(a >= 0 for a in axes) else None
+
+
+# -- cond branches and flags -------------------------------------------------------------------
+
+
+def _with_cond(index: GraphIndex, source: TrainingSource, node: str, feeds: dict[str, str]) -> TrainingSource:
+    """`source` plus the cond predicate and flag when `node` takes its input from a Switch."""
+    switch = branch_switch(index, node)
+    if switch is None:
+        return source
+    switch_node, branch = switch
+    predicate_node, predicate_output = index.nodes[switch_node].data_inputs[1]
+    flag = flag_of(index, predicate_node)
+    default = None
+    if flag is not None and index.nodes[flag].op == "PlaceholderWithDefault":
+        value = constant_value(index, index.nodes[flag].data_inputs[0][0])
+        default = _text(value) if value is not None else None
+    return TrainingSource(source.training, source.origin, _tensor(predicate_node, predicate_output), branch,
+                          flag, feeds.get(flag, default) if flag else None)
+
+
+def branch_switch(index: GraphIndex, node: str, depth: int = 4) -> tuple[str, bool] | None:
+    """(Switch node, branch taken) when `node`'s inputs come from a cond Switch within a few Identity hops."""
+    for source, output in index.nodes[node].data_inputs:
+        for _ in range(depth):
+            info = index.nodes.get(source)
+            if info is None:
+                break
+            if info.op in SWITCH_OPS:
+                return source, output == 1
+            if info.op not in ("Identity",) or not info.data_inputs:
+                break
+            source, output = info.data_inputs[0]
+    return None
+
+
+def flag_of(index: GraphIndex, predicate: str) -> str | None:
+    """The placeholder a cond predicate comes from (through Identity/LogicalNot/Cast), if any."""
+    seen = 0
+    while predicate in index and seen < 8:
+        info = index.nodes[predicate]
+        if info.op in PLACEHOLDER_OPS:
+            return predicate
+        if not info.data_inputs or info.op not in ("Identity", "Switch", "LogicalNot", "Cast", "Squeeze"):
+            return None
+        predicate, seen = info.data_inputs[0][0], seen + 1
+    return None
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def constant_value(index: GraphIndex, name: str) -> np.ndarray | None:
+    """The value of `name` when it is a Const, possibly behind Identity/Switch/Squeeze hops."""
+    from tensorflow.python.framework import tensor_util
+
+    node = _skip(index, name, {"Identity", "Switch", "RefSwitch", "ReadVariableOp", "Snapshot"})
+    if node not in index or index.nodes[node].op != "Const":
+        return None
+    return tensor_util.MakeNdarray(index.defs[node].attr["value"].tensor)
+
+
+def _parameter(index: GraphIndex, name: str) -> Parameter:
+    node = _skip(index, name, {"Identity", "Switch", "RefSwitch", "ReadVariableOp", "Snapshot"})
+    return Parameter(node, constant_value(index, node))
+
+
+def _is_plain_const(index: GraphIndex, node: str | None) -> bool:
+    """A Const not named like a learnt variable (slim writes scale=False's gamma as `BatchNorm/Const`)."""
+    return node is not None and not node.rsplit("/", 1)[-1].startswith("gamma")
+
+
+def _skip(index: GraphIndex, name: str, ops) -> str:
+    seen = 0
+    while name in index and index.nodes[name].op in ops and index.nodes[name].data_inputs and seen < 16:
+        name, seen = index.nodes[name].data_inputs[0][0], seen + 1
+    return name
+
+
+def _consumers(index: GraphIndex, node: str) -> list[str]:
+    return sorted(c for c in index.nodes[node].consumers
+                  if any(s == node for s, _ in index.nodes[c].data_inputs))
+
+
+def _other_input_tensor(index: GraphIndex, node: str, known: str) -> tuple[str, int] | None:
+    inputs = index.nodes[node].data_inputs
+    others = [(s, o) for s, o in inputs if s != known]
+    return others[0] if len(inputs) == 2 and len(others) == 1 else None
+
+
+def _other_input(index: GraphIndex, node: str, known: str) -> str | None:
+    other = _other_input_tensor(index, node, known)
+    return other[0] if other else None
+
+
+def _producer(index: GraphIndex, x_node: str) -> str | None:
+    node = _skip(index, x_node, {"Identity"})
+    return node if node in index and index.nodes[node].op in PRODUCER_OPS else None
+
+
+def _tensor(node: str, output: int) -> str:
+    return f"{node}:{output}"
+
+
+def _text(value: np.ndarray) -> str:
+    item = value.reshape(-1)[0] if value.size else value
+    return str(bool(item)).lower() if value.dtype == bool else str(item.item() if hasattr(item, "item") else item)
