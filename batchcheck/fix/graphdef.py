@@ -23,17 +23,6 @@ def node_map(graph_def) -> dict:
     return {node.name: node for node in graph_def.node}
 
 
-def const_value(index: GraphIndex, name: str) -> np.ndarray | None:
-    """The value of node `name` when it is a Const, possibly behind Identity nodes (`…/read`)."""
-    from tensorflow.python.framework import tensor_util
-
-    while name in index and index.nodes[name].op == "Identity" and index.nodes[name].data_inputs:
-        name = index.nodes[name].data_inputs[0][0]
-    if name not in index or index.nodes[name].op != "Const":
-        return None
-    return tensor_util.MakeNdarray(index.defs[name].attr["value"].tensor)
-
-
 def add_const(graph_def, name: str, value: np.ndarray) -> str:
     """Append a Const node holding `value` (float32 unless integer) and return its name."""
     tf = import_tf()

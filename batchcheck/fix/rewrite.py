@@ -2,10 +2,9 @@
 ops on the data path → identity, BatchNorm in training mode → inference mode with given statistics."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from ..graph.batchnorm import BatchNorm, find_batchnorms
 from ..graph.index import (MERGE_OPS, PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex, layer_of, split_input,
                            value_kinds)
 from ..tfenv import import_tf
@@ -18,25 +17,30 @@ NOT_DATA_OPS = frozenset({"ZerosLike", "Fill", "Zeros", "OnesLike"})
 DT_BOOL = 10
 
 
-@dataclass(frozen=True)
-class TrainingBatchNorm:
-    """A BatchNorm normalising with its batch's moments: fused (`is_training=true`) or decomposed
-    (`Mean` over the batch axis, then the variance of the same tensor)."""
-    node: str            # the fused op, or the decomposed mean's Mean node
-    kind: str            # fused | moments
-    x: str               # the normalised tensor
-    scope: str           # `…/BatchNorm`, where moving statistics are named
-    channel_axis: int
-    variance_node: str | None = None  # decomposed: the variance's Mean node
-    keep_dims: bool = True            # decomposed: whether the Means keep the reduced axes
-    rank: int = 4
+def batchnorm_scope(bn: BatchNorm) -> str:
+    """Where a BN's moving statistics are named: `…/BatchNorm` (slim), `bn0_1` (Keras)."""
+    return bn.name.split("/moments/")[0] if "/moments/" in bn.name else bn.name.rsplit("/", 1)[0]
 
-    @property
-    def statistic_tensors(self) -> tuple[str, str]:
-        """Tensors (mean, variance) that a fixed graph reads its statistics from."""
-        if self.kind == "fused":
-            return f"{self.node}/inference_mean:0", f"{self.node}/inference_variance:0"
-        return f"{self.node}:0", f"{self.variance_node}:0"
+
+def channel_axis(bn: BatchNorm) -> int:
+    """The channel axis of a BN's input (-1 for the last)."""
+    if bn.kind == "fused":
+        return 1 if bn.data_format.startswith("NC") else -1
+    rank = len(bn.axes) + 1
+    axis = next(a for a in range(rank) if a not in bn.axes)
+    return -1 if axis == rank - 1 else axis
+
+
+def statistic_tensors(bn: BatchNorm) -> tuple[str, str]:
+    """Tensors (mean, variance) that the rewritten graph reads this BN's statistics from."""
+    if bn.kind == "fused":
+        return f"{bn.name}/inference_mean:0", f"{bn.name}/inference_variance:0"
+    return f"{bn.mean.node}:0", f"{bn.variance.node}:0"
+
+
+def training_batchnorms(index: GraphIndex) -> list[BatchNorm]:
+    """Every BatchNorm that normalises with its batch's moments, in topological order."""
+    return [bn for bn in find_batchnorms(index) if bn.batch_statistics]
 
 
 def data_kinds(index: GraphIndex, data_sources: list[str]) -> dict[str, str]:
@@ -80,7 +84,8 @@ def prune_constant_conds(graph_def) -> tuple[object, list[Rewrite]]:
     """Switches whose predicate is constant forward their input to the taken side; the untaken branch is
     removed and each Merge left with one live input becomes an Identity."""
     index = GraphIndex(graph_def)
-    switches = [n for n in index.order if index.nodes[n].op in SWITCH_OPS and constant_only(index, n)]
+    switches = [n for n in index.order if index.nodes[n].op in SWITCH_OPS
+                and constant_only(index, split_input(index.defs[n].input[1])[0])]
     if not switches:
         return graph_def, []
     predicates = evaluate_constants(graph_def, sorted({index.defs[s].input[1] for s in switches}))
@@ -142,12 +147,12 @@ def dropout_to_identity(graph_def, data_sources: list[str]) -> tuple[object, lis
                and [kinds.get(s) for s, _ in index.nodes[source].data_inputs].count("data") == 1):
             scaling.append(source)
             source, port = next((s, i) for s, i in index.nodes[source].data_inputs if kinds.get(s) == "data")
-        unscaled = source if port == 0 else f"{source}:{port}"
+        unscaled = f"{source}:{port}"
         random_ops = sorted(a for a in index.ancestors([name]) if index.nodes[a].op in RANDOM_OPS)
         node = nodes[name]
         dtype = node.attr["T"].type
         del node.input[:]
-        node.input.append(unscaled)
+        node.input.append(source if port == 0 else unscaled)
         node.op = "Identity"
         node.attr.clear()
         node.attr["T"].type = dtype
@@ -161,76 +166,34 @@ def dropout_to_identity(graph_def, data_sources: list[str]) -> tuple[object, lis
 
 # -- BatchNorm in training mode ---------------------------------------------------------------------
 
-def training_batchnorms(index: GraphIndex, kinds: dict[str, str]) -> list[TrainingBatchNorm]:
-    """Every BatchNorm that uses its batch's moments, in topological order."""
-    found = []
-    for name in index.order:
-        info, definition = index.nodes[name], index.defs[name]
-        if info.op in FUSED_BATCHNORM_OPS and definition.attr["is_training"].b:
-            data_format = definition.attr["data_format"].s.decode() or "NHWC"
-            found.append(TrainingBatchNorm(name, "fused", _tensor(info.data_inputs[0]), name.rsplit("/", 1)[0],
-                                           1 if data_format.startswith("NC") else 3))
-        elif info.op == "Mean" and kinds.get(name) == "data":
-            moments = _moments(index, name)
-            if moments:
-                found.append(moments)
-    return found
-
-
-def _moments(index: GraphIndex, mean: str) -> TrainingBatchNorm | None:
-    """The decomposed pattern: Mean(x, axes ∋ 0) and Mean(SquaredDifference(x, StopGradient(mean)), axes)."""
-    from .graphdef import const_value
-
-    info = index.nodes[mean]
-    axes = const_value(index, info.data_inputs[1][0])
-    if axes is None or 0 not in np.atleast_1d(axes).tolist():
-        return None
-    x = info.data_inputs[0]
-    for stop in index.nodes[mean].consumers:
-        if index.nodes[stop].op != "StopGradient":
-            continue
-        for diff in index.nodes[stop].consumers:
-            if index.nodes[diff].op == "SquaredDifference" and x in index.nodes[diff].data_inputs:
-                variance = next((v for v in index.nodes[diff].consumers if index.nodes[v].op == "Mean"), None)
-                if variance is None:
-                    continue
-                reduced = sorted(int(a) for a in np.atleast_1d(axes))
-                rank = len(reduced) + 1
-                channel = next(a for a in range(rank) if a not in reduced)
-                scope = mean.split("/moments/")[0] if "/moments/" in mean else mean.rsplit("/", 1)[0]
-                return TrainingBatchNorm(mean, "moments", _tensor(x), scope, channel, variance,
-                                         index.defs[mean].attr["keep_dims"].b, rank)
-    return None
-
-
-def batchnorms_to_inference(graph_def, batchnorms: list[TrainingBatchNorm],
+def batchnorms_to_inference(graph_def, batchnorms: list[BatchNorm],
                             statistics: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[object, list[Rewrite]]:
     """Fused BNs get `is_training=false` and constant mean/variance inputs; decomposed ones read their
     mean and variance from constants instead of the batch's moments."""
     nodes = node_map(graph_def)
     rewrites = []
     for bn in batchnorms:
-        mean, variance = statistics[bn.node]
+        mean, variance = statistics[bn.name]
         if bn.kind == "fused":
-            node = nodes[bn.node]
+            node = nodes[bn.name]
             node.attr["is_training"].b = False
             if "exponential_avg_factor" in node.attr:
                 node.attr["exponential_avg_factor"].f = 1.0
-            node.input[3] = add_const(graph_def, f"{bn.node}/inference_mean", mean)
-            node.input[4] = add_const(graph_def, f"{bn.node}/inference_variance", variance)
-            touched = [bn.node, node.input[3], node.input[4]]
+            node.input[3] = add_const(graph_def, f"{bn.name}/inference_mean", mean)
+            node.input[4] = add_const(graph_def, f"{bn.name}/inference_variance", variance)
+            touched = [bn.name, node.input[3], node.input[4]]
             what = "is_training=false with constant mean/variance"
         else:
-            shape = [mean.size if a == bn.channel_axis else 1 for a in range(bn.rank)] if bn.keep_dims else [mean.size]
-            for target, value in ((bn.node, mean), (bn.variance_node, variance)):
+            for target, value in ((bn.mean.node, mean), (bn.variance.node, variance)):
+                definition = nodes[target]
+                keeps_dims = definition.op == "Mean" and definition.attr["keep_dims"].b
+                shape = [value.size if a == channel_axis(bn) % (len(bn.axes) + 1) else 1
+                         for a in range(len(bn.axes) + 1)] if keeps_dims else [value.size]
                 remove_nodes(graph_def, [target])
                 add_const(graph_def, target, value.reshape(shape))
-            touched = [bn.node, bn.variance_node]
+            touched = [bn.name, bn.mean.node, bn.variance.node]
             what = "batch moments replaced by constant mean/variance"
             nodes = node_map(graph_def)
-        rewrites.append(Rewrite("bn_inference", touched, f"`{bn.scope}`: {what}"))
+        rewrites.append(Rewrite("bn_inference", touched, f"`{batchnorm_scope(bn)}`: {what}"))
     return graph_def, rewrites
 
-
-def _tensor(source: tuple[str, int]) -> str:
-    return f"{source[0]}:{source[1]}"

@@ -10,9 +10,9 @@ import numpy as np
 
 from ..graph.index import GraphIndex
 from ..tfenv import import_tf
-from .graphdef import const_value
 from .result import StatisticsSource
-from .rewrite import TrainingBatchNorm
+from ..graph.batchnorm import BatchNorm, constant_value
+from .rewrite import batchnorm_scope
 
 Statistics = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -23,7 +23,7 @@ def scope_candidates(scope: str) -> list[str]:
     return [scope] if stripped == scope else [scope, stripped]
 
 
-def known_statistics(batchnorms: list[TrainingBatchNorm], graph_def, model_format: str, path: Path,
+def known_statistics(batchnorms: list[BatchNorm], graph_def, model_format: str, path: Path,
                      checkpoint: Path | None) -> tuple[Statistics, list[StatisticsSource]]:
     """Statistics for the BatchNorms whose moving mean/variance can be found, and where each came from."""
     lookups = [("graph", "moving_mean/moving_variance constants in the graph", _graph_lookup(graph_def))]
@@ -35,11 +35,11 @@ def known_statistics(batchnorms: list[TrainingBatchNorm], graph_def, model_forma
     sources = []
     for bn in batchnorms:
         for source, detail, lookup in lookups:
-            found = next((lookup(scope) for scope in scope_candidates(bn.scope) if lookup(scope)), None)
+            found = next((lookup(scope) for scope in scope_candidates(batchnorm_scope(bn)) if lookup(scope)), None)
             if found:
                 mean, variance, names = found
-                statistics[bn.node] = (mean.astype(np.float32), variance.astype(np.float32))
-                sources.append(StatisticsSource(bn.node, bn.scope, source, f"{detail}: {names}"))
+                statistics[bn.name] = (mean.astype(np.float32), variance.astype(np.float32))
+                sources.append(StatisticsSource(bn.name, batchnorm_scope(bn), source, f"{detail}: {names}"))
                 break
     return statistics, sources
 
@@ -48,7 +48,7 @@ def _graph_lookup(graph_def):
     index = GraphIndex(graph_def)
 
     def lookup(scope: str):
-        mean, variance = const_value(index, f"{scope}/moving_mean"), const_value(index, f"{scope}/moving_variance")
+        mean, variance = constant_value(index, f"{scope}/moving_mean"), constant_value(index, f"{scope}/moving_variance")
         if mean is None or variance is None:
             return None
         return mean, variance, f"`{scope}/moving_mean`, `{scope}/moving_variance`"

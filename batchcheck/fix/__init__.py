@@ -1,0 +1,11 @@
+"""`batchcheck fix`: rewrite a batch-dependent graph for inference, fold its BatchNorm, and prove the result.
+
+`fix(path, out, config, calibrate=DIR, fold_bn=True)` returns a `FixResult` (no printing); importing this
+package loads TensorFlow only when `fix` runs.
+"""
+from __future__ import annotations
+
+from .repair import fix
+from .result import FixResult
+
+__all__ = ["FixResult", "fix"]

@@ -1,0 +1,116 @@
+"""The proof: the original's inference semantics as a reference, output agreement with it, and latency.
+
+The reference runs the *original* graph with overrides fed in topological order: training flags at their
+inference value, each dropout mask node fed the unscaled data, each training BatchNorm's output (fused) or
+batch moments (decomposed) fed from NumPy with the chosen statistics. It shares no graph surgery with the
+fix, so agreement is evidence, not a tautology."""
+from __future__ import annotations
+
+import statistics as stats
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph.batchnorm import BatchNorm
+from ..load.prepare import PreparedModel
+from ..tfenv import import_tf
+from .result import GraphFigures, OutputAgreement
+from .rewrite import channel_axis
+
+LATENCY_BATCHES = (1, 32)
+
+
+@dataclass(frozen=True)
+class Override:
+    """Feed `tensor` with a value computed from `sources` (fetched first), in topological order."""
+    tensor: str
+    sources: tuple[str, ...]
+    compute: object  # Callable[[list[np.ndarray]], np.ndarray]
+
+
+class GraphSession:
+    """One imported graph (grappler on) with its input, outputs and fixed feeds."""
+
+    def __init__(self, graph_def, input_tensor: str, outputs: list[str], feeds: dict[str, np.ndarray]) -> None:
+        tf = import_tf()
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        self.input = self.graph.get_tensor_by_name(input_tensor)
+        self.outputs = [self.graph.get_tensor_by_name(name) for name in outputs]
+        self.feeds = {self.graph.get_tensor_by_name(name): value for name, value in feeds.items()}
+        self.forward = self.session.make_callable(self.outputs, feed_list=[self.input, *self.feeds])
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.forward(batch, *self.feeds.values())
+
+    def run_with(self, fetches: list[str], batch: np.ndarray, extra: dict[str, np.ndarray]) -> list[np.ndarray]:
+        feed = {self.input: batch, **self.feeds, **{self.graph.get_tensor_by_name(k): v for k, v in extra.items()}}
+        return self.session.run([self.graph.get_tensor_by_name(f) for f in fetches], feed)
+
+    def latency_ms(self, images: np.ndarray, batch_size: int, repeats: int, warmup: int = 2) -> float:
+        """Median wall time of one forward pass over `batch_size` images, after `warmup` passes."""
+        batch = np.resize(images, (batch_size, *images.shape[1:]))
+        times = []
+        for index in range(warmup + repeats):
+            start = time.perf_counter()
+            self.run(batch)
+            if index >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+        return float(stats.median(times))
+
+    def figures(self, graph_def, batchnorm_nodes: int, images: np.ndarray, repeats: int) -> GraphFigures:
+        return GraphFigures(len(graph_def.node), batchnorm_nodes,
+                            {b: round(self.latency_ms(images, b, repeats), 3) for b in LATENCY_BATCHES})
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def reference_outputs(session: GraphSession, overrides: list[Override], batch: np.ndarray) -> list[np.ndarray]:
+    """The original's outputs with each override fed, computed stage by stage."""
+    fed: dict[str, np.ndarray] = {}
+    for override in overrides:
+        sources = session.run_with(list(override.sources), batch, fed) if override.sources else []
+        fed[override.tensor] = override.compute(sources)
+    return session.run_with([t.name for t in session.outputs], batch, fed)
+
+
+def dropout_override(mask_node: str, unscaled: str) -> Override:
+    return Override(f"{mask_node}:0", (unscaled,), lambda values: values[0])
+
+
+def batchnorm_overrides(bn: BatchNorm, mean: np.ndarray, variance: np.ndarray) -> list[Override]:
+    """Fused: the BN's output computed in NumPy; decomposed: its moments fed with the statistics."""
+    if bn.kind == "decomposed":
+        def shaped(value):
+            return lambda _: value.reshape(-1)
+        return [Override(f"{bn.mean.node}:0", (), shaped(mean)), Override(f"{bn.variance.node}:0", (), shaped(variance))]
+    axis = channel_axis(bn)
+    gamma = 1.0 if bn.gamma.absent else bn.gamma.value.astype(np.float64)
+    beta = 0.0 if bn.beta.absent else bn.beta.value.astype(np.float64)
+
+    def normalise(values):
+        x = values[0].astype(np.float64)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        inverse = np.reshape(gamma / np.sqrt(variance.astype(np.float64) + bn.epsilon), shape)
+        return ((x - mean.reshape(shape)) * inverse + np.reshape(beta, shape if np.ndim(beta) else [])).astype(np.float32)
+    return [Override(bn.output, (bn.input,), normalise)]
+
+
+def agreement(name: str, fixed: np.ndarray, reference: np.ndarray, allowed_rtol: float | None = None,
+              allowed_atol: float = 0.0) -> OutputAgreement:
+    """Max absolute/relative difference and, for class scores or per-pixel scores, argmax agreement."""
+    fixed, reference = fixed.astype(np.float64), reference.astype(np.float64)
+    diff = float(np.max(np.abs(fixed - reference))) if fixed.size else 0.0
+    scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+    relative = diff / scale if scale else (0.0 if diff == 0 else float("inf"))
+    task, share = "values", None
+    if fixed.ndim in (2, 4) and fixed.shape[-1] > 1:
+        task = "classification" if fixed.ndim == 2 else "segmentation"
+        share = float(np.mean(np.argmax(fixed, -1) == np.argmax(reference, -1)))
+    allowed = None if allowed_rtol is None else allowed_atol + allowed_rtol * scale
+    return OutputAgreement(name, task, diff, relative, share, allowed)

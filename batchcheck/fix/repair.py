@@ -1,0 +1,173 @@
+"""`fix()`: rewrite a batch-dependent graph for inference, optionally fold its BatchNorm, write it, prove it."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError, check_argument
+from ..graph.batchnorm import BatchNorm
+from ..graph.index import PLACEHOLDER_OPS, GraphIndex
+from ..load.formats import load_model
+from ..load.images import pool_from_dir
+from ..load.prepare import prepare
+from ..options import CheckConfig
+from .calibrate import recalibrate
+from .fold import fold_batchnorms
+from .graphdef import batchnorm_node_count, copy_graph_def, prune_unused
+from .prove import GraphSession, agreement, batchnorm_overrides, dropout_override, reference_outputs
+from .result import FixResult, Proof, Rewrite, StatisticsSource
+from .rewrite import (batchnorm_scope, batchnorms_to_inference, constant_flags, dropout_to_identity,
+                      training_batchnorms)
+from .statistics import known_statistics
+
+DEFAULT_REPEATS = 10
+SEMANTIC_RTOL = 1e-3  # rewritten outputs vs the reference: float32 rounding of the same arithmetic
+
+
+def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *, calibrate: Path | None = None,
+        fold_bn: bool = False, repeats: int = DEFAULT_REPEATS) -> FixResult:
+    """Rewrite `path` for inference into `out` (a frozen GraphDef) and prove it; `UsageError` when it cannot
+    be fixed. `config` holds the model options (input, outputs, feeds, images, check trials…)."""
+    config, path, out = config or CheckConfig(), Path(path), Path(out)
+    check_argument(out.parent.is_dir(), "-o {}: folder `{}` does not exist; create it or choose another path",
+                   out, out.parent)
+    check_argument(not path.exists() or out.resolve() != path.resolve(),
+                   "-o {}: is the model itself; write the fixed graph to another file", out)
+    check_argument(calibrate is None or Path(calibrate).is_dir(),
+                   "--calibrate {}: not a folder; point it at a folder of representative images", calibrate)
+    check_argument(isinstance(repeats, int) and repeats >= 1, "repeats={!r}: give a whole number of at least 1", repeats)
+    loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
+                        outputs=list(config.outputs))
+    original = loaded.graph_def
+    keep = _kept_nodes(loaded, config)
+    graph_def, rewrites, flags = constant_flags(copy_graph_def(original), config.feeds)
+    graph_def, dropout_rewrites, masks = dropout_to_identity(graph_def, _data_sources(original, config))
+    rewrites += dropout_rewrites
+    rewritten = {n.name for n in graph_def.node}
+    graph_def = prune_unused(graph_def, [name for name in keep if name in rewritten])
+    present = {n.name for n in graph_def.node}
+    feeds = {k: v for k, v in config.feeds.items() if k.split(":")[0] in present}
+    prepared = prepare(dataclasses.replace(loaded, graph_def=graph_def), input_name=config.input,
+                       outputs=list(config.outputs), input_shape=config.input_shape, feeds=feeds)
+    spec = prepared.input
+    batchnorms = training_batchnorms(GraphIndex(prepared.graph_def))
+    statistics, sources = known_statistics(batchnorms, original, loaded.format, path, config.checkpoint)
+    missing = [bn for bn in batchnorms if bn.name not in statistics]
+    calibration_images = 0
+    if missing:
+        if calibrate is None:
+            raise UsageError(f"model `{path}`: {len(missing)} BatchNorm(s) in training mode (e.g. `{missing[0].name}`) "
+                             f"and no moving statistics in the graph{' or checkpoint' if config.checkpoint else ''}; "
+                             f"pass --calibrate DIR (representative images) to recompute them")
+        statistics, calibration_images = _calibrated(prepared, batchnorms, missing, statistics, calibrate, config)
+        sources += [StatisticsSource(bn.name, batchnorm_scope(bn), "calibration",
+                                     f"population mean/variance over {calibration_images} images in `{calibrate}`, "
+                                     f"earlier BatchNorms in inference mode") for bn in missing]
+    fixed, bn_rewrites = batchnorms_to_inference(copy_graph_def(prepared.graph_def), batchnorms, statistics)
+    rewrites += bn_rewrites
+    outputs = [t.split(":")[0] for t in prepared.outputs]
+    protected = [spec.node, *outputs, *(p.name for p in prepared.placeholders)]
+    if fold_bn:
+        fixed, fold_rewrites = fold_batchnorms(fixed, protected)
+        rewrites += fold_rewrites
+    else:
+        fixed = prune_unused(fixed, protected)
+    out.write_bytes(fixed.SerializeToString())
+    overrides = ([dropout_override(mask, unscaled) for mask, unscaled in masks.items()]
+                 + [o for bn in batchnorms for o in batchnorm_overrides(bn, *statistics[bn.name])])
+    reference_feeds = {**config.feeds, **{flag: str(value).lower() for flag, value in flags.items()},
+                       **_dropout_off_values(original, present, config.feeds)}
+    reference = prepare(loaded, input_name=spec.node, outputs=prepared.outputs, input_shape=spec.per_image_shape,
+                        feeds=reference_feeds)
+    proof = _prove(out, config, prepared, fixed, reference, overrides, repeats, semantic=bool(rewrites) and any(
+        r.kind not in ("bn_folded", "identity_dropped") for r in rewrites), calibrated=bool(missing))
+    return FixResult(str(path), str(out), spec.tensor, prepared.outputs, rewrites, sources, calibration_images, proof)
+
+
+def _kept_nodes(loaded, config: CheckConfig) -> list[str]:
+    """The nodes the fixed graph must keep: the outputs given or declared, else the original's sinks."""
+    named = list(config.outputs) or loaded.outputs
+    if named:
+        return [name.split(":")[0] for name in named]
+    index = GraphIndex(loaded.graph_def)
+    return [name for name in index.order if not index.nodes[name].consumers
+            and index.nodes[name].op not in ("NoOp", "Assert", "Const")]
+
+
+def _data_sources(graph_def, config: CheckConfig) -> list[str]:
+    """Where the images enter: --input, else every placeholder that is not a scalar (flags, rates)."""
+    if config.input:
+        return [config.input.split(":")[0]]
+    return [n.name for n in graph_def.node if n.op in PLACEHOLDER_OPS
+            and not (n.attr["shape"].shape.dim == [] and not n.attr["shape"].shape.unknown_rank
+                     and graph_def.versions.producer >= 21)]
+
+
+def _dropout_off_values(graph_def, present: set[str], feeds: dict[str, str]) -> dict[str, str]:
+    """Values for required placeholders that only dropout used (`keep_prob` 1, `rate` 0), so that the
+    original runs for the reference and the latency figures."""
+    return {n.name: "1" if "keep" in n.name.lower() else "0" for n in graph_def.node
+            if n.op in ("Placeholder", "PlaceholderV2") and n.name not in present and n.name not in feeds
+            and n.attr["dtype"].type in (1, 2)}  # float32, float64
+
+
+def _calibrated(prepared, batchnorms: list[BatchNorm], missing: list[BatchNorm], statistics: dict,
+                directory: Path, config: CheckConfig) -> tuple[dict, int]:
+    """Statistics of the `missing` BNs recomputed over the images in `directory`, layer by layer."""
+    spec = prepared.input
+    dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
+    pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.preprocess)
+    placeholders = {bn.name: (np.zeros(_channels(bn), np.float32), np.ones(_channels(bn), np.float32))
+                    for bn in missing}
+    graph_def, _ = batchnorms_to_inference(copy_graph_def(prepared.graph_def), batchnorms,
+                                           {**statistics, **placeholders})
+    return recalibrate(graph_def, spec.tensor, prepared.feeds, missing, pool.array, statistics)
+
+
+def _channels(bn: BatchNorm) -> int:
+    for parameter in (bn.gamma, bn.beta):
+        if parameter.value is not None and parameter.value.size:
+            return int(parameter.value.size)
+    raise UsageError(f"BatchNorm `{bn.name}`: its channel count is unknown (no constant gamma or beta); "
+                     f"it cannot be recalibrated")
+
+
+def _prove(out: Path, config: CheckConfig, prepared, fixed, reference_model, overrides, repeats: int,
+           semantic: bool, calibrated: bool) -> Proof:
+    from ..check import Checker
+
+    spec = prepared.input
+    present = {n.name for n in fixed.node}
+    feeds = {k: v for k, v in prepared.feeds.items() if k.split(":")[0] in present}
+    check_config = dataclasses.replace(
+        config, format="pb", checkpoint=None, input=spec.node, outputs=tuple(prepared.outputs),
+        input_shape=spec.per_image_shape, feeds={k: v for k, v in config.feeds.items() if k.split(":")[0] in present})
+    checker = Checker.open(out, check_config)
+    try:
+        verdict = checker.check().verdict
+        images = checker.pool.array[:checker.main_images]
+        tolerance = checker.tolerance
+    finally:
+        checker.close()
+    after = GraphSession(fixed, spec.tensor, prepared.outputs, feeds)
+    before = GraphSession(reference_model.graph_def, spec.tensor, prepared.outputs, reference_model.feeds)
+    try:
+        expected = reference_outputs(before, overrides, images)
+        rtol, atol = (SEMANTIC_RTOL, 0.0) if semantic else (tolerance.rtol, tolerance.atol)
+        outputs = [agreement(name, got, want, rtol, atol)
+                   for name, got, want in zip(prepared.outputs, after.run(images), expected)]
+        figures_before = before.figures(reference_model.graph_def, batchnorm_node_count(reference_model.graph_def),
+                                        images, repeats)
+        figures_after = after.figures(fixed, batchnorm_node_count(fixed), images, repeats)
+    finally:
+        before.close()
+        after.close()
+    failed = [] if verdict == "invariant" else [f"re-check: the fixed graph is {verdict}"]
+    failed += [f"outputs: `{o.output}` differs from the reference by {o.max_abs_diff:.3g} (allowed {o.allowed_abs_diff:.3g})"
+               for o in outputs if o.max_abs_diff > o.allowed_abs_diff]
+    what = ("the calibrated reference (the original with the recalibrated statistics)" if calibrated else
+            "the original in inference mode (flags off, dropout off, its moving statistics)" if semantic else
+            "the original graph")
+    return Proof(verdict, what, len(images), outputs, figures_before, figures_after, failed)
