@@ -16,7 +16,8 @@ LINEAR_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})
 
 def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewrite]]:
     """Fold every foldable inference BatchNorm; `protected` (input and output nodes) keep their names.
-    Identity chains left behind are dropped and unused nodes pruned."""
+    Identity chains are dropped and unused nodes pruned."""
+    dropped = drop_identities(graph_def, protected)
     index = GraphIndex(graph_def)
     rewrites = []
     for bn in find_batchnorms(index):
@@ -49,7 +50,7 @@ def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewri
         rewrites.append(Rewrite("bn_folded", [linear_name, *bn.nodes],
                                 f"`{bn.name}` folded into `{linear_name}` ({definition.op}) and `{name}`"))
     graph_def = prune_unused(graph_def, protected)
-    dropped = drop_identities(graph_def, protected)
+    dropped += drop_identities(graph_def, protected)
     if dropped:
         rewrites.append(Rewrite("identity_dropped", dropped, f"{len(dropped)} Identity nodes bypassed"))
     return graph_def, rewrites

@@ -67,20 +67,27 @@ def remove_nodes(graph_def, names: Iterable[str]) -> None:
 
 
 def prune_unused(graph_def, keep: Iterable[str]):
-    """Only what the nodes in `keep` need (data and control edges)."""
+    """Only what the nodes in `keep` need (data and control edges); colocation hints (`_class`), which may
+    name removed nodes, are dropped."""
     tf = import_tf()
+    for node in graph_def.node:
+        node.attr.pop("_class", None)
     return tf.compat.v1.graph_util.extract_sub_graph(graph_def, sorted(set(keep)))
 
 
 def drop_identities(graph_def, protected: Iterable[str]) -> list[str]:
-    """Bypass Identity nodes with one data input and no control edges (`weights/read`, chains left by
-    rewrites), except the `protected` ones (inputs, outputs); returns the names dropped."""
+    """Bypass Identity nodes with one data input (`weights/read`, chains left by rewrites and inlined
+    branches), except the `protected` ones (inputs, outputs); control edges from NoOps (branch scaffolding
+    with no effect in an inference graph) go with them. Returns the names dropped."""
     protected = set(protected)
+    no_ops = {node.name for node in graph_def.node if node.op == "NoOp"}
     dropped = []
     for node in list(graph_def.node):
-        if node.op != "Identity" or node.name in protected or len(node.input) != 1 or node.input[0].startswith("^"):
+        data = [raw for raw in node.input if not raw.startswith("^")]
+        controls = [raw[1:] for raw in node.input if raw.startswith("^")]
+        if node.op != "Identity" or node.name in protected or len(data) != 1 or set(controls) - no_ops:
             continue
-        rewire(graph_def, node.name, node.input[0])
+        rewire(graph_def, node.name, data[0])
         dropped.append(node.name)
     remove_nodes(graph_def, dropped)
     return dropped
