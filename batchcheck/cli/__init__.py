@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_UNTESTABLE, BatchcheckBug, UsageError, first_line
 
-COMMANDS = ("check",)
+COMMANDS = ("check", "fix")
 
 
 class _OneLineParser(argparse.ArgumentParser):

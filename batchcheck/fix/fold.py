@@ -25,7 +25,7 @@ def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewri
         if linear is None:
             continue
         nodes = node_map(graph_def)
-        linear_name, bias_add = linear
+        linear_name, bias_add, tail = linear
         weights = constant_value(index, index.nodes[linear_name].data_inputs[1][0])
         definition = nodes[linear_name]
         channels = _out_channels(definition, weights)
@@ -43,7 +43,7 @@ def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewri
         bias_name = add_const(graph_def, unique_name(graph_def, f"{name}/bias"), bias * scale + shift)
         node = graph_def.node.add()
         node.name, node.op = name, "BiasAdd"
-        node.input.extend([linear_name, bias_name])
+        node.input.extend([tail, bias_name])
         node.attr["T"].type = definition.attr["T"].type
         if name != end:
             rewire(graph_def, bn.output, name)
@@ -56,9 +56,10 @@ def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewri
     return graph_def, rewrites
 
 
-def _foldable_into(index: GraphIndex, bn: BatchNorm) -> tuple[str, str | None] | None:
-    """(linear op, BiasAdd or None) that `bn` can be folded into: an inference BN with constant parameters
-    whose input is the linear op's output, used by nothing else."""
+def _foldable_into(index: GraphIndex, bn: BatchNorm) -> tuple[str, str | None, str] | None:
+    """(linear op, BiasAdd or None, node the new BiasAdd reads) that `bn` can be folded into: an inference BN
+    with constant parameters whose input is the linear op's output (through the BatchToSpaceND of an atrous
+    depthwise conv, or a BiasAdd), used by nothing else."""
     if bn.batch_statistics or bn.per_sample or bn.data_format not in ("NHWC", ""):
         return None
     if any(p.node is not None and p.value is None for p in (bn.gamma, bn.beta, bn.mean, bn.variance)):
@@ -67,9 +68,11 @@ def _foldable_into(index: GraphIndex, bn: BatchNorm) -> tuple[str, str | None] |
         return None
     if bn.kind == "fused" and set(index.nodes[bn.name].data_consumers) - {0}:
         return None
-    source = bn.input.split(":")[0]
+    source = tail = bn.input.split(":")[0]
     bias_add = None
-    if index.nodes[source].op == "BiasAdd" and len(index.nodes[source].consumers) == 1:
+    if index.nodes[source].op == "BatchToSpaceND" and len(index.nodes[source].consumers) == 1:
+        source = index.nodes[source].data_inputs[0][0]
+    elif index.nodes[source].op == "BiasAdd" and len(index.nodes[source].consumers) == 1:
         bias_add, source = source, index.nodes[source].data_inputs[0][0]
         if constant_value(index, index.nodes[bias_add].data_inputs[1][0]) is None:
             return None
@@ -82,7 +85,7 @@ def _foldable_into(index: GraphIndex, bn: BatchNorm) -> tuple[str, str | None] |
         return None
     if info.op != "MatMul" and attr["data_format"].s.decode() not in ("", "NHWC"):
         return None
-    return source, bias_add
+    return source, bias_add, source if tail == bias_add else tail
 
 
 def _scale_and_shift(bn: BatchNorm) -> tuple[np.ndarray, np.ndarray]:

@@ -94,9 +94,10 @@ def drop_identities(graph_def, protected: Iterable[str]) -> list[str]:
 
 
 def batchnorm_node_count(graph_def) -> int:
-    """Nodes that are BatchNorm: fused BN ops, and every node inside a `batchnorm`/`BatchNorm`-style scope."""
-    return sum(1 for node in graph_def.node if node.op in FUSED_BATCHNORM_OPS
-               or any(_BN_SCOPE.match(part.lower()) for part in node.name.split("/")[:-1]))
+    """Operations that are BatchNorm: fused BN ops, and every non-constant node inside a `batchnorm`/
+    `BatchNorm`-style scope (the decomposed arithmetic and moments)."""
+    return sum(1 for node in graph_def.node if node.op in FUSED_BATCHNORM_OPS or node.op not in ("Const", "Identity")
+               and any(_BN_SCOPE.match(part.lower()) for part in node.name.split("/")[:-1]))
 
 
 def evaluate_constants(graph_def, tensors: list[str]) -> dict[str, np.ndarray]:

@@ -69,11 +69,10 @@ def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *,
     rewrites += bn_rewrites
     outputs = [t.split(":")[0] for t in prepared.outputs]
     protected = [spec.node, *outputs, *(p.name for p in prepared.placeholders)]
+    fixed = prune_unused(fixed, protected)
     if fold_bn:
         fixed, fold_rewrites = fold_batchnorms(fixed, protected)
         rewrites += fold_rewrites
-    else:
-        fixed = prune_unused(fixed, protected)
     out.write_bytes(fixed.SerializeToString())
     overrides = ([dropout_override(mask, unscaled) for mask, unscaled in masks.items()]
                  + [o for bn in batchnorms for o in batchnorm_overrides(bn, *statistics[bn.name])])

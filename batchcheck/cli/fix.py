@@ -1,0 +1,46 @@
+"""`batchcheck fix MODEL -o OUT.pb`: rewrite a batch-dependent graph for inference (BatchNorm in training
+mode → inference statistics, dropout → identity, training flags → constants), optionally fold BatchNorm
+into the weights, and prove the result. Exit 0 written and proven, 1 written but a proof step failed,
+2 cannot be fixed (one line on stderr says why and what to do), 3 internal error."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..options import add_check_options, config_from_options
+from .output import add_json_option, checked_json_path, status
+
+HELP = "rewrite a model for inference (BN, dropout, flags), fold BN, and prove it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.pb",
+                        help="where to write the fixed frozen GraphDef")
+    parser.add_argument("--calibrate", type=Path, metavar="DIR",
+                        help="recompute missing BatchNorm statistics over the images in DIR, layer by layer")
+    parser.add_argument("--fold-bn", action="store_true",
+                        help="fold inference BatchNorm into the Conv2D/DepthwiseConv2dNative/MatMul before it")
+    parser.add_argument("--repeats", type=int, default=10, metavar="N",
+                        help="timed forward passes per latency figure, after 2 warm-up passes (default 10)")
+    add_check_options(parser.add_argument)
+    add_json_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..fix import fix
+    from ..fix.report import print_fix_report
+
+    config = config_from_options(lambda dest: getattr(args, dest))
+    json_path = checked_json_path(args.json)
+    console = Console(file=sys.stdout, highlight=False)
+    with status(console, "rewriting, re-checking and timing…"):
+        result = fix(args.model, args.out, config, calibrate=args.calibrate, fold_bn=args.fold_bn,
+                     repeats=args.repeats)
+    print_fix_report(result, console)
+    if json_path is not None:
+        result.write_json(json_path)
+    return result.exit_code

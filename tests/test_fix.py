@@ -1,0 +1,129 @@
+"""`batchcheck fix` on fixtures: each graph is rewritten, re-checked invariant and compared with the
+reference of the original's inference semantics; the figures are asserted, not just the exit code."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batchcheck.errors import UsageError
+from batchcheck.options import CheckConfig
+
+IMAGES = Path(__file__).resolve().parent.parent / "fixtures" / "images"
+QUICK = dict(trials=3, batch_sizes=(2, 5))
+
+# name, builder module ("graphs" or "repair"), fix options, expected rewrite kinds, statistics source
+CASES = [
+    ("mobilenet_bn_training_all", "repair", {}, {"bn_inference": 11}, "graph"),
+    ("mobilenet_bn_training_one", "repair", {}, {"bn_inference": 1}, "graph"),
+    ("mobilenet_unfused_training_all", "repair", {}, {"bn_inference": 11}, "graph"),
+    ("mobilenet_unfused_training_one", "repair", {}, {"bn_inference": 1}, "graph"),
+    ("deeplab_aspp_training", "repair", {}, {"bn_inference": 3}, "graph"),
+    ("mobilenet_v1_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 11}, "calibration"),
+    ("mobilenet_v1_unfused_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 1}, "calibration"),
+    ("dropout", "graphs", {}, {"dropout_identity": 1}, None),
+    ("keep_prob_half", "graphs", {}, {"dropout_identity": 1}, None),
+    ("cond_v1", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, None),
+    ("cond_v2", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, None),
+    ("keras_bn_training", "graphs", {}, {"bn_inference": 1}, "keras"),
+    ("meta_checkpoint_bn_training", "graphs", {}, {"bn_inference": 11}, "checkpoint"),
+]
+
+
+@pytest.fixture(scope="module")
+def repair_model(tmp_path_factory, case_model):
+    from fixtures import repair
+
+    root = tmp_path_factory.mktemp("repair")
+
+    def build(name: str, module: str) -> tuple[Path, list[str]]:
+        if module == "repair":
+            return repair.build(name, root), []
+        return case_model(name)
+    return build
+
+
+def _config(args: list[str]) -> CheckConfig:
+    options = dict(QUICK)
+    if "--checkpoint" in args:
+        options.update(checkpoint=Path(args[args.index("--checkpoint") + 1]),
+                       outputs=(args[args.index("--output") + 1],))
+    return CheckConfig(**options)
+
+
+@pytest.mark.parametrize("name,module,options,rewrites,source", CASES, ids=[c[0] for c in CASES])
+def test_fixed_invariant_and_agrees_with_reference(name, module, options, rewrites, source, repair_model, tmp_path):
+    import batchcheck
+
+    path, args = repair_model(name, module)
+    result = batchcheck.fix(path, tmp_path / "fixed.pb", _config([a for a in args if "--feed" not in a]),
+                            repeats=2, **options)
+    counts = result.rewrite_counts()
+    assert {kind: counts.get(kind) for kind in rewrites} == rewrites, counts
+    assert result.proof.verdict == "invariant" and bool(result), result.proof.failed
+    assert {s.source for s in result.statistics} == ({source} if source else set())
+    if source == "calibration":
+        assert result.calibration_images == len([p for p in IMAGES.iterdir() if p.stem != "README"])
+    for output in result.proof.outputs:
+        assert output.max_rel_diff < 1e-4 and output.agreement == 1.0, output
+    assert result.proof.images >= 8
+    assert all(ms > 0 for ms in [*result.proof.before.latency_ms.values(), *result.proof.after.latency_ms.values()])
+    _assert_plain_tensorflow_loads(tmp_path / "fixed.pb", result)
+
+
+def _assert_plain_tensorflow_loads(path: Path, result) -> None:
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    for name in [result.input, *result.outputs]:
+        graph.get_tensor_by_name(name)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "deeplab"])
+def test_fold_bn_on_clean_graph(name, case_model, tmp_path):
+    import batchcheck
+
+    path, _ = case_model(name)
+    result = batchcheck.fix(path, tmp_path / "folded.pb", CheckConfig(**QUICK), fold_bn=True, repeats=2)
+    assert result and result.proof.verdict == "invariant"
+    assert result.rewrite_counts()["bn_folded"] == {"mobilenet_v1": 11, "deeplab": 17}[name]
+    assert result.proof.before.batchnorm_nodes > 0 and result.proof.after.batchnorm_nodes == 0
+    assert result.proof.after.nodes < result.proof.before.nodes
+    for output in result.proof.outputs:
+        assert output.max_abs_diff <= output.allowed_abs_diff and output.agreement == 1.0
+    assert set(result.proof.after.latency_ms) == {1, 32}
+
+
+def test_missing_statistics_need_calibrate(case_model, tmp_path):
+    import batchcheck
+
+    path, _ = case_model("mobilenet_v1_bn_training")
+    with pytest.raises(UsageError, match="--calibrate DIR"):
+        batchcheck.fix(path, tmp_path / "fixed.pb", CheckConfig(**QUICK))
+    assert not (tmp_path / "fixed.pb").exists()
+
+
+def test_cli_exit_codes_and_json(case_model, tmp_path, capsys):
+    from batchcheck.cli import main
+
+    path, _ = case_model("mobilenet_v1_bn_training")
+    out = tmp_path / "fixed.pb"
+    assert main(["fix", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--calibrate" in err
+    report = tmp_path / "fix.json"
+    code = main(["fix", str(path), "-o", str(out), "--calibrate", str(IMAGES), "--fold-bn", "--trials", "3",
+                 "--repeats", "2", "--json", str(report)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "PASS written and proven" in printed
+    data = json.loads(report.read_text())
+    assert data["proof"]["verdict"] == "invariant" and data["calibration_images"] > 0
+    assert {s["source"] for s in data["statistics"]} == {"calibration"}
+    assert data["proof"]["after"]["batchnorm_nodes"] == 0
+    assert main(["check", str(out), "--trials", "3"]) == 0
+    assert main(["fix", str(path), "-o", str(tmp_path / "missing" / "x.pb")]) == 2
