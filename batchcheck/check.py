@@ -1,24 +1,35 @@
 """The check: load once, calibrate, try batch plans, localise divergences, build the result."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 from .graph.findings import batchnorm_findings
-from .judge.causes import classify_cause, find_roots, hint_for
-from .judge.tolerance import Tolerance, measured_tolerance, user_tolerance
 from .graph.index import layer_of, value_kinds
-from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
+from .judge.calibrate import DETAIL_BATCH, Calibration, calibrate
+from .judge.causes import classify_cause, find_roots, hint_for
+from .judge.tolerance import relative_diff
 from .load.formats import load_model
+from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
 from .load.prepare import PreparedModel, prepare
 from .options import CheckConfig
-from .result import CheckResult, Divergence, TensorReport, TrialReport, versions
+from .result import (
+    Cause,
+    CheckResult,
+    Divergence,
+    Mode,
+    ModelInfo,
+    Status,
+    TensorReport,
+    TrialReport,
+    Verdict,
+    describe_batch,
+    versions,
+)
 from .run.runner import GraphRunner
-
-DETAIL_BATCH = 4  # the first trial, which compares every tensor, uses at most this many images
 
 
 @dataclass(frozen=True)
@@ -38,9 +49,9 @@ class BatchPlan:
 
 @dataclass
 class PlanOutcome:
-    """What one plan showed: divergent tensors (indices into runner.targets) with their figures."""
+    """What one plan showed: divergent tensors (indices into the runner's targets) with their figures."""
     plan: BatchPlan
-    mode: str
+    mode: Mode
     divergent: set[int]
     abs_diff: dict[int, float]
     rel_diff: dict[int, float]
@@ -52,21 +63,17 @@ class PlanOutcome:
 
 @dataclass
 class Checker:
-    """A model loaded and analysed once, ready to run many batch plans (CLI, pytest, fuzzing)."""
+    """A model loaded, analysed and calibrated once, ready to run many batch plans (CLI, pytest, fuzzing)."""
     path: Path
     config: CheckConfig
     prepared: PreparedModel
     runner: GraphRunner
     pool: ImagePool
     main_images: int  # pool[:main_images] are probes; the rest are special batch-mates
-    tolerance: Tolerance
-    unjudged: set[int] = field(default_factory=set)  # differ run to run, or come after what does: not judged
-    run_to_run: set[int] = field(default_factory=set)        # differ when the same feed runs twice
-    random_reaches_data: bool = False
-    _cached: tuple[int, np.ndarray] | None = None  # (probe, scales) whose solo run the TF variables hold
+    calibration: Calibration
 
     @classmethod
-    def open(cls, path: Path | str, config: CheckConfig | None = None) -> "Checker":
+    def open(cls, path: Path | str, config: CheckConfig | None = None) -> Checker:
         """Load, prepare and analyse `path`; measure the noise floor and run-to-run determinism."""
         path, config = Path(path), config or CheckConfig()
         loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
@@ -80,13 +87,30 @@ class Checker:
         pool = main + special_pool(spec.per_image_shape, dtype, config.preprocess)
         runner = GraphRunner(prepared)
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
-        checker = cls(path, config, prepared, runner, pool, len(main), Tolerance(0, 0, "exact", None))
-        checker._calibrate()
-        return checker
+        return cls(path, config, prepared, runner, pool, len(main), calibrate(runner, pool.array[:1], config))
 
     def close(self) -> None:
         """Release the TensorFlow session (the model's graph and cached activations)."""
-        self.runner.session.close()
+        self.runner.close()
+
+    # -- what the model looks like ---------------------------------------------------------------
+
+    @property
+    def random_reaches_data(self) -> bool:
+        """Whether random values (dropout at rate > 0) reach the data: the model is nondeterministic."""
+        return self.calibration.random_reaches_data
+
+    def image_name(self, index: int) -> str:
+        return self.pool.names[index]
+
+    def compared_outputs(self) -> dict[str, int | None]:
+        """The model outputs that are compared, with their batch axis (None: no batch axis)."""
+        axes = {t.tensor: t.batch_axis for t in self.runner.targets}
+        return {name: axes[name] for name in self.prepared.outputs if name in axes}
+
+    def forward(self, rows: list[int]) -> list[np.ndarray]:
+        """Plain forward pass of the pool images `rows`: the compared outputs, in `compared_outputs` order."""
+        return self.runner.forward(self.pool.array[rows], list(self.compared_outputs()))
 
     # -- plans -----------------------------------------------------------------------------------
 
@@ -105,63 +129,34 @@ class Checker:
             plans.append((BatchPlan(probe, int(rng.integers(size)), mates), seed))
         return plans
 
-    def batch(self, plan: BatchPlan) -> np.ndarray:
-        return self.pool.array[plan.rows()]
-
     def describe(self, plan: BatchPlan) -> str:
         """'batch of 2, probe `noise-0` at 1, mates: flat black'."""
-        mates = ", ".join(self.pool.names[m] for m in plan.mates)
-        return (f"batch of {plan.batch_size}, probe `{self.pool.names[plan.probe]}` at {plan.position}, "
-                f"mates: {mates}")
+        return describe_batch(plan.batch_size, self.image_name(plan.probe), plan.position,
+                              [self.image_name(m) for m in plan.mates])
 
-    def _cache(self, probe: int) -> np.ndarray:
-        if self._cached is None or self._cached[0] != probe:
-            self._cached = (probe, self.runner.cache_solo(self.pool.array[[probe]]))
-        return self._cached[1]
-
-    def run_plan(self, plan: BatchPlan, mode: str = "screen") -> PlanOutcome:
+    def run_plan(self, plan: BatchPlan, mode: Mode = Mode.SCREEN) -> PlanOutcome:
         """Compare the probe alone with its row in `plan`'s batch; a screened divergence is localised
         by re-running the plan with every tensor compared."""
-        scales = self._cache(plan.probe)
-        diffs = self.runner.compare(mode, self.batch(plan), [plan.position])
+        scales = self.runner.cache_solo(self.pool.array[[plan.probe]], key=plan.probe)
+        diffs = self.runner.compare(mode, self.pool.array[plan.rows()], [plan.position])
         outcome = self._judge(plan, mode, diffs, scales[self.runner.watched[mode]])
-        if outcome.divergent and mode == "screen":
-            outcome = self.run_plan(plan, "detail")
+        if outcome.divergent and mode == Mode.SCREEN:
+            outcome = self.run_plan(plan, Mode.DETAIL)
             outcome.localised = True
         return outcome
 
-    def _judge(self, plan: BatchPlan, mode: str, diffs: np.ndarray, scales: np.ndarray) -> PlanOutcome:
+    def rerun(self) -> PlanOutcome:
+        """The first probe alone, run again after its cached solo run: the determinism check."""
+        return self.run_plan(BatchPlan(0, 0, ()), Mode.DETAIL)
+
+    def _judge(self, plan: BatchPlan, mode: Mode, diffs: np.ndarray, scales: np.ndarray) -> PlanOutcome:
         watched = self.runner.watched[mode]
-        over = diffs > self.tolerance.allowed(scales)
+        over = diffs > self.calibration.tolerance.allowed(scales)
         relative = relative_diff(diffs, scales)
-        divergent = {watched[j] for j in np.flatnonzero(over)} - self.unjudged
+        divergent = {watched[j] for j in np.flatnonzero(over)} - self.calibration.unjudged
         return PlanOutcome(plan, mode, divergent,
                            {t: float(d) for t, d in zip(watched, diffs)},
                            {t: float(r) for t, r in zip(watched, relative)})
-
-    # -- calibration -----------------------------------------------------------------------------
-
-    def _calibrate(self) -> None:
-        """Noise floor from the probe alone vs batches of its copies; determinism from the same feed twice."""
-        one = self.pool.array[:1]
-        scales = self._cache(0)
-        noise = []
-        for mode, size in (("screen", max(self.config.batch_sizes)), ("detail", DETAIL_BATCH)):
-            rows = sorted({0, size // 2, size - 1})  # first, middle and last: kernels may treat the tail apart
-            diffs = self.runner.compare(mode, np.repeat(one, size, axis=0), rows)
-            noise.append(relative_diff(diffs, scales[self.runner.watched[mode]]))
-        self.tolerance = (user_tolerance(self.config.atol, self.config.rtol, self.config.exact)
-                          or measured_tolerance(np.concatenate(noise)))
-        rerun = self.runner.compare("detail", one, [0])
-        self.run_to_run = set(np.flatnonzero(rerun > self.tolerance.allowed(scales)).tolist())
-        kinds = value_kinds(self.runner.index, self.prepared.input.node)
-        targets = self.runner.targets
-        reaching_data = [targets[i].node for i in self.run_to_run if kinds[targets[i].node] == "data"]
-        # Randomness that reaches the data (dropout at rate > 0) makes everything after it unjudgeable
-        # for batch dependence; random values that never do (dropout at rate 0) are harmless.
-        tainted = self.runner.index.descendants(reaching_data)
-        self.unjudged = self.run_to_run | {i for i, t in enumerate(targets) if t.node in tainted}
-        self.random_reaches_data = bool(reaching_data)
 
     # -- the whole check -------------------------------------------------------------------------
 
@@ -170,12 +165,12 @@ class Checker:
         outcomes, trials = [], []
         plans = self.default_plans()
         for index, (plan, seed) in enumerate(plans):
-            mode = "detail" if index == 0 else "screen"
+            mode = Mode.DETAIL if index == 0 else Mode.SCREEN
             outcome = self.run_plan(plan, mode)
             outcomes.append(outcome)
-            trials.append(TrialReport(index, plan.batch_size, plan.position, seed,
-                                      self.pool.names[plan.probe], [self.pool.names[m] for m in plan.mates],
-                                      mode, bool(outcome.divergent), outcome.localised))
+            trials.append(TrialReport(index, plan.batch_size, plan.position, seed, self.image_name(plan.probe),
+                                      [self.image_name(m) for m in plan.mates], mode, bool(outcome.divergent),
+                                      outcome.localised))
             if progress:
                 progress(index + 1, len(plans))
         return self.result(outcomes, trials)
@@ -183,8 +178,6 @@ class Checker:
     def result(self, outcomes: Iterable[PlanOutcome], trials: list[TrialReport]) -> CheckResult:
         """Judge outcomes: roots with causes, per-tensor figures, verdict."""
         outcomes = list(outcomes)
-        runner, index = self.runner, self.runner.index
-        targets = runner.targets
         abs_diff, rel_diff, counts = {}, {}, {}
         for outcome in outcomes:
             for t, value in outcome.abs_diff.items():
@@ -193,47 +186,50 @@ class Checker:
                 counts[t] = counts.get(t, 0) + 1
         divergent = set().union(*(o.divergent for o in outcomes)) if outcomes else set()
         batch_roots = self._roots(divergent, abs_diff, rel_diff)
-        nondet_roots = (self._roots(self.run_to_run, abs_diff, rel_diff, cause_default="random_op")
-                        if self.random_reaches_data else [])
-        verdict = "batch_dependent" if batch_roots else "nondeterministic" if nondet_roots else "invariant"
+        nondet_roots = (self._roots(set(self.calibration.run_to_run), abs_diff, rel_diff,
+                                    cause_default=Cause.RANDOM_OP) if self.random_reaches_data else [])
+        verdict = (Verdict.BATCH_DEPENDENT if batch_roots else
+                   Verdict.NONDETERMINISTIC if nondet_roots else Verdict.INVARIANT)
         roots = batch_roots or nondet_roots
+        return CheckResult(verdict, roots[0] if roots else None, roots,
+                           self._tensor_reports(divergent, abs_diff, rel_diff, counts), trials, self._model_info(),
+                           self.calibration.tolerance, list(self.runner.limits),
+                           batchnorm_findings(self.runner.index), versions())
+
+    def _tensor_reports(self, divergent: set[int], abs_diff, rel_diff, counts) -> list[TensorReport]:
+        runner, index, calibration = self.runner, self.runner.index, self.calibration
         tensors = []
-        for i, target in enumerate(targets):
-            status = ("nondeterministic" if i in self.run_to_run and self.random_reaches_data else
-                      "unjudged" if i in self.unjudged else
-                      "divergent" if i in divergent else "ok")
+        for i, target in enumerate(runner.targets):
+            status = (Status.NONDETERMINISTIC if i in calibration.run_to_run and self.random_reaches_data else
+                      Status.UNJUDGED if i in calibration.unjudged else
+                      Status.DIVERGENT if i in divergent else Status.OK)
             tensors.append(TensorReport(target.tensor, target.op, layer_of(target.node), target.batch_axis,
                                         status, abs_diff.get(i), rel_diff.get(i), counts.get(i, 0)))
         tensors += [TensorReport(tensor, index.nodes[tensor.split(":")[0]].op, layer_of(tensor.split(":")[0]),
-                                 None, "not_compared", None, None, 0, why)
+                                 None, Status.NOT_COMPARED, None, None, 0, why)
                     for tensor, why in runner.excluded.items()]
         tensors.sort(key=lambda t: (index.position.get(t.tensor.split(":")[0], 0), t.tensor))
-        spec = self.prepared.input
-        model = {"path": str(self.path), "format": self.prepared.format, "input": spec.tensor,
-                 "input_dtype": spec.dtype, "per_image_shape": list(spec.per_image_shape),
-                 "shipped_batch": spec.shipped_batch, "batch_relaxed": spec.shipped_batch is not None,
-                 "outputs": self.prepared.outputs,
-                 "placeholders": [vars(p) for p in self.prepared.placeholders],
-                 "images": str(self.config.images) if self.config.images else "synthetic",
-                 "compared_tensors": len(targets), "screened_tensors": len(runner.watched["screen"])}
-        limits = [vars(limit) for limit in runner.limits]
-        findings = [vars(f) for f in batchnorm_findings(index)]
-        return CheckResult(verdict, roots[0] if roots else None, roots, tensors, trials, model,
-                           self.tolerance.to_dict(), limits, findings, versions())
+        return tensors
 
-    def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: str | None = None) -> list[Divergence]:
+    def _model_info(self) -> ModelInfo:
+        spec, runner = self.prepared.input, self.runner
+        return ModelInfo(str(self.path), self.prepared.format, spec.tensor, spec.dtype, list(spec.per_image_shape),
+                         spec.shipped_batch, spec.shipped_batch is not None, self.prepared.outputs,
+                         list(self.prepared.placeholders), str(self.config.images) if self.config.images else "synthetic",
+                         len(runner.targets), len(runner.watched[Mode.SCREEN]))
+
+    def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: Cause | None = None) -> list[Divergence]:
         runner, index = self.runner, self.runner.index
         targets = runner.targets
         by_tensor = {targets[i].tensor: i for i in divergent}
         kinds = value_kinds(index, self.prepared.input.node)
         axes = {t.tensor: t.batch_axis for t in targets}
-        ranks = runner.ranks
         roots = []
         for node in find_roots(index, set(by_tensor)):
             outputs = [i for tensor, i in by_tensor.items() if tensor.split(":")[0] == node]
             first = min(outputs, key=lambda i: targets[i].tensor)
-            cause = classify_cause(index, node, kinds, axes, ranks)
-            if cause_default and cause == "unknown":
+            cause = Cause(classify_cause(index, node, kinds, axes, runner.ranks))
+            if cause_default and cause == Cause.UNKNOWN:
                 cause = cause_default
             roots.append(Divergence(node, targets[first].op, int(targets[first].tensor.split(":")[1]),
                                     layer_of(node), cause, max(abs_diff.get(i, 0.0) for i in outputs),
@@ -242,13 +238,11 @@ class Checker:
         return roots
 
 
-def relative_diff(diffs: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """|diff| / max|solo|; 0 where both are 0, inf where only the solo tensor is all zeros."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(diffs == 0, 0.0, diffs / scales)
-
-
 def check(path: Path | str, config: CheckConfig | None = None,
           progress: Callable[[int, int], None] | None = None) -> CheckResult:
     """Check that `path` gives each image the same activations whatever batch it runs in."""
-    return Checker.open(path, config).check(progress)
+    checker = Checker.open(path, config)
+    try:
+        return checker.check(progress)
+    finally:
+        checker.close()

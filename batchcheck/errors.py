@@ -1,8 +1,16 @@
-"""Exception roots: `UsageError` for what the user can fix (exit 2), `BatchcheckBug` for ours (exit 3)."""
+"""Every exception batchcheck raises, and the exit codes.
+
+Roots: `UsageError` for what the user can fix (exit 2, one line), `BatchcheckBug` for ours (exit 3).
+A model that fails its check is not an error but a verdict (exit 1); in tests it surfaces as
+`NotInvariant` (`assert_invariant`), `PlanDiverged` (fuzzing) or `ModelFailure` (a `--graph` item).
+"""
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from .check import PlanOutcome
 
 EXIT_INVARIANT = 0
 EXIT_DIVERGENT = 1
@@ -20,6 +28,36 @@ class BatchcheckBug(Exception):
 
 class NotInvariant(AssertionError):
     """A model is batch-dependent or nondeterministic (raised by `assert_invariant`); the message is the report."""
+
+
+class PlanDiverged(AssertionError):
+    """The probe's row diverged in a plan; `outcome` holds the plan and the divergent tensors."""
+
+    def __init__(self, describe: str, outcome: PlanOutcome) -> None:
+        super().__init__(f"{describe}: {len(outcome.divergent)} tensors diverge")
+        self.outcome = outcome
+
+
+class ModelFailure(Exception):
+    """A `--graph` item failed; the message is the whole report."""
+
+
+class BaselineNotice(UserWarning):
+    """A model improved on its baseline; refresh it with --graph-update-baseline to lock the gain in."""
+
+
+class InvalidOption(UsageError):
+    """A configuration field holds a value it cannot take; the front end names the flag that set it."""
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        super().__init__(f"{field}={value!r}: {reason}")
+        self.field, self.value, self.reason = field, value, reason
+
+
+def check_field(condition: Any, field: str, value: Any, reason: str) -> None:
+    """Raise `InvalidOption(field, value, reason)` unless `condition` holds."""
+    if not condition:
+        raise InvalidOption(field, value, reason)
 
 
 def check_argument(condition: Any, message: str, *args: Any) -> None:

@@ -1,17 +1,18 @@
-"""Check options, defined once and added to both the CLI's argparse parser and pytest's parser.
-
-`add_check_options(addoption, prefix)` works with `argparse.ArgumentParser.add_argument` and with
-pytest's `OptionGroup.addoption`; `config_from_options(get, prefix)` turns parsed values back into a
-`CheckConfig`. Importing this module never imports TensorFlow.
+"""Check options, defined once in `OPTIONS` and derived everywhere: the CLI's and pytest's parsers
+(`add_check_options(addoption, prefix)` works with argparse's `add_argument` and pytest's
+`OptionGroup.addoption`), `config_from_options` back to a `CheckConfig`, `option_args` for the commands
+that reproduce a run, and validation messages that name the flag as the user typed it.
+Adding an option is one `Option` entry plus its `CheckConfig` field. Importing this never imports TensorFlow.
 """
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
-from .errors import check_argument
+from .errors import InvalidOption, UsageError, check_field
 
 FORMATS = ("auto", "pb", "pbtxt", "savedmodel", "keras", "meta")
 PREPROCESSING = ("raw", "unit", "symmetric", "caffe")
@@ -40,21 +41,24 @@ class CheckConfig:
     exact: bool = False
 
     def __post_init__(self) -> None:
-        check_argument(self.format in FORMATS, "format={!r}: choose one of {}", self.format, ", ".join(FORMATS))
-        check_argument(self.preprocess in PREPROCESSING, "preprocess={!r}: choose one of {}",
-                       self.preprocess, ", ".join(PREPROCESSING))
-        check_argument(isinstance(self.trials, int) and self.trials >= 1,
-                       "trials={!r}: give a whole number of at least 1", self.trials)
-        check_argument(self.batch_sizes and all(isinstance(b, int) and 2 <= b <= MAX_BATCH for b in self.batch_sizes),
-                       "batch_sizes={!r}: give whole numbers from 2 to {} (a batch of 1 is the probe alone)",
-                       self.batch_sizes, MAX_BATCH)
+        check_field(self.format in FORMATS, "format", self.format, f"choose one of {', '.join(FORMATS)}")
+        check_field(self.preprocess in PREPROCESSING, "preprocess", self.preprocess,
+                    f"choose one of {', '.join(PREPROCESSING)}")
+        check_field(isinstance(self.trials, int) and self.trials >= 1, "trials", self.trials,
+                    "give a whole number of at least 1")
+        check_field(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
+                    "give a whole number of at least 0")
+        check_field(self.batch_sizes and all(isinstance(b, int) and 2 <= b <= MAX_BATCH for b in self.batch_sizes),
+                    "batch_sizes", self.batch_sizes,
+                    f"give whole numbers from 2 to {MAX_BATCH} (a batch of 1 is the probe alone)")
         for name in ("atol", "rtol"):
             value = getattr(self, name)
-            check_argument(value is None or value >= 0, "{}={!r}: give a number of at least 0", name, value)
-        check_argument(not (self.exact and (self.atol is not None or self.rtol is not None)),
-                       "exact=True with atol/rtol: choose either --exact or --atol/--rtol")
-        check_argument(self.input_shape is None or all(d >= 1 for d in self.input_shape),
-                       "input_shape={!r}: sizes must be at least 1", self.input_shape)
+            check_field(value is None or value >= 0, name, value, "give a number of at least 0")
+        check_field(not (self.exact and (self.atol is not None or self.rtol is not None)), "exact", self.exact,
+                    f"choose either {option_named('exact').flag_text()} or "
+                    f"{option_named('atol').flag_text()}/{option_named('rtol').flag_text()}")
+        check_field(self.input_shape is None or all(d >= 1 for d in self.input_shape),
+                    "input_shape", self.input_shape, "sizes must be at least 1")
 
 
 def parse_int_list(text: str) -> tuple[int, ...]:
@@ -76,49 +80,139 @@ def parse_feed(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-# (name, argparse keyword arguments); dest is the name with dashes as underscores.
-OPTIONS: list[tuple[str, dict[str, Any]]] = [
-    ("format", dict(choices=FORMATS, default="auto",
-                    help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, "
-                         "Keras .keras/.h5, TF1 .meta")),
-    ("signature", dict(default="serving_default", metavar="NAME", help="SavedModel signature to check")),
-    ("checkpoint", dict(type=Path, metavar="PREFIX", help="checkpoint for a .meta graph, e.g. model-34000")),
-    ("input", dict(metavar="NAME", help="tensor to feed images into (default: the image placeholder); "
-                                        "a Const or inner tensor works")),
-    ("output", dict(action="append", metavar="NAME", help="output to keep (repeatable; default: the sinks)")),
-    ("input-shape", dict(type=parse_int_list, metavar="H,W,C",
-                         help="per-image input shape without the batch axis, for unknown sizes")),
-    ("feed", dict(action="append", type=parse_feed, metavar="NAME=VALUE",
-                  help="value for another placeholder, e.g. is_training=false (repeatable)")),
-    ("images", dict(type=Path, metavar="DIR", help="folder of images (default: a seeded synthetic set)")),
-    ("preprocess", dict(choices=PREPROCESSING, default="symmetric",
-                        help="pixel scaling for float inputs: raw 0..255, unit 0..1, symmetric -1..1, caffe BGR-mean")),
-    ("batch-sizes", dict(type=parse_int_list, metavar="N,N,…",
-                         help=f"batch sizes to draw from (default {','.join(map(str, DEFAULT_BATCH_SIZES))})")),
-    ("trials", dict(type=int, default=DEFAULT_TRIALS, metavar="N", help="number of batches to try")),
-    ("seed", dict(type=int, default=0, metavar="N", help="seed for images, batch sizes, positions and mates")),
-    ("atol", dict(type=float, metavar="X", help="absolute tolerance (default: from the measured noise floor)")),
-    ("rtol", dict(type=float, metavar="X", help="relative tolerance, of the tensor's max |value|")),
-    ("exact", dict(action="store_true", help="no tolerance: any difference counts")),
-]
+# How a field's value is spelled on the command line.
+Spelling = Literal["value", "switch", "list", "repeat", "pairs"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One check option: its flag (without dashes), the `CheckConfig` field it sets, its help group, how the
+    value is spelled (one value, an on/off switch, a comma list, a repeated flag, repeated NAME=VALUE) and
+    argparse's keywords."""
+    flag: str
+    field: str
+    group: str
+    spelling: Spelling
+    kwargs: dict[str, Any]
+
+    def dest(self, prefix: str = "") -> str:
+        return f"{prefix}{self.flag}".replace("-", "_")
+
+    def flag_text(self, prefix: str = "") -> str:
+        return f"--{prefix}{self.flag}"
+
+    def to_config(self, parsed: Any) -> Any:
+        """The field's value from what the parser produced (None: the field's default)."""
+        if self.spelling == "repeat":
+            return tuple(parsed or ())
+        if self.spelling == "pairs":
+            return _unique_pairs(self, parsed or ())
+        return parsed
+
+    def to_args(self, value: Any, prefix: str = "") -> list[str]:
+        """The command-line words that give the field `value`."""
+        flag = self.flag_text(prefix)
+        if self.spelling == "switch":
+            return [flag] if value else []
+        if self.spelling == "repeat":
+            return [word for item in value for word in (flag, str(item))]
+        if self.spelling == "pairs":
+            return [word for name, raw in value.items() for word in (flag, f"{name}={raw}")]
+        if self.spelling == "list":
+            return [flag, ",".join(map(str, value))]
+        return [flag, str(value)]
+
+    def typed(self, value: Any) -> str:
+        """`value` as the user would have typed it."""
+        words = self.to_args(value)
+        return " ".join(words[1:]) if len(words) > 1 else ""
+
+
+def _unique_pairs(option: Option, pairs) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, raw in pairs:
+        if name in values and values[name] != raw:
+            raise UsageError(f"{option.flag_text()} {name}=…: given twice ({values[name]} and {raw}); keep one")
+        values[name] = raw
+    return values
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("format", "format", "model", "value", dict(
+        choices=FORMATS, default="auto",
+        help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, Keras .keras/.h5, TF1 .meta")),
+    Option("signature", "signature", "model", "value", dict(
+        default="serving_default", metavar="NAME", help="SavedModel signature to check (default: serving_default)")),
+    Option("checkpoint", "checkpoint", "model", "value", dict(
+        type=Path, metavar="PREFIX", help="checkpoint for a .meta graph, e.g. model-34000")),
+    Option("input", "input", "model", "value", dict(
+        metavar="NAME", help="tensor to feed images into (default: the image placeholder); a Const or inner tensor works")),
+    Option("output", "outputs", "model", "repeat", dict(
+        action="append", metavar="NAME", help="output to keep (repeatable; default: the sinks)")),
+    Option("input-shape", "input_shape", "model", "list", dict(
+        type=parse_int_list, metavar="H,W,C", help="per-image input shape without the batch axis, for unknown sizes")),
+    Option("feed", "feeds", "model", "pairs", dict(
+        action="append", type=parse_feed, metavar="NAME=VALUE",
+        help="value for another placeholder, e.g. is_training=false (repeatable)")),
+    Option("images", "images", "images", "value", dict(
+        type=Path, metavar="DIR", help="folder of images (default: a seeded synthetic set)")),
+    Option("preprocess", "preprocess", "images", "value", dict(
+        choices=PREPROCESSING, default="symmetric",
+        help="pixel scaling for float inputs: raw 0..255, unit 0..1, symmetric -1..1 (default), caffe BGR-mean")),
+    Option("batch-sizes", "batch_sizes", "trials", "list", dict(
+        type=parse_int_list, default=DEFAULT_BATCH_SIZES, metavar="N,N,…",
+        help=f"batch sizes to draw from (default {','.join(map(str, DEFAULT_BATCH_SIZES))})")),
+    Option("trials", "trials", "trials", "value", dict(
+        type=int, default=DEFAULT_TRIALS, metavar="N", help=f"number of batches to try (default {DEFAULT_TRIALS})")),
+    Option("seed", "seed", "trials", "value", dict(
+        type=int, default=0, metavar="N", help="seed for images, batch sizes, positions and mates (default 0)")),
+    Option("atol", "atol", "tolerance", "value", dict(
+        type=float, metavar="X", help="absolute tolerance (default: from the measured noise floor)")),
+    Option("rtol", "rtol", "tolerance", "value", dict(
+        type=float, metavar="X", help="relative tolerance, of the tensor's max |value|")),
+    Option("exact", "exact", "tolerance", "switch", dict(
+        action="store_true", help="no tolerance: any difference counts")),
+)
+OPTION_FLAGS = re.compile(r"--(" + "|".join(re.escape(o.flag) for o in OPTIONS) + r")\b")
+
+
+def option_named(config_field: str) -> Option:
+    """The option that sets `CheckConfig` field `config_field`."""
+    return next(o for o in OPTIONS if o.field == config_field)
 
 
 def add_check_options(addoption: Callable[..., Any], prefix: str = "") -> None:
-    """Add every check option as `--{prefix}{name}` through `addoption` (argparse or pytest)."""
-    for name, kwargs in OPTIONS:
-        addoption(f"--{prefix}{name}", dest=_dest(prefix, name), **kwargs)
+    """Add every check option as `--{prefix}{flag}` through `addoption` (argparse or pytest)."""
+    for option in OPTIONS:
+        addoption(option.flag_text(prefix), dest=option.dest(prefix), **option.kwargs)
 
 
 def config_from_options(get: Callable[[str], Any], prefix: str = "") -> CheckConfig:
-    """Build a `CheckConfig` from parsed options; `get(dest)` reads one value."""
-    value = lambda name: get(_dest(prefix, name))  # noqa: E731 - a local shorthand
-    return CheckConfig(
-        format=value("format"), signature=value("signature"), checkpoint=value("checkpoint"),
-        input=value("input"), outputs=tuple(value("output") or ()), input_shape=value("input-shape"),
-        feeds=dict(value("feed") or ()), images=value("images"), preprocess=value("preprocess"),
-        batch_sizes=value("batch-sizes") or DEFAULT_BATCH_SIZES, trials=value("trials"), seed=value("seed"),
-        atol=value("atol"), rtol=value("rtol"), exact=value("exact"))
+    """Build a `CheckConfig` from parsed options (`get(dest)` reads one value); an invalid value is a
+    `UsageError` naming the flag as the user spells it (`--graph-trials 0: …` under pytest)."""
+    values = {o.field: o.to_config(get(o.dest(prefix))) for o in OPTIONS}
+    try:
+        return CheckConfig(**{name: value for name, value in values.items() if value is not None})
+    except InvalidOption as exc:
+        option = option_named(exc.field)
+        spelled = " ".join(filter(None, (option.flag_text(), option.typed(exc.value))))
+        raise UsageError(with_prefix(f"{spelled}: {exc.reason}", prefix)) from None
 
 
-def _dest(prefix: str, name: str) -> str:
-    return f"{prefix}{name}".replace("-", "_")
+def option_args(config: CheckConfig, prefix: str = "") -> list[str]:
+    """The command-line words that give `config` (defaults left out, the seed always given)."""
+    default = CheckConfig()
+    words: list[str] = []
+    for option in OPTIONS:
+        value = getattr(config, option.field)
+        if value != getattr(default, option.field) or option.field == "seed":
+            words += option.to_args(value, prefix)
+    return words
+
+
+def with_prefix(text: str, prefix: str) -> str:
+    """`text` with the CLI's flags (`--feed`) spelled as under `prefix` (`--graph-feed`)."""
+    return OPTION_FLAGS.sub(lambda m: f"--{prefix}{m.group(1)}", text) if prefix else text
+
+
+assert {o.field for o in OPTIONS} == {f.name for f in fields(CheckConfig)}, "every CheckConfig field has an option"

@@ -1,11 +1,70 @@
-"""Result values: truthy when the model is batch-invariant, with the numbers, serialisable to JSON."""
+"""Result values: truthy when the model is batch-invariant, with the numbers, serialisable to JSON.
+
+Every part is a dataclass; `to_dict()` is the one serialisation (`dataclasses.asdict`), and its keys are
+the `--json` contract that users' CI reads.
+"""
 from __future__ import annotations
 
 import json
 import math
 import platform
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .graph.findings import Finding
+    from .judge.tolerance import Tolerance
+    from .load.prepare import PlaceholderInfo
+    from .run.runner import BatchLimit
+
+
+class _Name(str, Enum):
+    """A name that is also its JSON string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Verdict(_Name):
+    INVARIANT = "invariant"
+    BATCH_DEPENDENT = "batch_dependent"
+    NONDETERMINISTIC = "nondeterministic"
+
+
+class Status(_Name):
+    OK = "ok"
+    DIVERGENT = "divergent"
+    NONDETERMINISTIC = "nondeterministic"
+    UNJUDGED = "unjudged"          # after randomness that reaches the data: cannot be judged for the batch
+    NOT_COMPARED = "not_compared"
+
+
+class Mode(_Name):
+    DETAIL = "detail"  # every comparable tensor
+    SCREEN = "screen"  # fusion boundaries only
+
+
+class Cause(_Name):
+    BATCHNORM_TRAINING = "batchnorm_training"
+    RANDOM_OP = "random_op"
+    BATCH_REDUCTION = "batch_reduction"
+    BATCH_SIZE = "batch_size"
+    POSITION = "position"
+    UNKNOWN = "unknown"
+
+
+HEADLINES = {
+    Verdict.INVARIANT: "is invariant: every compared tensor of the probe matched alone and in every batch",
+    Verdict.BATCH_DEPENDENT: "is batch-dependent: the probe's activations change with its batch-mates",
+    Verdict.NONDETERMINISTIC: "is nondeterministic: the same feed run twice gives different activations",
+}
+
+
+def describe_batch(size: int, probe: str, position: int, mates: list[str]) -> str:
+    """'batch of 2, probe `noise-0` at 1, mates: flat black'."""
+    return f"batch of {size}, probe `{probe}` at {position}, mates: {', '.join(mates)}"
 
 
 @dataclass(frozen=True)
@@ -15,7 +74,7 @@ class Divergence:
     op: str
     output: int
     layer: str
-    cause: str
+    cause: Cause
     max_abs_diff: float
     max_rel_diff: float
     hint: str
@@ -28,7 +87,7 @@ class TensorReport:
     op: str
     layer: str
     batch_axis: int | None
-    status: str  # ok | divergent | nondeterministic | unjudged (after real randomness) | not_compared
+    status: Status
     max_abs_diff: float | None
     max_rel_diff: float | None
     trials: int
@@ -44,54 +103,82 @@ class TrialReport:
     seed: list[int]
     probe: str
     mates: list[str]
-    mode: str  # detail | screen
+    mode: Mode
     diverged: bool
     localised: bool
+
+    def describe(self) -> str:
+        return describe_batch(self.batch_size, self.probe, self.position, self.mates)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was checked: the model, its input and outputs, the other placeholders, the images."""
+    path: str
+    format: str
+    input: str
+    input_dtype: str
+    per_image_shape: list[int]
+    shipped_batch: int | None
+    batch_relaxed: bool
+    outputs: list[str]
+    placeholders: list[PlaceholderInfo]
+    images: str  # a folder, or "synthetic"
+    compared_tensors: int
+    screened_tensors: int
 
 
 @dataclass
 class CheckResult:
     """The outcome of a check; `bool(result)` is True when the model is batch-invariant."""
-    verdict: str
+    verdict: Verdict
     first_divergence: Divergence | None
     roots: list[Divergence]
     tensors: list[TensorReport]
     trials: list[TrialReport]
-    model: dict
-    tolerance: dict
-    limits: list[dict] = field(default_factory=list)
-    findings: list[dict] = field(default_factory=list)  # BatchNorm pitfalls that are not batch dependence
-    versions: dict = field(default_factory=dict)
+    model: ModelInfo
+    tolerance: Tolerance
+    limits: list[BatchLimit] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # BatchNorm pitfalls that are not batch dependence
+    versions: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return self.verdict == "invariant"
+        return self.verdict == Verdict.INVARIANT
 
     @property
     def exit_code(self) -> int:
         return 0 if self else 1
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def headline(self) -> str:
+        return HEADLINES[self.verdict]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report as plain values (enums as their strings)."""
+        return json.loads(self.to_json())
+
+    def to_json(self) -> str:
+        return json.dumps(finite_for_json(asdict(self)), indent=2, default=_jsonable, allow_nan=False) + "\n"
 
     def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable, allow_nan=False) + "\n")
+        path.write_text(self.to_json())
 
     def layers(self) -> list[dict]:
         """Per-layer summary in topological order: tensors compared, divergent, worst figures."""
         rows: dict[str, dict] = {}
         for tensor in self.tensors:
-            if tensor.status == "not_compared":
+            if tensor.status == Status.NOT_COMPARED:
                 continue
             row = rows.setdefault(tensor.layer, {"layer": tensor.layer, "tensors": 0, "divergent": 0,
                                                  "max_abs_diff": 0.0, "max_rel_diff": 0.0})
             row["tensors"] += 1
-            row["divergent"] += tensor.status in ("divergent", "nondeterministic")
+            row["divergent"] += tensor.status in (Status.DIVERGENT, Status.NONDETERMINISTIC)
             row["max_abs_diff"] = max(row["max_abs_diff"], tensor.max_abs_diff or 0.0)
             row["max_rel_diff"] = max(row["max_rel_diff"], tensor.max_rel_diff or 0.0)
         return list(rows.values())
 
 
-def versions() -> dict:
+def versions() -> dict[str, str]:
     """Versions that matter for reproducing a result."""
     import numpy
     import tensorflow

@@ -26,11 +26,11 @@ from hypothesis.database import ExampleDatabase
 from hypothesis.extra.numpy import arrays
 
 from .check import BatchPlan
-from .errors import check_argument
+from .errors import PlanDiverged, check_argument
 from .options import MAX_BATCH
 
 if TYPE_CHECKING:
-    from .check import Checker, PlanOutcome
+    from .check import Checker
 
 MIN_BATCH = 2  # a batch of one is the probe alone: that is the determinism check, not a batch
 
@@ -81,21 +81,13 @@ def checker_plans(checker: Checker, max_size: int | None = None) -> st.SearchStr
 
 # -- fuzzing a checker ---------------------------------------------------------------------------
 
-class PlanDiverged(AssertionError):
-    """The probe's row diverged in a plan; `outcome` holds the plan and the divergent tensors."""
-
-    def __init__(self, describe: str, outcome: PlanOutcome) -> None:
-        super().__init__(f"{describe}: {len(outcome.divergent)} tensors diverge")
-        self.outcome = outcome
-
-
 def fuzz(checker: Checker, *, key: bytes = b"", max_examples: int | None = None,
          seed: int | None = None) -> None:
     """Run `checker`'s plans through hypothesis (current profile, no deadline); raise `PlanDiverged` for
     the smallest failing plan. `key` keeps this model's examples apart in the example database;
     `seed` fixes the exploration (as `@seed` does)."""
     profile = settings()
-    database = _KeyedDatabase(profile.database, key) if profile.database is not None and key else profile.database
+    database = KeyedDatabase(profile.database, key) if profile.database is not None and key else profile.database
 
     @settings(parent=profile, deadline=None, report_multiple_bugs=False, database=database,
               max_examples=max_examples or profile.max_examples,
@@ -111,7 +103,7 @@ def fuzz(checker: Checker, *, key: bytes = b"", max_examples: int | None = None,
     batch_invariance()
 
 
-class _KeyedDatabase(ExampleDatabase):
+class KeyedDatabase(ExampleDatabase):
     """Another database seen through a key prefix, so each model's fuzz examples stay its own."""
 
     def __init__(self, inner: ExampleDatabase, prefix: bytes) -> None:

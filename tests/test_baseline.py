@@ -8,10 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchcheck.pytest.baseline import (FIGURE_SLACK, METRIC_TOLERANCE, _agreement, _metric_kind, baseline_key, compare,
-                                 fixed_plan, load_baseline, measure, write_baseline)
 from batchcheck.errors import UsageError
 from batchcheck.options import CheckConfig
+from batchcheck.pytest.baseline import (
+    FIGURE_SLACK,
+    METRIC_TOLERANCE,
+    _agreement,
+    _metric_kind,
+    baseline_key,
+    compare,
+    fixed_plan,
+    load_baseline,
+    measure,
+    write_baseline,
+)
 
 CLEAN = {
     "verdict": "invariant",
@@ -148,9 +158,8 @@ def test_metric_kinds_and_agreement() -> None:
 
 @pytest.fixture(scope="module")
 def open_case(tmp_path_factory: pytest.TempPathFactory):
-    from fixtures.graphs import build_case
-
     from batchcheck.check import Checker
+    from fixtures.graphs import build_case
 
     folder = tmp_path_factory.mktemp("baseline-models")
     opened = []

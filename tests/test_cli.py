@@ -84,8 +84,8 @@ def test_json_folder_missing(case_model, run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--trials", "0"], ["trials=0"]),
-    (["--batch-sizes", "1,2"], ["batch_sizes=(1, 2)", "from 2"]),
+    (["--trials", "0"], ["--trials 0: give a whole number of at least 1"]),
+    (["--batch-sizes", "1,2"], ["--batch-sizes 1,2: ", "from 2"]),
     (["--batch-sizes", "two"], ["--batch-sizes", "comma-separated"]),
     (["--exact", "--atol", "1"], ["--exact or --atol"]),
     (["--preprocess", "fancy"], ["--preprocess", "invalid choice"]),

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from batchcheck.graph.index import (GraphIndex, dead_nodes, is_fusion_boundary, layer_of, switch_predicates,
-                              value_kinds)
+from batchcheck.graph.index import (
+    GraphIndex,
+    dead_nodes,
+    is_fusion_boundary,
+    layer_of,
+    switch_predicates,
+    value_kinds,
+)
 
 
 def load(path):

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from batchcheck.errors import UsageError
-from batchcheck.load.images import PREPROCESSING, ImagePool, pool_from_dir, special_pool, synthetic_pool
+from batchcheck.load.images import (
+    PREPROCESSING,
+    ImagePool,
+    pool_from_dir,
+    special_pool,
+    synthetic_pool,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 IMAGES = FIXTURES / "images"

@@ -15,7 +15,7 @@ from pathlib import Path
 import hypothesis.core
 import pytest
 
-from batchcheck.pytest.plugin import _unique_labels
+from batchcheck.pytest.settings import unique_labels
 
 pytest_plugins = ("pytester",)
 
@@ -183,8 +183,8 @@ def test_items_run_beside_users_tests_and_the_fixture(pytester: pytest.Pytester,
     (["--graph", "nothing/*.pb"], "ERROR: batchcheck: --graph nothing/*.pb: matches no file or folder (from *)"),
     (["--graph", "missing.pb"], "ERROR: batchcheck: --graph missing.pb: no such file or folder; pass a frozen *"),
     (["--graph", "."], "ERROR: batchcheck: model `*`: a folder but not a SavedModel (no saved_model.pb); *"),
-    (["--graph-trials", "0"], "ERROR: batchcheck: --graph-trials=0: give a whole number of at least 1"),
-    (["--graph-batch-sizes", "1,2"], "ERROR: batchcheck: --graph-batch-sizes=(1, 2): give whole numbers from 2*"),
+    (["--graph-trials", "0"], "ERROR: batchcheck: --graph-trials 0: give a whole number of at least 1"),
+    (["--graph-batch-sizes", "1,2"], "ERROR: batchcheck: --graph-batch-sizes 1,2: give whole numbers from 2*"),
     (["--graph-batch-sizes", "2,x"], "*argument --graph-batch-sizes: '2,x' is not a comma-separated list*"),
     (["--graph-examples", "0"], "ERROR: batchcheck: --graph-examples 0: give a whole number of at least 1"),
     (["--graph-update-baseline"], "ERROR: batchcheck: --graph-update-baseline: say which file with --graph-baseline*"),
@@ -192,7 +192,7 @@ def test_items_run_beside_users_tests_and_the_fixture(pytester: pytest.Pytester,
     (["--graph", "{model}", "--graph-baseline", "b.json"],
      "ERROR: batchcheck: --graph-baseline */b.json: no such file*"),
     (["--graph", "{model}", "--graph-baseline", "b.json", "--graph-exact", "--graph-atol", "1"],
-     "ERROR: batchcheck: --graph-exact=True with atol/rtol: choose either --graph-exact or --graph-atol/--graph-rtol"),
+     "ERROR: batchcheck: --graph-exact: choose either --graph-exact or --graph-atol/--graph-rtol"),
 ])
 def test_bad_arguments_give_one_usage_error(pytester: pytest.Pytester, run, models, args, message) -> None:
     args = [arg.format(model=models["grayscale"]) for arg in args]
@@ -291,7 +291,7 @@ def test_real_models(run) -> None:
 
 
 def test_labels_are_the_shortest_unique_path_suffixes() -> None:
-    assert _unique_labels([Path("zoo/a.pb"), Path("zoo/b.pb")]) == ["a.pb", "b.pb"]
-    assert _unique_labels([Path("x/a/model.pb"), Path("x/b/model.pb"), Path("c.pb")]) == [
+    assert unique_labels([Path("zoo/a.pb"), Path("zoo/b.pb")]) == ["a.pb", "b.pb"]
+    assert unique_labels([Path("x/a/model.pb"), Path("x/b/model.pb"), Path("c.pb")]) == [
         "a/model.pb", "b/model.pb", "c.pb"]
-    assert _unique_labels([Path("/m/saved_model"), Path("saved_model")]) == ["m/saved_model", "saved_model"]
+    assert unique_labels([Path("/m/saved_model"), Path("saved_model")]) == ["m/saved_model", "saved_model"]

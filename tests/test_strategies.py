@@ -8,10 +8,16 @@ from hypothesis import find, given
 from hypothesis.database import InMemoryExampleDatabase
 
 from batchcheck.check import BatchPlan, PlanOutcome
-from batchcheck.errors import UsageError
+from batchcheck.errors import PlanDiverged, UsageError
 from batchcheck.options import CheckConfig
-from batchcheck.strategies import (PlanDiverged, _KeyedDatabase, batch_plans, batch_sizes, checker_plans, fuzz,
-                                   mate_order)
+from batchcheck.strategies import (
+    KeyedDatabase,
+    batch_plans,
+    batch_sizes,
+    checker_plans,
+    fuzz,
+    mate_order,
+)
 
 MAIN, POOL = 12, 15  # a synthetic pool: 12 probe images, then flat black, flat white, checkerboard
 FLAT_BLACK = MAIN
@@ -108,7 +114,7 @@ def test_fuzz_passes_a_clean_checker_with_the_requested_examples() -> None:
 
 def test_keyed_database_keeps_models_apart() -> None:
     inner = InMemoryExampleDatabase()
-    a, b = _KeyedDatabase(inner, b"a"), _KeyedDatabase(inner, b"b")
+    a, b = KeyedDatabase(inner, b"a"), KeyedDatabase(inner, b"b")
     a.save(b"k", b"1")
     b.save(b"k", b"2")
     assert list(a.fetch(b"k")) == [b"1"] and list(b.fetch(b"k")) == [b"2"]

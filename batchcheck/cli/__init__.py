@@ -11,7 +11,13 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import EXIT_INTERNAL, EXIT_UNTESTABLE, BatchcheckBug, UsageError, first_line
+from ..errors import (
+    EXIT_INTERNAL,
+    EXIT_UNTESTABLE,
+    BatchcheckBug,
+    UsageError,
+    first_line,
+)
 
 COMMANDS = ("check", "fix")
 

@@ -79,7 +79,9 @@ def _reduction_axes(index: GraphIndex, axes_node: str, rank: int) -> set[int]:
     definition = index.defs.get(axes_node)
     if definition is None or definition.op != "Const":
         return set(range(rank))
-    from tensorflow.python.framework import tensor_util  # only reached with TF already loaded
+    from tensorflow.python.framework import (
+        tensor_util,  # only reached with TF already loaded
+    )
 
     values = np.atleast_1d(tensor_util.MakeNdarray(definition.attr["value"].tensor))
     return {int(v) % rank if rank else int(v) for v in values}

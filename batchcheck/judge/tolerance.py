@@ -23,8 +23,8 @@ class Tolerance:
     def allowed(self, scales: np.ndarray) -> np.ndarray:
         return self.atol + self.rtol * scales
 
-    def to_dict(self) -> dict:
-        return {"atol": self.atol, "rtol": self.rtol, "source": self.source, "noise_floor": self.noise_floor}
+    def describe(self) -> str:
+        return f"atol {self.atol:.1e} + rtol {self.rtol:.1e} × max|solo|"
 
 
 def user_tolerance(atol: float | None, rtol: float | None, exact: bool) -> Tolerance | None:
@@ -42,3 +42,9 @@ def measured_tolerance(relative_noise: np.ndarray) -> Tolerance:
     plausible = relative_noise[np.isfinite(relative_noise) & (relative_noise <= PLAUSIBLE_ROUNDING)]
     floor = float(plausible.max()) if plausible.size else 0.0
     return Tolerance(DEFAULT_ATOL, max(MIN_RTOL, NOISE_FACTOR * floor), "measured", floor)
+
+
+def relative_diff(diffs: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """|diff| / max|solo|; 0 where both are 0, inf where only the solo tensor is all zeros."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diffs == 0, 0.0, diffs / scales)

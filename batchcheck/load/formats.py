@@ -96,7 +96,9 @@ def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
 
 
 def _freeze_concrete(path: Path, concrete, model_format: str) -> LoadedModel:
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     tf = import_tf()
     try:

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import UsageError, did_you_mean
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
-from .formats import LoadedModel
 from ..tfenv import import_tf
+from .formats import LoadedModel
 
 IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
 

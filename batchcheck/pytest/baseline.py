@@ -18,13 +18,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UsageError, first_line
-from ..result import finite_for_json
+from ..result import Mode, Status, finite_for_json
 
 if TYPE_CHECKING:
+    import pytest
+
     from ..check import BatchPlan, Checker
     from ..result import CheckResult
+    from .settings import Settings
 
 FORMAT_VERSION = 1
+REPORT_ATTRIBUTE = "batchcheck_baseline"  # on a baseline item's call report: JSON [key, entry]
 FIGURE_SLACK = 1.5       # a divergent layer regresses when its relative difference grows past 1.5× the baseline's
 METRIC_TOLERANCE = 0.01  # a task metric regresses when it drops by more than this (a fraction of images/pixels)
 FIXED_PLAN_SIZE = 4
@@ -101,7 +105,7 @@ def fixed_plan(checker: Checker) -> BatchPlan:
 def measure(checker: Checker, result: CheckResult) -> dict:
     """The baseline entry for `checker`'s model, whose full check gave `result`."""
     plan = fixed_plan(checker)
-    under_plan = checker.result([checker.run_plan(plan, "detail")], trials=[])
+    under_plan = checker.result([checker.run_plan(plan, Mode.DETAIL)], trials=[])
     return {
         "verdict": result.verdict,
         "nondeterministic": checker.random_reaches_data,
@@ -116,10 +120,10 @@ def _layers(result: CheckResult) -> dict[str, dict]:
     """Per layer: ok | divergent | nondeterministic, and its figures (3 significant digits)."""
     status: dict[str, str] = {}
     for tensor in result.tensors:
-        if tensor.status == "not_compared":
+        if tensor.status == Status.NOT_COMPARED:
             continue
-        current = status.get(tensor.layer, "ok")
-        if tensor.status == "divergent" or (tensor.status == "nondeterministic" and current == "ok"):
+        current = status.get(tensor.layer, Status.OK)
+        if tensor.status == Status.DIVERGENT or (tensor.status == Status.NONDETERMINISTIC and current == Status.OK):
             current = tensor.status
         status[tensor.layer] = current
     return {row["layer"]: {"status": status[row["layer"]], "max_abs_diff": _round(row["max_abs_diff"]),
@@ -129,17 +133,16 @@ def _layers(result: CheckResult) -> dict[str, dict]:
 def task_metrics(checker: Checker) -> dict[str, dict]:
     """Solo vs batched agreement of each output over the pool's main images: top-1 for classifier outputs
     [N, classes], per-pixel class for segmenter outputs [N, H, W, classes] or label maps [N, H, W]."""
-    runner, pool = checker.runner, checker.pool
-    axes = {t.tensor: t.batch_axis for t in runner.targets}
-    names = [n for n in checker.prepared.outputs if n.split(":")[0] not in runner.excluded_nodes]
-    size = min(max(checker.config.batch_sizes), len(pool))
-    batches = [[(start + k) % len(pool) for k in range(size)] for start in range(0, checker.main_images, size)]
-    batched = [runner.forward(pool.array[rows]) for rows in batches]
+    outputs = checker.compared_outputs()
+    pool_size = len(checker.pool)
+    size = min(max(checker.config.batch_sizes), pool_size)
+    batches = [[(start + k) % pool_size for k in range(size)] for start in range(0, checker.main_images, size)]
+    batched = [checker.forward(rows) for rows in batches]
+    solos = [checker.forward([i]) for i in range(checker.main_images)]
     metrics: dict[str, dict] = {}
-    solos = [runner.forward(pool.array[[i]]) for i in range(checker.main_images)]
-    for j, name in enumerate(names):
+    for j, (name, axis) in enumerate(outputs.items()):
         kind = _metric_kind(solos[0][j])
-        if kind is None or axes.get(name) != 0:
+        if kind is None or axis != 0:
             continue
         agreement = [_agreement(kind, solo[j][0], batched[i // size][j][i % size]) for i, solo in enumerate(solos)]
         metrics[name] = {"kind": kind, "agreement": _round(float(np.mean(agreement))), "images": len(solos)}
@@ -216,3 +219,30 @@ def _layer(entry: dict) -> str:
     if entry["status"] == "ok":
         return "ok"
     return f"{entry['status']}, relative {float(entry['max_rel_diff']):.3g}"
+
+
+# -- writing, once per session -----------------------------------------------------------------------
+
+class BaselineWriter:
+    """Collects the measured entries (from this process or, under xdist, from the workers' reports) and
+    writes them to the baseline once, at the end of the session, in the controlling process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.measured: dict[str, dict] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        measured = getattr(report, REPORT_ATTRIBUTE, None)
+        if measured is not None:
+            key, entry = json.loads(measured)
+            self.measured[key] = entry
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.measured:
+            assert self.settings.baseline is not None
+            write_baseline(self.settings.baseline, self.measured)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.measured:
+            terminalreporter.write_line(f"batchcheck: wrote {len(self.measured)} model(s) to baseline "
+                                        f"{self.settings.baseline}: {', '.join(sorted(self.measured))}")

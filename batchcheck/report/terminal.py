@@ -5,7 +5,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..result import CheckResult, Divergence
+from ..graph.findings import Finding
+from ..result import CheckResult, Divergence, Verdict
 
 MAX_LAYER_ROWS = 16
 MAX_OTHER_ROOTS = 8
@@ -28,38 +29,37 @@ def print_report(result: CheckResult, console: Console) -> None:
     """Print `result` for a person."""
     model, tol = result.model, result.tolerance
     out = lambda text="": console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
-    out(f"[bold]batchcheck[/] {escape(model['path'])} ({model['format']})")
-    relaxed = f" (batch axis relaxed from {model['shipped_batch']})" if model["batch_relaxed"] else ""
-    out(f"  input    {escape(model['input'])} {model['input_dtype']}, per image "
-        f"{shape_text(model['per_image_shape'])}{relaxed}")
-    out(f"  outputs  {escape(', '.join(model['outputs']))}")
-    for p in model["placeholders"]:
-        value = f"fed {p['fed']}" if p["fed"] is not None else "default kept"
-        out(f"  placeholder {escape(p['name'])} ({p['op']} {p['dtype']} {p['shape']}): {value}")
+    out(f"[bold]batchcheck[/] {escape(model.path)} ({model.format})")
+    relaxed = f" (batch axis relaxed from {model.shipped_batch})" if model.batch_relaxed else ""
+    out(f"  input    {escape(model.input)} {model.input_dtype}, per image "
+        f"{shape_text(model.per_image_shape)}{relaxed}")
+    out(f"  outputs  {escape(', '.join(model.outputs))}")
+    for p in model.placeholders:
+        value = f"fed {p.fed}" if p.fed is not None else "default kept"
+        out(f"  placeholder {escape(p.name)} ({p.op} {p.dtype} {p.shape}): {value}")
     sizes = sorted({t.batch_size for t in result.trials})
-    out(f"  compared {model['compared_tensors']} tensors ({model['screened_tensors']} on every trial) "
-        f"over {len(result.trials)} trials, batch sizes {', '.join(map(str, sizes))}, images {model['images']}")
-    if tol["source"] == "measured":
-        out(f"  tolerance atol {tol['atol']:.1e} + rtol {tol['rtol']:.1e} × max|solo| "
-            f"(noise floor {tol['noise_floor']:.1e} measured on batches of the probe's copies)")
+    out(f"  compared {model.compared_tensors} tensors ({model.screened_tensors} on every trial) "
+        f"over {len(result.trials)} trials, batch sizes {', '.join(map(str, sizes))}, images {model.images}")
+    if tol.source == "measured":
+        out(f"  tolerance {tol.describe()} (noise floor {tol.noise_floor:.1e} measured on batches of the probe's copies)")
     else:
-        out(f"  tolerance atol {tol['atol']:.1e} + rtol {tol['rtol']:.1e} × max|solo| ({tol['source']})")
+        out(f"  tolerance {tol.describe()} ({tol.source})")
     for limit in result.limits:
-        beyond = f"; {limit['tensors_beyond']} tensors beyond it not tested" if limit["tensors_beyond"] else ""
-        out(f"  batch limit `{escape(limit['node'])}` ({limit['op']}) {escape(limit['reason'])}{beyond}")
+        beyond = f"; {limit.tensors_beyond} tensors beyond it not tested" if limit.tensors_beyond else ""
+        out(f"  batch limit `{escape(limit.node)}` ({limit.op}) {escape(limit.reason)}{beyond}")
     out()
     diverged = sum(t.diverged for t in result.trials)
-    if result.verdict == "invariant":
+    if result.verdict == Verdict.INVARIANT:
         out(f"[bold green]PASS[/] invariant: every compared tensor of the probe matched alone and in "
             f"{len(result.trials)} batches")
-    elif result.verdict == "batch_dependent":
+    elif result.verdict == Verdict.BATCH_DEPENDENT:
         out(f"[bold red]FAIL[/] batch_dependent: the probe's activations change with its batch-mates "
             f"({diverged} of {len(result.trials)} trials)")
     else:
         out("[bold red]FAIL[/] nondeterministic: the same feed run twice gives different activations")
     first = result.first_divergence
     if first:
-        label = "first divergent layer" if result.verdict == "batch_dependent" else "first random node"
+        label = "first divergent layer" if result.verdict == Verdict.BATCH_DEPENDENT else "first random node"
         out(f"{label} `{escape(first.node)}`: {escape(first.hint)}")
         out(f"  layer `{escape(first.layer)}`, op {first.op}, output {first.output}, cause {first.cause}, "
             f"max |diff| {figure(first.max_abs_diff)} (relative {figure(first.max_rel_diff)})")
@@ -75,13 +75,12 @@ def print_report(result: CheckResult, console: Console) -> None:
 
 def print_findings(result: CheckResult, out) -> None:
     """One line per kind of BatchNorm finding, with how many layers and an example."""
-    by_kind: dict[str, list[dict]] = {}
+    by_kind: dict[str, list[Finding]] = {}
     for finding in result.findings:
-        by_kind.setdefault(finding["kind"], []).append(finding)
-    for kind, findings in by_kind.items():
+        by_kind.setdefault(finding.kind, []).append(finding)
+    for findings in by_kind.values():
         example = findings[0]
-        out(f"note: {len(findings)} BatchNorm layer(s), e.g. `{escape(example['layer'])}`: "
-            f"{escape(example['message'])}")
+        out(f"note: {len(findings)} BatchNorm layer(s), e.g. `{escape(example.layer)}`: {escape(example.message)}")
 
 
 def layer_table(result: CheckResult) -> Table:

@@ -16,10 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BatchcheckBug, UsageError, first_line, op_error_text
-from ..graph.index import (SKIPPED_OPS, GraphIndex, dead_nodes, is_fusion_boundary,
-                    loop_frame_nodes, switch_predicates, value_kinds)
+from ..graph.index import (
+    SKIPPED_OPS,
+    GraphIndex,
+    dead_nodes,
+    is_fusion_boundary,
+    loop_frame_nodes,
+    switch_predicates,
+    value_kinds,
+)
 from ..load.prepare import PreparedModel
+from ..result import Mode
 from ..tfenv import import_tf
+from .compare import add_node, add_pack, comparison_template, stamped
 
 # How many leading outputs of these ops carry values worth comparing: FusedBatchNorm outputs past
 # y/batch_mean/batch_variance are kernel scratch space; a Switch only forwards its input (and one of
@@ -82,6 +91,7 @@ class GraphRunner:
         self._fetches: dict[str, object] = {}  # "cache", and per watch set "detail" / "screen"
         self.ranks: dict[str, int] = {}
         self.watched: dict[str, list[int]] = {}
+        self.cached: tuple[object, np.ndarray] | None = None  # (probe key, scales) held by the TF variables
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -105,15 +115,14 @@ class GraphRunner:
                              f"{f' at node `{node}`' if node else ''} ({op_error_text(exc)}); "
                              f"check --input-shape and --feed, or name an earlier --output") from None
 
-    def forward(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The model outputs for `batch` (plain forward pass)."""
-        outputs = [self.graph.get_tensor_by_name(name) for name in self.prepared.outputs
-                   if name.split(":")[0] not in self.excluded_nodes]
-        return self._run_checked("forward", outputs, batch)
+    def forward(self, batch: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+        """The tensors `outputs` for `batch` (a plain forward pass)."""
+        tensors = [self.graph.get_tensor_by_name(name) for name in outputs]
+        return self._run_checked(f"forward:{','.join(outputs)}", tensors, batch)
 
-    @property
-    def excluded_nodes(self) -> set[str]:
-        return {t.split(":")[0] for t in self.excluded}
+    def close(self) -> None:
+        """Release the session: the imported graph and the cached activations."""
+        self.session.close()
 
     # -- analysis --------------------------------------------------------------------------------
 
@@ -236,14 +245,14 @@ class GraphRunner:
             rows = [None if axis == target.batch_axis else size for axis, size in enumerate(solo)]
             key = (tensor.dtype, len(solo), target.batch_axis)
             if key not in templates:
-                templates[key] = _comparison_template(*key)
+                templates[key] = comparison_template(*key)
             for node in templates[key]:
                 if node.name == "positions":
                     continue
                 copy = graph_def.node.add()
                 copy.CopyFrom(node)
                 copy.name = f"{index}/{node.name}"
-                copy.input[:] = [_stamped(name, index) for name in node.input]
+                copy.input[:] = [stamped(name, index) for name in node.input]
                 if node.op == "VarHandleOp":
                     copy.attr["shape"].shape.CopyFrom(tf.TensorShape(solo).as_proto())
                     copy.attr["shared_name"].s = f"batchcheck_solo_{index}".encode()
@@ -251,23 +260,26 @@ class GraphRunner:
                     copy.attr["shape"].shape.CopyFrom(tf.TensorShape(rows).as_proto())
             input_map[f"{index}/value:0"] = tensor
         screen = [i for i, t in enumerate(self.targets) if t.boundary]
-        self.watched = {"detail": list(range(len(self.targets))), "screen": screen or list(range(len(self.targets)))}
-        _add_node(graph_def, "cache", "NoOp", [f"^{i}/assign" for i in range(len(self.targets))])
-        _add_pack(graph_def, "scales", [f"{i}/scale" for i in range(len(self.targets))])
+        self.watched = {Mode.DETAIL: list(range(len(self.targets))), Mode.SCREEN: screen or list(range(len(self.targets)))}
+        add_node(graph_def, "cache", "NoOp", [f"^{i}/assign" for i in range(len(self.targets))])
+        add_pack(graph_def, "scales", [f"{i}/scale" for i in range(len(self.targets))])
         for mode, watched in self.watched.items():
-            _add_pack(graph_def, mode, [f"{i}/diff" for i in watched])
+            add_pack(graph_def, mode, [f"{i}/diff" for i in watched])
         with self.graph.as_default():
             cache, scales, detail, screen_diffs = tf.graph_util.import_graph_def(
                 graph_def, input_map=input_map, return_elements=["cache", "scales:0", "detail:0", "screen:0"],
                 name=self._scope("compare"))
-        self._fetches = {"cache": [cache, scales], "detail": detail, "screen": screen_diffs}
+        self._fetches = {"cache": [cache, scales], Mode.DETAIL: detail, Mode.SCREEN: screen_diffs}
 
-    def cache_solo(self, one: np.ndarray) -> np.ndarray:
-        """Run the probe alone, keep its activations in TF, return each target's max |value|."""
-        _, scales = self._run_checked("cache", self._fetches["cache"], one)
-        return scales
+    def cache_solo(self, one: np.ndarray, key: object) -> np.ndarray:
+        """Run the probe alone and keep its activations in TF (unless the probe known as `key` is cached
+        already); return each target's max |value|."""
+        if self.cached is None or self.cached[0] != key:
+            _, scales = self._run_checked("cache", self._fetches["cache"], one)
+            self.cached = (key, scales)
+        return self.cached[1]
 
-    def compare(self, mode: str, batch: np.ndarray, positions: list[int]) -> np.ndarray:
+    def compare(self, mode: Mode, batch: np.ndarray, positions: list[int]) -> np.ndarray:
         """max |row - solo| per watched tensor over the rows at `positions` of `batch`."""
         return np.maximum(self._run_checked(mode, self._fetches[mode], batch, positions), 0.0)
 
@@ -282,82 +294,3 @@ def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
         if len(differing) == 1 and solo[differing[0]] == 1 and pair[differing[0]] == 2:
             return differing[0]
     return "folded"
-
-
-def _comparison_template(dtype, rank: int, axis: int | None) -> list:
-    """NodeDefs comparing one tensor `value` of `dtype` and `rank` with its cached solo value:
-    `assign` caches it, `scale` is max |value|, `diff` is max |rows at positions - solo|."""
-    tf = import_tf()
-    graph = tf.Graph()
-    with graph.as_default():
-        value = tf.compat.v1.placeholder(dtype, [None] * rank, name="value")
-        positions = tf.compat.v1.placeholder(tf.int32, [None], name="positions")
-        handle = tf.raw_ops.VarHandleOp(dtype=dtype, shape=[None] * rank, name="solo")
-        tf.raw_ops.AssignVariableOp(resource=handle, value=value, name="assign")
-        cached = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype, name="cached")
-        rows = value if axis is None else tf.gather(value, positions, axis=axis)
-        # the stamped shape makes TF check at run time that rows never broadcast but along the batch axis
-        rows = tf.ensure_shape(rows, [None] * rank, name="rows")
-        tf.identity(_max_abs(value), name="scale")
-        tf.identity(_max_abs_diff(rows, cached), name="diff")
-    return list(graph.as_graph_def().node)
-
-
-def _stamped(name: str, index: int) -> str:
-    """A template input renamed for target `index` (the shared `positions` stays as it is)."""
-    control = name.startswith("^")
-    bare = name.lstrip("^")
-    renamed = bare if bare.split(":")[0] == "positions" else f"{index}/{bare}"
-    return f"^{renamed}" if control else renamed
-
-
-def _add_node(graph_def, name: str, op: str, inputs: list[str]):
-    node = graph_def.node.add()
-    node.name, node.op = name, op
-    node.input.extend(inputs)
-    return node
-
-
-def _add_pack(graph_def, name: str, inputs: list[str]) -> None:
-    """A float64 vector of the scalar tensors `inputs`."""
-    tf = import_tf()
-    node = _add_node(graph_def, name, "Pack", inputs)
-    node.attr["N"].i = len(inputs)
-    node.attr["T"].type = tf.float64.as_datatype_enum
-    node.attr["axis"].i = 0
-
-
-def _comparable(tensor):
-    """The tensor in a dtype where subtraction and max make sense."""
-    tf = import_tf()
-    if tensor.dtype.is_bool:
-        return tf.cast(tensor, tf.float32)
-    if tensor.dtype.is_integer:
-        return tf.cast(tensor, tf.float64)
-    if tensor.dtype in (tf.float16, tf.bfloat16):
-        return tf.cast(tensor, tf.float32)
-    return tensor
-
-
-def _max_abs(tensor):
-    """max |x| over the finite values, as float64 (-inf for an empty tensor: clipped by the caller)."""
-    tf = import_tf()
-    x = _comparable(tensor)
-    if x.dtype.is_floating:
-        x = tf.where(tf.math.is_finite(x), x, tf.constant(0, x.dtype))
-    return tf.cast(tf.reduce_max(tf.abs(x)), tf.float64)
-
-
-def _max_abs_diff(a, b):
-    """max |a - b| as float64, broadcasting b; equal infinities and NaN pairs count as equal,
-    a NaN against a number as infinitely far."""
-    tf = import_tf()
-    a, b = _comparable(a), _comparable(b)
-    diff = tf.abs(a - b)
-    if diff.dtype.is_floating:
-        same = tf.equal(a, b)
-        if a.dtype.is_floating:
-            same = tf.logical_or(same, tf.logical_and(tf.math.is_nan(a), tf.math.is_nan(b)))
-        diff = tf.where(same, tf.constant(0, diff.dtype), diff)
-        diff = tf.where(tf.math.is_nan(diff), tf.constant(np.inf, diff.dtype), diff)
-    return tf.cast(tf.reduce_max(diff), tf.float64)
