@@ -145,9 +145,9 @@ def _prove(out: Path, config: CheckConfig, prepared, fixed, reference_model, ove
         input_shape=spec.per_image_shape, feeds={k: v for k, v in config.feeds.items() if k.split(":")[0] in present})
     checker = Checker.open(out, check_config)
     try:
-        verdict = checker.check().verdict
+        verdict = str(checker.check().verdict.value)
         images = checker.pool.array[:checker.main_images]
-        tolerance = checker.tolerance
+        tolerance = checker.calibration.tolerance
     finally:
         checker.close()
     after = GraphSession(fixed, spec.tensor, prepared.outputs, feeds)

@@ -84,10 +84,13 @@ class FixResult:
         return counts
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON report as plain values."""
+        return json.loads(self.to_json())
 
-    def write_json(self, path: Path) -> None:
+    def to_json(self) -> str:
         from ..result import _jsonable, finite_for_json
 
-        path.write_text(json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable,
-                                   allow_nan=False) + "\n")
+        return json.dumps(finite_for_json(asdict(self)), indent=2, default=_jsonable, allow_nan=False) + "\n"
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(self.to_json())
