@@ -13,21 +13,21 @@ from batchcheck.options import CheckConfig
 IMAGES = Path(__file__).resolve().parent.parent / "fixtures" / "images"
 QUICK = dict(trials=3, batch_sizes=(2, 5))
 
-# name, builder module ("graphs" or "repair"), fix options, expected rewrite kinds, statistics source
+# name, builder module ("graphs" or "repair"), fix options, expected rewrite kinds, statistics source and count
 CASES = [
-    ("mobilenet_bn_training_all", "repair", {}, {"bn_inference": 11}, "graph"),
-    ("mobilenet_bn_training_one", "repair", {}, {"bn_inference": 1}, "graph"),
-    ("mobilenet_unfused_training_all", "repair", {}, {"bn_inference": 11}, "graph"),
-    ("mobilenet_unfused_training_one", "repair", {}, {"bn_inference": 1}, "graph"),
-    ("deeplab_aspp_training", "repair", {}, {"bn_inference": 3}, "graph"),
-    ("mobilenet_v1_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 11}, "calibration"),
-    ("mobilenet_v1_unfused_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 1}, "calibration"),
-    ("dropout", "graphs", {}, {"dropout_identity": 1}, None),
-    ("keep_prob_half", "graphs", {}, {"dropout_identity": 1}, None),
-    ("cond_v1", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, None),
-    ("cond_v2", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, None),
-    ("keras_bn_training", "graphs", {}, {"bn_inference": 1}, "keras"),
-    ("meta_checkpoint_bn_training", "graphs", {}, {"bn_inference": 11}, "checkpoint"),
+    ("mobilenet_bn_training_all", "repair", {}, {"bn_inference": 11}, ("graph", 11)),
+    ("mobilenet_bn_training_one", "repair", {}, {"bn_inference": 1}, ("graph", 1)),
+    ("mobilenet_unfused_training_all", "repair", {}, {"bn_inference": 11}, ("graph", 11)),
+    ("mobilenet_unfused_training_one", "repair", {}, {"bn_inference": 1}, ("graph", 1)),
+    ("deeplab_aspp_training", "repair", {}, {"bn_inference": 3}, ("graph", 3)),
+    ("mobilenet_v1_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 11}, ("calibration", 11)),
+    ("mobilenet_v1_unfused_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 1}, ("calibration", 1)),
+    ("dropout", "graphs", {}, {"dropout_identity": 1}, (None, 0)),
+    ("keep_prob_half", "graphs", {}, {"dropout_identity": 1}, (None, 0)),
+    ("cond_v1", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, ("graph", 11)),
+    ("cond_v2", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, ("graph", 11)),
+    ("keras_bn_training", "graphs", {}, {"bn_inference": 1}, ("keras", 1)),
+    ("meta_checkpoint_bn_training", "graphs", {}, {"bn_inference": 11}, ("checkpoint", 11)),
 ]
 
 
@@ -52,8 +52,9 @@ def _config(args: list[str]) -> CheckConfig:
     return CheckConfig(**options)
 
 
-@pytest.mark.parametrize("name,module,options,rewrites,source", CASES, ids=[c[0] for c in CASES])
-def test_fixed_invariant_and_agrees_with_reference(name, module, options, rewrites, source, repair_model, tmp_path):
+@pytest.mark.parametrize("name,module,options,rewrites,statistics", CASES, ids=[c[0] for c in CASES])
+def test_fixed_invariant_and_agrees_with_reference(name, module, options, rewrites, statistics, repair_model,
+                                                    tmp_path):
     import batchcheck
 
     path, args = repair_model(name, module)
@@ -62,7 +63,8 @@ def test_fixed_invariant_and_agrees_with_reference(name, module, options, rewrit
     counts = result.rewrite_counts()
     assert {kind: counts.get(kind) for kind in rewrites} == rewrites, counts
     assert result.proof.verdict == "invariant" and bool(result), result.proof.failed
-    assert {s.source for s in result.statistics} == ({source} if source else set())
+    source, count = statistics
+    assert [s.source for s in result.statistics] == [source] * count
     if source == "calibration":
         assert result.calibration_images == len([p for p in IMAGES.iterdir() if p.stem != "README"])
     for output in result.proof.outputs:

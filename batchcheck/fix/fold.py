@@ -33,11 +33,12 @@ def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewri
         bias = 0.0
         if bias_add:
             bias = constant_value(index, index.nodes[bias_add].data_inputs[1][0]).astype(np.float64)
-        weights_name = add_const(graph_def, unique_name(graph_def, f"{linear_name}/folded_weights"),
+        layer = linear_name.rsplit("/", 1)[0]
+        weights_name = add_const(graph_def, unique_name(graph_def, f"{layer}/folded_weights"),
                                  _scaled_weights(definition, weights, scale))
         definition.input[1] = weights_name
         end = bn.output.split(":")[0]
-        name = end if end in protected else unique_name(graph_def, f"{linear_name}/folded_bias")
+        name = end if end in protected else unique_name(graph_def, f"{layer}/folded_bias")
         if end in protected:
             remove_nodes(graph_def, [end])
         bias_name = add_const(graph_def, unique_name(graph_def, f"{name}/bias"), bias * scale + shift)

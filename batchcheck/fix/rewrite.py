@@ -148,7 +148,8 @@ def dropout_to_identity(graph_def, data_sources: list[str]) -> tuple[object, lis
             scaling.append(source)
             source, port = next((s, i) for s, i in index.nodes[source].data_inputs if kinds.get(s) == "data")
         unscaled = f"{source}:{port}"
-        random_ops = sorted(a for a in index.ancestors([name]) if index.nodes[a].op in RANDOM_OPS)
+        random_ops = sorted(a for a in index.ancestors([name]) - index.ancestors([source])
+                            if index.nodes[a].op in RANDOM_OPS)
         node = nodes[name]
         dtype = node.attr["T"].type
         del node.input[:]

@@ -11,7 +11,7 @@ import numpy as np
 from ..graph.index import GraphIndex
 from ..tfenv import import_tf
 from .result import StatisticsSource
-from ..graph.batchnorm import BatchNorm, constant_value
+from ..graph.batchnorm import BatchNorm, constant_value, find_batchnorms
 from .rewrite import batchnorm_scope
 
 Statistics = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -91,3 +91,16 @@ def _all_layers(model) -> list:
         found.append(layer)
         found.extend(_all_layers(layer))
     return found
+
+
+def cond_branch_sources(graph_def, kept: set[str], flags: dict[str, bool]) -> list[StatisticsSource]:
+    """BatchNorms that are in inference mode because a flag made constant kept their cond branch: their
+    statistics are the moving statistics that branch already held."""
+    sources = []
+    for bn in find_batchnorms(GraphIndex(graph_def)):
+        flag = bn.training.flag
+        if flag in flags and bn.name in kept and not bn.batch_statistics:
+            sources.append(StatisticsSource(bn.name, batchnorm_scope(bn), "graph",
+                                            f"moving statistics of the cond branch kept by `{flag}` = "
+                                            f"{str(flags[flag]).lower()}"))
+    return sources
