@@ -6,10 +6,10 @@ from typing import Iterable
 
 import numpy as np
 
-from ..graph.index import GraphIndex, split_input
+from ..graph.batchnorm import FUSED_BATCHNORM_OPS
+from ..graph.index import MERGE_OPS, PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, VARIABLE_OPS, GraphIndex, split_input
 from ..tfenv import import_tf
 
-FUSED_BATCHNORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 _BN_SCOPE = re.compile(r"^(batchnorm|batch_norm|batch_normalization(_\d+)?|fusedbatchnorm(v\d)?)$")
 
 
@@ -34,6 +34,16 @@ def add_const(graph_def, name: str, value: np.ndarray) -> str:
     node.attr["dtype"].type = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
     node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
     return name
+
+
+def make_identity(node, source: str) -> None:
+    """Turn `node` into an Identity of `source`, keeping its name (so its consumers are untouched)."""
+    dtype = node.attr["T"].type
+    del node.input[:]
+    node.input.append(source)
+    node.op = "Identity"
+    node.attr.clear()
+    node.attr["T"].type = dtype
 
 
 def unique_name(graph_def, wanted: str) -> str:
@@ -116,10 +126,5 @@ def evaluate_constants(graph_def, tensors: list[str]) -> dict[str, np.ndarray]:
 
 def constant_only(index: GraphIndex, name: str) -> bool:
     """True when node `name` depends on Const nodes only (no placeholder, no randomness, no state)."""
-    from ..graph.index import PLACEHOLDER_OPS, RANDOM_OPS, VARIABLE_OPS
-
-    for ancestor in index.ancestors([name]):
-        op = index.nodes[ancestor].op
-        if op in PLACEHOLDER_OPS or op in RANDOM_OPS or op in VARIABLE_OPS or op in ("Switch", "Merge"):
-            return False
-    return True
+    not_constant = PLACEHOLDER_OPS | RANDOM_OPS | VARIABLE_OPS | SWITCH_OPS | MERGE_OPS
+    return not any(index.nodes[ancestor].op in not_constant for ancestor in index.ancestors([name]))

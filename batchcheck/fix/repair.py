@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from ..judge.tolerance import PLAUSIBLE_ROUNDING
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
 from ..load.formats import load_model
 from ..load.images import pool_from_dir
-from ..load.prepare import prepare
+from ..load.prepare import PreparedModel, prepare
 from ..options import CheckConfig
 from .calibrate import recalibrate
 from .fold import fold_batchnorms
@@ -40,50 +41,71 @@ def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *,
     check_argument(isinstance(repeats, int) and repeats >= 1, "repeats={!r}: give a whole number of at least 1", repeats)
     loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
                         outputs=list(config.outputs))
-    original = loaded.graph_def
-    keep = _kept_nodes(loaded, config)
-    graph_def, rewrites, flags = constant_flags(copy_graph_def(original), config.feeds)
-    graph_def, dropout_rewrites, masks = dropout_to_identity(graph_def, _data_sources(original, config))
-    rewrites += dropout_rewrites
-    rewritten = {n.name for n in graph_def.node}
-    graph_def = prune_unused(graph_def, [name for name in keep if name in rewritten])
-    present = {n.name for n in graph_def.node}
-    feeds = {k: v for k, v in config.feeds.items() if k.split(":")[0] in present}
-    prepared = prepare(dataclasses.replace(loaded, graph_def=graph_def), input_name=config.input,
-                       outputs=list(config.outputs), input_shape=config.input_shape, feeds=feeds)
-    spec = prepared.input
+    stage = _rewritten(loaded, config)
+    prepared, spec = stage.prepared, stage.prepared.input
     batchnorms = training_batchnorms(GraphIndex(prepared.graph_def))
-    statistics, sources = known_statistics(batchnorms, original, loaded.format, path, config.checkpoint)
-    sources += cond_branch_sources(original, {n.name for n in prepared.graph_def.node}, flags)
-    missing = [bn for bn in batchnorms if bn.name not in statistics]
-    calibration_images = 0
-    if missing:
-        if calibrate is None:
-            raise UsageError(f"model `{path}`: {len(missing)} BatchNorm(s) in training mode (e.g. `{missing[0].name}`) "
-                             f"and no moving statistics in the graph{' or checkpoint' if config.checkpoint else ''}; "
-                             f"pass --calibrate DIR (representative images) to recompute them")
-        statistics, calibration_images = _calibrated(prepared, batchnorms, missing, statistics, calibrate, config)
-        sources += [StatisticsSource(bn.name, batchnorm_scope(bn), "calibration",
-                                     f"population mean/variance over {calibration_images} images in `{calibrate}`, "
-                                     f"earlier BatchNorms in inference mode") for bn in missing]
+    statistics, sources, calibration_images = _statistics(loaded, stage, batchnorms, config, calibrate)
     fixed, bn_rewrites = batchnorms_to_inference(copy_graph_def(prepared.graph_def), batchnorms, statistics)
-    rewrites += bn_rewrites
-    outputs = [t.split(":")[0] for t in prepared.outputs]
-    protected = [spec.node, *outputs, *(p.name for p in prepared.placeholders)]
+    rewrites = stage.rewrites + bn_rewrites
+    protected = [spec.node, *(t.split(":")[0] for t in prepared.outputs), *(p.name for p in prepared.placeholders)]
     fixed = prune_unused(fixed, protected)
     if fold_bn:
         fixed, fold_rewrites = fold_batchnorms(fixed, protected)
         rewrites += fold_rewrites
-    out.write_bytes(fixed.SerializeToString())
-    overrides = ([dropout_override(mask, unscaled) for mask, unscaled in masks.items()]
-                 + [o for bn in batchnorms for o in batchnorm_overrides(bn, *statistics[bn.name])])
-    reference_feeds = {**config.feeds, **{flag: str(value).lower() for flag, value in flags.items()},
-                       **_dropout_off_values(original, present, config.feeds)}
+    reference_feeds = {**config.feeds, **{flag: str(value).lower() for flag, value in stage.flags.items()},
+                       **_dropout_off_values(loaded.graph_def, prepared.graph_def, config.feeds)}
     reference = prepare(loaded, input_name=spec.node, outputs=prepared.outputs, input_shape=spec.per_image_shape,
                         feeds=reference_feeds)
+    out.write_bytes(fixed.SerializeToString())
+    overrides = ([dropout_override(mask, unscaled) for mask, unscaled in stage.masks.items()]
+                 + [o for bn in batchnorms for o in batchnorm_overrides(bn, *statistics[bn.name])])
     proof = _prove(out, config, prepared, fixed, reference, overrides, repeats,
-                   _reference_text(flags, masks, sources, bool(missing)))
+                   _reference_text(stage.flags, stage.masks, sources, calibration_images > 0))
     return FixResult(str(path), str(out), spec.tensor, prepared.outputs, rewrites, sources, calibration_images, proof)
+
+
+@dataclass
+class _Rewritten:
+    """The graph after the rewrites that need no statistics (flags, conds, dropout), prepared."""
+    prepared: PreparedModel
+    rewrites: list[Rewrite]
+    flags: dict[str, bool]   # flag placeholder → the constant it became
+    masks: dict[str, str]    # dropout mask node → the unscaled tensor it now forwards
+
+
+def _rewritten(loaded, config: CheckConfig) -> _Rewritten:
+    keep = _kept_nodes(loaded, config)
+    graph_def, rewrites, flags = constant_flags(copy_graph_def(loaded.graph_def), config.feeds)
+    graph_def, dropout_rewrites, masks = dropout_to_identity(graph_def, _data_sources(loaded.graph_def, config))
+    remaining = {n.name for n in graph_def.node}
+    graph_def = prune_unused(graph_def, [name for name in keep if name in remaining])
+    present = {n.name for n in graph_def.node}
+    feeds = {k: v for k, v in config.feeds.items() if k.split(":")[0] in present}
+    prepared = prepare(dataclasses.replace(loaded, graph_def=graph_def), input_name=config.input,
+                       outputs=list(config.outputs), input_shape=config.input_shape, feeds=feeds)
+    return _Rewritten(prepared, rewrites + dropout_rewrites, flags, masks)
+
+
+def _statistics(loaded, stage: _Rewritten, batchnorms: list[BatchNorm], config: CheckConfig,
+                calibrate: Path | None) -> tuple[dict, list[StatisticsSource], int]:
+    """Each training BN's statistics (graph, checkpoint, Keras file, else recalibration), their sources,
+    and how many images recalibration used."""
+    statistics, sources = known_statistics(batchnorms, loaded.graph_def, loaded.format, loaded.path,
+                                           config.checkpoint)
+    sources += cond_branch_sources(loaded.graph_def, {n.name for n in stage.prepared.graph_def.node}, stage.flags)
+    missing = [bn for bn in batchnorms if bn.name not in statistics]
+    if not missing:
+        return statistics, sources, 0
+    if calibrate is None:
+        raise UsageError(f"model `{loaded.path}`: {len(missing)} BatchNorm(s) in training mode (e.g. "
+                         f"`{missing[0].name}`) and no moving statistics in the graph"
+                         f"{' or checkpoint' if config.checkpoint else ''}; pass --calibrate DIR "
+                         f"(representative images) to recompute them")
+    statistics, count = _calibrated(stage.prepared, batchnorms, missing, statistics, calibrate, config)
+    sources += [StatisticsSource(bn.name, batchnorm_scope(bn), "calibration",
+                                 f"population mean/variance over {count} images in `{calibrate}`, "
+                                 f"earlier BatchNorms in inference mode") for bn in missing]
+    return statistics, sources, count
 
 
 def _kept_nodes(loaded, config: CheckConfig) -> list[str]:
@@ -107,9 +129,10 @@ def _data_sources(graph_def, config: CheckConfig) -> list[str]:
     return shaped or [n.name for n in placeholders]
 
 
-def _dropout_off_values(graph_def, present: set[str], feeds: dict[str, str]) -> dict[str, str]:
+def _dropout_off_values(graph_def, fixed_graph_def, feeds: dict[str, str]) -> dict[str, str]:
     """Values for required placeholders that only dropout used (`keep_prob` 1, `rate` 0), so that the
     original runs for the reference and the latency figures."""
+    present = {n.name for n in fixed_graph_def.node}
     return {n.name: "1" if "keep" in n.name.lower() else "0" for n in graph_def.node
             if n.op in ("Placeholder", "PlaceholderV2") and n.name not in present and n.name not in feeds
             and n.attr["dtype"].type in (1, 2)}  # float32, float64

@@ -8,8 +8,7 @@ from ..graph.batchnorm import BatchNorm, find_batchnorms
 from ..graph.index import (MERGE_OPS, PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex, layer_of, split_input,
                            value_kinds)
 from ..tfenv import import_tf
-from .graphdef import (FUSED_BATCHNORM_OPS, add_const, constant_only, evaluate_constants, node_map,
-                       remove_nodes, rewire)
+from .graphdef import add_const, constant_only, evaluate_constants, make_identity, node_map, remove_nodes, rewire
 from .result import Rewrite
 
 SCALING_OPS = frozenset({"Mul", "RealDiv", "Div", "TrueDiv"})
@@ -44,12 +43,15 @@ def training_batchnorms(index: GraphIndex) -> list[BatchNorm]:
 
 
 def data_kinds(index: GraphIndex, data_sources: list[str]) -> dict[str, str]:
-    """`value_kinds` where any of `data_sources` counts as the input."""
-    merged: dict[str, str] = {}
-    for source in data_sources:
-        for name, kind in value_kinds(index, source).items():
-            if merged.get(name) != "data":
-                merged[name] = kind if merged.get(name) in (None, "const", "shape") else merged[name]
+    """`value_kinds` where any of `data_sources` counts as the input: a node is 'data' if it is for one
+    of them, else 'random' if it is for one, else what the first source says."""
+    per_source = [value_kinds(index, source) for source in data_sources]
+    if not per_source:
+        return {}
+    merged = {}
+    for name, first in per_source[0].items():
+        seen = {source_kinds[name] for source_kinds in per_source}
+        merged[name] = "data" if "data" in seen else "random" if "random" in seen else first
     return merged
 
 
@@ -106,18 +108,11 @@ def prune_constant_conds(graph_def) -> tuple[object, list[Rewrite]]:
     for merge in merges:
         live = [raw for raw, (s, i) in zip(nodes[merge].input, index.nodes[merge].data_inputs)
                 if (s, i) not in dead_outputs and s not in dead]
-        node = nodes[merge]
-        dtype = node.attr["T"].type
-        del node.input[:]
-        node.input.append(live[0])
-        node.op = "Identity"
-        node.attr.clear()
-        node.attr["T"].type = dtype
+        make_identity(nodes[merge], live[0])
     for switch, port in taken.items():
         rewire(graph_def, f"{switch}:{port}", nodes[switch].input[0])
     remove_nodes(graph_def, dead | set(switches))
-    kept_branch = {True: "true", False: "false"}
-    detail = ", ".join(sorted({f"{layer_of(s)} ({kept_branch[bool(p)]} branch)" for s, p in taken.items()}))
+    detail = ", ".join(sorted({f"{layer_of(s)} ({str(bool(p)).lower()} branch)" for s, p in taken.items()}))
     return graph_def, [Rewrite("branch_pruned", sorted(dead | set(switches)),
                                f"{len(switches)} Switch nodes with a constant predicate; kept {detail}")]
 
@@ -150,13 +145,7 @@ def dropout_to_identity(graph_def, data_sources: list[str]) -> tuple[object, lis
         unscaled = f"{source}:{port}"
         random_ops = sorted(a for a in index.ancestors([name]) - index.ancestors([source])
                             if index.nodes[a].op in RANDOM_OPS)
-        node = nodes[name]
-        dtype = node.attr["T"].type
-        del node.input[:]
-        node.input.append(source if port == 0 else unscaled)
-        node.op = "Identity"
-        node.attr.clear()
-        node.attr["T"].type = dtype
+        make_identity(nodes[name], source if port == 0 else unscaled)
         replaced[name] = unscaled
         removed = " and its scaling " + ", ".join(f"`{s}`" for s in scaling) if scaling else ""
         rewrites.append(Rewrite("dropout_identity", [name, *scaling, *random_ops],
