@@ -74,7 +74,8 @@ def row(label: str, result, seconds: float) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| run | nodes | BN nodes | batch 1 ms | batch 32 ms | re-check | vs reference: max abs (rel) diff, top-1 |",
+    lines = ["| run | nodes | BN nodes | batch 1 ms | batch 32 ms | re-check "
+             "| vs reference: max abs (rel) diff, top-1 |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         pair = lambda key, fmt="{:,}": " → ".join(fmt.format(v) for v in r[key])  # noqa: E731

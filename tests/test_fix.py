@@ -129,3 +129,15 @@ def test_cli_exit_codes_and_json(case_model, tmp_path, capsys):
     assert data["proof"]["after"]["batchnorm_nodes"] == 0
     assert main(["check", str(out), "--trials", "3"]) == 0
     assert main(["fix", str(path), "-o", str(tmp_path / "missing" / "x.pb")]) == 2
+
+
+def test_unfixable_dependence_written_but_proof_fails(case_model, tmp_path, capsys):
+    """A reduction over the batch axis is not one of the rewrites: the graph is written, the re-check fails."""
+    from batchcheck.cli import main
+
+    path, _ = case_model("batch_mean")
+    out = tmp_path / "fixed.pb"
+    assert main(["fix", str(path), "-o", str(out), "--trials", "3", "--repeats", "1"]) == 1
+    printed = capsys.readouterr().out
+    assert out.exists() and "rewrites none" in printed
+    assert "FAIL written, but: re-check: the fixed graph is batch_dependent" in printed

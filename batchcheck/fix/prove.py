@@ -15,6 +15,7 @@ import numpy as np
 from ..graph.batchnorm import BatchNorm
 from ..load.prepare import PreparedModel
 from ..tfenv import import_tf
+from .graphdef import batchnorm_node_count
 from .result import GraphFigures, OutputAgreement
 from .rewrite import channel_axis
 
@@ -50,23 +51,28 @@ class GraphSession:
         feed = {self.input: batch, **self.feeds, **{self.graph.get_tensor_by_name(k): v for k, v in extra.items()}}
         return self.session.run([self.graph.get_tensor_by_name(f) for f in fetches], feed)
 
-    def latency_ms(self, images: np.ndarray, batch_size: int, repeats: int, warmup: int = 2) -> float:
-        """Median wall time of one forward pass over `batch_size` images, after `warmup` passes."""
-        batch = np.resize(images, (batch_size, *images.shape[1:]))
-        times = []
-        for index in range(warmup + repeats):
-            start = time.perf_counter()
-            self.run(batch)
-            if index >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
-        return float(stats.median(times))
-
-    def figures(self, graph_def, batchnorm_nodes: int, images: np.ndarray, repeats: int) -> GraphFigures:
-        return GraphFigures(len(graph_def.node), batchnorm_nodes,
-                            {b: round(self.latency_ms(images, b, repeats), 3) for b in LATENCY_BATCHES})
-
     def close(self) -> None:
         self.session.close()
+
+
+def before_after_figures(before: GraphSession, after: GraphSession, before_def, after_def, images: np.ndarray,
+                         repeats: int, warmup: int = 2) -> tuple[GraphFigures, GraphFigures]:
+    """Node counts and median forward latency (ms) at each of `LATENCY_BATCHES`; the two graphs' passes
+    alternate, after `warmup` passes each, so that both see the same machine load."""
+    latency: tuple[dict[int, float], dict[int, float]] = ({}, {})
+    for size in LATENCY_BATCHES:
+        batch = np.resize(images, (size, *images.shape[1:]))
+        times: tuple[list[float], list[float]] = ([], [])
+        for index in range(warmup + repeats):
+            for session, timed in zip((before, after), times):
+                start = time.perf_counter()
+                session.run(batch)
+                if index >= warmup:
+                    timed.append((time.perf_counter() - start) * 1000.0)
+        for figures, timed in zip(latency, times):
+            figures[size] = round(float(stats.median(timed)), 3)
+    return (GraphFigures(len(before_def.node), batchnorm_node_count(before_def), latency[0]),
+            GraphFigures(len(after_def.node), batchnorm_node_count(after_def), latency[1]))
 
 
 def reference_outputs(session: GraphSession, overrides: list[Override], batch: np.ndarray) -> list[np.ndarray]:
@@ -85,9 +91,8 @@ def dropout_override(mask_node: str, unscaled: str) -> Override:
 def batchnorm_overrides(bn: BatchNorm, mean: np.ndarray, variance: np.ndarray) -> list[Override]:
     """Fused: the BN's output computed in NumPy; decomposed: its moments fed with the statistics."""
     if bn.kind == "decomposed":
-        def shaped(value):
-            return lambda _: value.reshape(-1)
-        return [Override(f"{bn.mean.node}:0", (), shaped(mean)), Override(f"{bn.variance.node}:0", (), shaped(variance))]
+        return [Override(f"{node}:0", (), lambda _, value=value: value.reshape(-1))
+                for node, value in ((bn.mean.node, mean), (bn.variance.node, variance))]
     axis = channel_axis(bn)
     gamma = 1.0 if bn.gamma.absent else bn.gamma.value.astype(np.float64)
     beta = 0.0 if bn.beta.absent else bn.beta.value.astype(np.float64)
@@ -97,13 +102,14 @@ def batchnorm_overrides(bn: BatchNorm, mean: np.ndarray, variance: np.ndarray) -
         shape = [1] * x.ndim
         shape[axis] = -1
         inverse = np.reshape(gamma / np.sqrt(variance.astype(np.float64) + bn.epsilon), shape)
-        return ((x - mean.reshape(shape)) * inverse + np.reshape(beta, shape if np.ndim(beta) else [])).astype(np.float32)
+        offset = np.reshape(beta, shape if np.ndim(beta) else [])
+        return ((x - mean.reshape(shape)) * inverse + offset).astype(np.float32)
     return [Override(bn.output, (bn.input,), normalise)]
 
 
-def agreement(name: str, fixed: np.ndarray, reference: np.ndarray, allowed_rtol: float | None = None,
-              allowed_atol: float = 0.0) -> OutputAgreement:
-    """Max absolute/relative difference and, for class scores or per-pixel scores, argmax agreement."""
+def agreement(name: str, fixed: np.ndarray, reference: np.ndarray, rtol: float, atol: float) -> OutputAgreement:
+    """Max absolute/relative difference (allowed: atol + rtol × max|reference|) and, for class scores or
+    per-pixel scores, argmax agreement."""
     fixed, reference = fixed.astype(np.float64), reference.astype(np.float64)
     diff = float(np.max(np.abs(fixed - reference))) if fixed.size else 0.0
     scale = float(np.max(np.abs(reference))) if reference.size else 0.0
@@ -112,5 +118,4 @@ def agreement(name: str, fixed: np.ndarray, reference: np.ndarray, allowed_rtol:
     if fixed.ndim in (2, 4) and fixed.shape[-1] > 1:
         task = "classification" if fixed.ndim == 2 else "segmentation"
         share = float(np.mean(np.argmax(fixed, -1) == np.argmax(reference, -1)))
-    allowed = None if allowed_rtol is None else allowed_atol + allowed_rtol * scale
-    return OutputAgreement(name, task, diff, relative, share, allowed)
+    return OutputAgreement(name, task, diff, relative, share, atol + rtol * scale)

@@ -17,8 +17,9 @@ from ..load.prepare import PreparedModel, prepare
 from ..options import CheckConfig
 from .calibrate import recalibrate
 from .fold import fold_batchnorms
-from .graphdef import batchnorm_node_count, copy_graph_def, prune_unused
-from .prove import GraphSession, agreement, batchnorm_overrides, dropout_override, reference_outputs
+from .graphdef import copy_graph_def, prune_unused
+from .prove import (GraphSession, agreement, before_after_figures, batchnorm_overrides, dropout_override,
+                    reference_outputs)
 from .result import FixResult, Proof, Rewrite, StatisticsSource
 from .rewrite import (batchnorm_scope, batchnorms_to_inference, constant_flags, dropout_to_identity,
                       training_batchnorms)
@@ -38,7 +39,8 @@ def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *,
                    "-o {}: is the model itself; write the fixed graph to another file", out)
     check_argument(calibrate is None or Path(calibrate).is_dir(),
                    "--calibrate {}: not a folder; point it at a folder of representative images", calibrate)
-    check_argument(isinstance(repeats, int) and repeats >= 1, "repeats={!r}: give a whole number of at least 1", repeats)
+    check_argument(isinstance(repeats, int) and repeats >= 1, "--repeats {!r}: give a whole number of at least 1",
+                   repeats)
     loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
                         outputs=list(config.outputs))
     stage = _rewritten(loaded, config)
@@ -99,7 +101,7 @@ def _statistics(loaded, stage: _Rewritten, batchnorms: list[BatchNorm], config: 
     if calibrate is None:
         raise UsageError(f"model `{loaded.path}`: {len(missing)} BatchNorm(s) in training mode (e.g. "
                          f"`{missing[0].name}`) and no moving statistics in the graph"
-                         f"{' or checkpoint' if config.checkpoint else ''}; pass --calibrate DIR "
+                         f"{' or checkpoint' if loaded.format == 'meta-checkpoint' else ''}; pass --calibrate DIR "
                          f"(representative images) to recompute them")
     statistics, count = _calibrated(stage.prepared, batchnorms, missing, statistics, calibrate, config)
     sources += [StatisticsSource(bn.name, batchnorm_scope(bn), "calibration",
@@ -196,13 +198,13 @@ def _prove(out: Path, config: CheckConfig, prepared, fixed, reference_model, ove
         rtol = max(tolerance.rtol, PLAUSIBLE_ROUNDING)
         outputs = [agreement(name, got, want, rtol, tolerance.atol)
                    for name, got, want in zip(prepared.outputs, after.run(images), expected)]
-        figures_before = before.figures(reference_model.graph_def, batchnorm_node_count(reference_model.graph_def),
-                                        images, repeats)
-        figures_after = after.figures(fixed, batchnorm_node_count(fixed), images, repeats)
+        figures_before, figures_after = before_after_figures(before, after, reference_model.graph_def, fixed,
+                                                             images, repeats)
     finally:
         before.close()
         after.close()
     failed = [] if verdict == "invariant" else [f"re-check: the fixed graph is {verdict}"]
-    failed += [f"outputs: `{o.output}` differs from the reference by {o.max_abs_diff:.3g} (allowed {o.allowed_abs_diff:.3g})"
+    failed += [f"outputs: `{o.output}` differs from the reference by {o.max_abs_diff:.3g} "
+               f"(allowed {o.allowed_abs_diff:.3g})"
                for o in outputs if o.max_abs_diff > o.allowed_abs_diff]
     return Proof(verdict, reference_text, len(images), outputs, figures_before, figures_after, failed)

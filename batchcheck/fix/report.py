@@ -36,8 +36,8 @@ def print_fix_report(result: FixResult, console: Console) -> None:
     for o in proof.outputs:
         share = "" if o.agreement is None else f", {'top-1' if o.task == 'classification' else 'pixel'} " \
                                                f"agreement {o.agreement:.1%}"
-        allowed = "" if o.allowed_abs_diff is None else f" (allowed {figure(o.allowed_abs_diff)})"
-        out(f"          {escape(o.output)}: max |diff| {figure(o.max_abs_diff)}{allowed}, "
+        out(f"          {escape(o.output)}: max |diff| {figure(o.max_abs_diff)} "
+            f"(allowed {figure(o.allowed_abs_diff)}), "
             f"relative {figure(o.max_rel_diff)}{share}")
     table = Table(box=None, show_edge=False, pad_edge=False)
     table.add_column("graph")

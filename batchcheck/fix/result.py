@@ -32,7 +32,7 @@ class OutputAgreement:
     max_abs_diff: float
     max_rel_diff: float
     agreement: float | None  # top-1 or pixel agreement, 0..1; None for plain values
-    allowed_abs_diff: float | None = None  # set when the outputs must match within the check's tolerance
+    allowed_abs_diff: float  # the check's tolerance for this output (rtol at least plausible rounding)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..graph.index import GraphIndex
+from ..load.formats import _checkpoint_prefix
 from ..tfenv import import_tf
 from .result import StatisticsSource
 from ..graph.batchnorm import BatchNorm, constant_value, find_batchnorms
@@ -26,8 +27,11 @@ def scope_candidates(scope: str) -> list[str]:
 def known_statistics(batchnorms: list[BatchNorm], graph_def, model_format: str, path: Path,
                      checkpoint: Path | None) -> tuple[Statistics, list[StatisticsSource]]:
     """Statistics for the BatchNorms whose moving mean/variance can be found, and where each came from."""
+    if not batchnorms:
+        return {}, []
     lookups = [("graph", "moving_mean/moving_variance constants in the graph", _graph_lookup(graph_def))]
-    if model_format == "meta-checkpoint" and checkpoint is not None:
+    if model_format == "meta-checkpoint":
+        checkpoint = _checkpoint_prefix(path, checkpoint)  # --checkpoint, else the one beside the .meta
         lookups.append(("checkpoint", f"variables in checkpoint `{checkpoint}`", _checkpoint_lookup(checkpoint)))
     if model_format == "keras":
         lookups.append(("keras", f"the BatchNormalization layer's weights in `{path.name}`", _keras_lookup(path)))
@@ -48,7 +52,8 @@ def _graph_lookup(graph_def):
     index = GraphIndex(graph_def)
 
     def lookup(scope: str):
-        mean, variance = constant_value(index, f"{scope}/moving_mean"), constant_value(index, f"{scope}/moving_variance")
+        mean = constant_value(index, f"{scope}/moving_mean")
+        variance = constant_value(index, f"{scope}/moving_variance")
         if mean is None or variance is None:
             return None
         return mean, variance, f"`{scope}/moving_mean`, `{scope}/moving_variance`"
