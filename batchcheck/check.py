@@ -116,13 +116,16 @@ class Checker:
 
     def default_plans(self) -> list[tuple[BatchPlan, list[int]]]:
         """The seeded trial plans, each with the seed that drew it. The first compares every tensor on a
-        small batch (cheap at any model size); the others draw their size from the batch sizes."""
+        small batch (cheap at any model size); with `--batch-sizes` given, the next ones run each of them
+        once (more trials than asked for when needed); the rest draw their size from the batch sizes."""
+        sizes = sorted(set(self.config.sizes))
+        first = min(sizes[0], DETAIL_BATCH)
+        uncovered = [size for size in sizes if size != first] if self.config.batch_sizes else []
         plans = []
-        sizes = sorted(self.config.batch_sizes)
-        for index in range(self.config.trials):
+        for index in range(max(self.config.trials, 1 + len(uncovered))):
             seed = [self.config.seed, index]
             rng = np.random.default_rng(seed)
-            size = min(sizes[0], DETAIL_BATCH) if index == 0 else int(rng.choice(sizes))
+            size = first if index == 0 else uncovered[index - 1] if index <= len(uncovered) else int(rng.choice(sizes))
             probe = int(rng.integers(self.main_images))
             others = [i for i in range(len(self.pool)) if i != probe]
             mates = tuple(int(m) for m in rng.choice(others, size - 1, replace=len(others) < size - 1))
@@ -216,7 +219,7 @@ class Checker:
         return ModelInfo(str(self.path), self.prepared.format, spec.tensor, spec.dtype, list(spec.per_image_shape),
                          spec.shipped_batch, spec.shipped_batch is not None, self.prepared.outputs,
                          list(self.prepared.placeholders), str(self.config.images) if self.config.images else "synthetic",
-                         len(runner.targets), len(runner.watched[Mode.SCREEN]))
+                         len(runner.targets), len(runner.watched[Mode.SCREEN]), self.config.trials)
 
     def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: Cause | None = None) -> list[Divergence]:
         runner, index = self.runner, self.runner.index
@@ -232,8 +235,7 @@ class Checker:
             if cause_default and cause == Cause.UNKNOWN:
                 cause = cause_default
             roots.append(Divergence(node, targets[first].op, int(targets[first].tensor.split(":")[1]),
-                                    layer_of(node), cause, max(abs_diff.get(i, 0.0) for i in outputs),
-                                    max(rel_diff.get(i, 0.0) for i in outputs),
+                                    layer_of(node), cause, abs_diff.get(first, 0.0), rel_diff.get(first, 0.0),
                                     hint_for(index, node, cause, self.prepared.input.node)))
         return roots
 

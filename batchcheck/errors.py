@@ -73,9 +73,21 @@ def first_line(exc: BaseException) -> str:
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """`'; did you mean `x`?'` for the closest known names, or an empty string."""
-    close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.6)
+    """`'; did you mean `x`?'` for the closest known names (spelling, then names containing `name` or
+    ending in the same part), or an empty string."""
+    known = list(known)
+    lowered, last = name.lower(), name.lower().rsplit("/", 1)[-1]
+    close = (difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+             or [k for k in known if lowered in k.lower()][:3]
+             or [k for k in known if k.lower().rsplit("/", 1)[-1] == last][:3])
     return f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
+
+
+def names_list(names: Iterable[str], most: int = 6) -> str:
+    """'`a`, `b` and 3 more' for a one-line message."""
+    names = list(names)
+    shown = ", ".join(f"`{n}`" for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "") if names else "none"
 
 
 def op_error_text(exc: BaseException) -> str:

@@ -33,12 +33,17 @@ class CheckConfig:
     feeds: dict[str, str] = field(default_factory=dict)
     images: Path | None = None
     preprocess: str = "symmetric"
-    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    batch_sizes: tuple[int, ...] | None = None  # None: draw from DEFAULT_BATCH_SIZES; given: each runs once
     trials: int = DEFAULT_TRIALS
     seed: int = 0
     atol: float | None = None
     rtol: float | None = None
     exact: bool = False
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The batch sizes trials draw from."""
+        return self.batch_sizes or DEFAULT_BATCH_SIZES
 
     def __post_init__(self) -> None:
         check_field(self.format in FORMATS, "format", self.format, f"choose one of {', '.join(FORMATS)}")
@@ -48,7 +53,8 @@ class CheckConfig:
                     "give a whole number of at least 1")
         check_field(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
                     "give a whole number of at least 0")
-        check_field(self.batch_sizes and all(isinstance(b, int) and 2 <= b <= MAX_BATCH for b in self.batch_sizes),
+        check_field(self.batch_sizes is None or self.batch_sizes and all(
+                    isinstance(b, int) and 2 <= b <= MAX_BATCH for b in self.batch_sizes),
                     "batch_sizes", self.batch_sizes,
                     f"give whole numbers from 2 to {MAX_BATCH} (a batch of 1 is the probe alone)")
         for name in ("atol", "rtol"):
@@ -144,13 +150,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("signature", "signature", "model", "value", dict(
         default="serving_default", metavar="NAME", help="SavedModel signature to check (default: serving_default)")),
     Option("checkpoint", "checkpoint", "model", "value", dict(
-        type=Path, metavar="PREFIX", help="checkpoint for a .meta graph, e.g. model-34000")),
+        type=Path, metavar="PREFIX",
+        help="checkpoint for a .meta graph, e.g. model-34000 (default: the one beside the .meta, else the latest)")),
     Option("input", "input", "model", "value", dict(
         metavar="NAME", help="tensor to feed images into (default: the image placeholder); a Const or inner tensor works")),
     Option("output", "outputs", "model", "repeat", dict(
         action="append", metavar="NAME", help="output to keep (repeatable; default: the sinks)")),
     Option("input-shape", "input_shape", "model", "list", dict(
-        type=parse_int_list, metavar="H,W,C", help="per-image input shape without the batch axis, for unknown sizes")),
+        type=parse_int_list, metavar="H,W,C",
+        help="per-image input shape without the batch axis, for sizes the graph leaves unknown")),
     Option("feed", "feeds", "model", "pairs", dict(
         action="append", type=parse_feed, metavar="NAME=VALUE",
         help="value for another placeholder, e.g. is_training=false (repeatable)")),
@@ -160,8 +168,8 @@ OPTIONS: tuple[Option, ...] = (
         choices=PREPROCESSING, default="symmetric",
         help="pixel scaling for float inputs: raw 0..255, unit 0..1, symmetric -1..1 (default), caffe BGR-mean")),
     Option("batch-sizes", "batch_sizes", "trials", "list", dict(
-        type=parse_int_list, default=DEFAULT_BATCH_SIZES, metavar="N,N,…",
-        help=f"batch sizes to draw from (default {','.join(map(str, DEFAULT_BATCH_SIZES))})")),
+        type=parse_int_list, metavar="N,N,…",
+        help=f"batch sizes to try, each at least once (default: drawn from {','.join(map(str, DEFAULT_BATCH_SIZES))})")),
     Option("trials", "trials", "trials", "value", dict(
         type=int, default=DEFAULT_TRIALS, metavar="N", help=f"number of batches to try (default {DEFAULT_TRIALS})")),
     Option("seed", "seed", "trials", "value", dict(
@@ -169,7 +177,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("atol", "atol", "tolerance", "value", dict(
         type=float, metavar="X", help="absolute tolerance (default: from the measured noise floor)")),
     Option("rtol", "rtol", "tolerance", "value", dict(
-        type=float, metavar="X", help="relative tolerance, of the tensor's max |value|")),
+        type=float, metavar="X",
+        help="relative tolerance, of the tensor's max |value| (default: 10x the measured noise floor, at least 1e-6)")),
     Option("exact", "exact", "tolerance", "switch", dict(
         action="store_true", help="no tolerance: any difference counts")),
 )
@@ -181,10 +190,24 @@ def option_named(config_field: str) -> Option:
     return next(o for o in OPTIONS if o.field == config_field)
 
 
-def add_check_options(addoption: Callable[..., Any], prefix: str = "") -> None:
-    """Add every check option as `--{prefix}{flag}` through `addoption` (argparse or pytest)."""
+def add_check_options(addoption: Callable[..., Any], prefix: str = "", *,
+                      group: Callable[[str], Callable[..., Any]] | None = None) -> None:
+    """Add every check option as `--{prefix}{flag}` through `addoption` (argparse or pytest); with
+    `group(title)` giving an `addoption` per help group, each option goes into its group."""
     for option in OPTIONS:
-        addoption(option.flag_text(prefix), dest=option.dest(prefix), **option.kwargs)
+        add = group(option.group) if group else addoption
+        add(option.flag_text(prefix), dest=option.dest(prefix), **option.kwargs)
+
+
+def argparse_groups(parser: argparse.ArgumentParser) -> Callable[[str], Callable[..., Any]]:
+    """`group(title)` for `add_check_options`: one argparse argument group per title, made once."""
+    groups: dict[str, Any] = {}
+
+    def group(title: str) -> Callable[..., Any]:
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title)
+        return groups[title].add_argument
+    return group
 
 
 def config_from_options(get: Callable[[str], Any], prefix: str = "") -> CheckConfig:

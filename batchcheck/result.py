@@ -126,6 +126,7 @@ class ModelInfo:
     images: str  # a folder, or "synthetic"
     compared_tensors: int
     screened_tensors: int
+    requested_trials: int  # --trials; more ran when needed to run every batch size once
 
 
 @dataclass

@@ -75,7 +75,7 @@ def batch_plans(main_images: int, pool_size: int, max_size: int,
 
 def checker_plans(checker: Checker, max_size: int | None = None) -> st.SearchStrategy[BatchPlan]:
     """Plans for `checker`'s pool, up to `max_size` images (default: its largest configured batch size)."""
-    largest = max(checker.config.batch_sizes) if max_size is None else max_size
+    largest = max(checker.config.sizes) if max_size is None else max_size
     return batch_plans(checker.main_images, len(checker.pool), largest)
 
 

@@ -60,6 +60,19 @@ def test_write_then_load_round_trips_and_keeps_other_models(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["baseline.json"]  # no temporary file left behind
 
 
+def test_file_is_written_like_any_file_the_user_creates(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "baseline.json"
+    previous = os.umask(0o022)
+    try:
+        write_baseline(path, {"net.pb": CLEAN})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 def test_file_has_one_line_per_layer_and_metric(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     write_baseline(path, {"a.pb": broken()})

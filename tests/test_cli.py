@@ -51,11 +51,33 @@ def test_bad_feed(case_model, run_cli):
     assert_one_line_error(run_cli(path, "--feed", "is_training=maybe"), "is_training", "true or false")
     assert_one_line_error(run_cli(path, "--feed", "is_trainin=false"), "no such node")
     assert_one_line_error(run_cli(path, "--feed", "input=1"), "image input")
+    assert_one_line_error(run_cli(path, "--feed", "is_trainin=false"), "placeholders: `is_training`")
+    assert_one_line_error(run_cli(path, "--feed", "is_training=false", "--feed", "is_training=true"),
+                          "--feed is_training=…: given twice (false and true); keep one")
+
+
+def test_names_suggested_by_part(case_model, run_cli):
+    """A name typed without its scope, or a fragment of it, finds the node."""
+    path, _ = case_model("mobilenet_v1")
+    assert_one_line_error(run_cli(path, "--output", "Predictions/Reshape_1"), "`MobilenetV1/Predictions/Reshape_1`")
+    assert_one_line_error(run_cli(path, "--output", "SpatialSqueeze"), "`MobilenetV1/Logits/SpatialSqueeze`")
+
+
+def test_no_image_placeholder_lists_what_was_considered(run_cli):
+    from conftest import REAL_MODELS
+
+    path = REAL_MODELS / "dl4j_fused_batch_norm_float32_nhwc.pb"  # its input is a Const
+    if not path.exists():
+        pytest.skip("../shared/real-models is absent")
+    assert_one_line_error(run_cli(path), "no image placeholder found (placeholders considered: none;",
+                          "--input NAME")
 
 
 def test_required_placeholder(case_model, run_cli):
     path, _ = case_model("keep_prob_missing")
     assert_one_line_error(run_cli(path), "`keep_prob`", "float32", "--feed keep_prob=VALUE")
+    assert_one_line_error(run_cli(path, "--feed", "keep_prob=1,1,1"),
+                          "`keep_prob` takes a float32 tensor of shape [], not [3]; give one value")
 
 
 def test_missing_checkpoint(case_model, run_cli, tmp_path):
@@ -85,6 +107,7 @@ def test_json_folder_missing(case_model, run_cli, tmp_path):
 
 @pytest.mark.parametrize("args,words", [
     (["--trials", "0"], ["--trials 0: give a whole number of at least 1"]),
+    (["--seed", "-1"], ["--seed -1: give a whole number of at least 0"]),
     (["--batch-sizes", "1,2"], ["--batch-sizes 1,2: ", "from 2"]),
     (["--batch-sizes", "two"], ["--batch-sizes", "comma-separated"]),
     (["--exact", "--atol", "1"], ["--exact or --atol"]),
@@ -114,7 +137,8 @@ def test_subprocess_stderr_clean_and_nothing_written(case_model, tmp_path):
     work.mkdir()
     done = run_subprocess("check", str(path), "--trials", "2", "--json", "out.json", cwd=work)
     assert done.returncode == 1 and done.stderr == ""
-    assert "first divergent layer `MobilenetV1/Conv2d_0/BatchNorm/FusedBatchNormV3`" in done.stdout
+    assert ("first divergent layer `MobilenetV1/Conv2d_0`, node `MobilenetV1/Conv2d_0/BatchNorm/FusedBatchNormV3`"
+            in done.stdout)
     assert "fix:" in done.stdout
     assert sorted(p.name for p in work.iterdir()) == ["out.json"]
     broken = run_subprocess("check", str(work / "missing.pb"), cwd=work)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..options import add_check_options, config_from_options
+from ..options import add_check_options, argparse_groups, config_from_options
 from .output import add_json_option, checked_json_path, progress_callback, status
 
 HELP = "check one model for batch invariance"
@@ -14,8 +14,11 @@ HELP = "check one model for batch invariance"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
-    add_check_options(parser.add_argument)
-    add_json_option(parser)
+    groups = argparse_groups(parser)
+    add_check_options(parser.add_argument, group=groups)
+    add_json_option(groups("output"))
+    groups("output")("--all-layers", action="store_true", help="list every layer in the table (default: the 16 "
+                     "most telling)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     with status(console, "loading and analysing the model…"):
         checker = Checker.open(args.model, config)
     result = checker.check(progress=progress_callback(console))
-    print_report(result, console)
+    print_report(result, console, all_layers=args.all_layers)
     if json_path is not None:
         result.write_json(json_path)
     return result.exit_code

@@ -2,16 +2,15 @@
 draw only on a terminal (logs stay clean)."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Any, Callable, ContextManager
 
 from ..errors import UsageError
 
 
-def add_json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the full result as JSON to PATH")
+def add_json_option(add_argument: Callable[..., Any]) -> None:
+    add_argument("--json", type=Path, metavar="PATH", help="write the full result as JSON to PATH")
 
 
 def checked_json_path(path: Path | None) -> Path | None:

@@ -28,7 +28,7 @@ def calibrate(runner: GraphRunner, probe: np.ndarray, config: CheckConfig) -> Ca
     """Calibrate on `probe` (a batch of one image) under `config`'s tolerance options."""
     scales = runner.cache_solo(probe, key=0)
     noise = []
-    for mode, size in ((Mode.SCREEN, max(config.batch_sizes)), (Mode.DETAIL, DETAIL_BATCH)):
+    for mode, size in ((Mode.SCREEN, max(config.sizes)), (Mode.DETAIL, DETAIL_BATCH)):
         rows = sorted({0, size // 2, size - 1})  # first, middle and last: kernels may treat the tail apart
         diffs = runner.compare(mode, np.repeat(probe, size, axis=0), rows)
         noise.append(relative_diff(diffs, scales[runner.watched[mode]]))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError, did_you_mean
+from ..errors import UsageError, did_you_mean, names_list
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
 from ..tfenv import import_tf
 from .formats import LoadedModel
@@ -106,8 +106,11 @@ def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | Non
     if len(chosen) == 1:
         return chosen[0]
     if not chosen:
-        raise UsageError(f"model `{loaded.path}`: no image placeholder found; name the tensor to feed with "
-                         f"--input NAME (a Const or an inner tensor can be fed too)")
+        considered = [f"{n.name} ({_dtype_name(n.attr['dtype'].type)}, {_format_shape(_shape_of_attr(n.attr['shape'].shape))})"
+                      for n in loaded.graph_def.node if n.op in PLACEHOLDER_OPS]
+        raise UsageError(f"model `{loaded.path}`: no image placeholder found (placeholders considered: "
+                         f"{names_list(considered)}; an image input is float or uint8 with a batch axis); name the "
+                         f"tensor to feed with --input NAME (a Const or an inner tensor can be fed too)")
     names = ", ".join(f"`{name}`" for name in chosen[:6])
     raise UsageError(f"model `{loaded.path}`: ambiguous input, {len(chosen)} candidates ({names}); "
                      f"choose one with --input NAME")
@@ -213,7 +216,8 @@ def _resolve_feeds(path: Path, index: GraphIndex, input_node: str,
         if node == input_node:
             raise UsageError(f"--feed {name}=…: `{node}` is the image input; it is fed with images, not --feed")
         if node not in index:
-            raise UsageError(f"--feed {name}=…: no such node in `{path}`{did_you_mean(node, placeholders)}")
+            raise UsageError(f"--feed {name}=…: no such node in `{path}`{did_you_mean(node, placeholders)} "
+                             f"(placeholders: {names_list(placeholders)})")
     infos, values = [], {}
     by_node = {name.split(":")[0]: value for name, value in feeds.items()}
     for name in placeholders:
@@ -251,4 +255,8 @@ def parse_feed_value(name: str, raw: str, dtype: str, shape) -> np.ndarray:
         raise UsageError(f"--feed {name}={raw}: `{name}` is {dtype}; give {kind}") from None
     if shape is not None and value.ndim == 0 and shape and all(d is not None for d in shape):
         value = np.broadcast_to(value, shape).copy()
+    if shape is not None and (value.ndim != len(shape) or any(d is not None and d != v for d, v in
+                                                              zip(shape, value.shape))):
+        raise UsageError(f"--feed {name}={raw}: `{name}` takes a {dtype} tensor of shape {_format_shape(shape)}, "
+                         f"not {_format_shape(value.shape)}; give {'one value' if not shape else 'a value of that shape'}")
     return value

@@ -77,10 +77,17 @@ def write_baseline(path: Path, entries: dict[str, dict]) -> None:
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is for secrets; a baseline is a plain file
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _dumps(data: dict) -> str:
@@ -97,7 +104,7 @@ def fixed_plan(checker: Checker) -> BatchPlan:
     another image and the last special, as far as the largest configured batch size allows."""
     from ..check import BatchPlan
 
-    size = min(FIXED_PLAN_SIZE, max(checker.config.batch_sizes))
+    size = min(FIXED_PLAN_SIZE, max(checker.config.sizes))
     mates = (checker.main_images, 1 % checker.main_images, len(checker.pool) - 1)[:size - 1]
     return BatchPlan(0, 1, mates)
 
@@ -135,7 +142,7 @@ def task_metrics(checker: Checker) -> dict[str, dict]:
     [N, classes], per-pixel class for segmenter outputs [N, H, W, classes] or label maps [N, H, W]."""
     outputs = checker.compared_outputs()
     pool_size = len(checker.pool)
-    size = min(max(checker.config.batch_sizes), pool_size)
+    size = min(max(checker.config.sizes), pool_size)
     batches = [[(start + k) % pool_size for k in range(size)] for start in range(0, checker.main_images, size)]
     batched = [checker.forward(rows) for rows in batches]
     solos = [checker.forward([i]) for i in range(checker.main_images)]

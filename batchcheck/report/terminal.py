@@ -25,7 +25,7 @@ def root_line(root: Divergence) -> str:
             f"max |diff| {figure(root.max_abs_diff)} (relative {figure(root.max_rel_diff)})")
 
 
-def print_report(result: CheckResult, console: Console) -> None:
+def print_report(result: CheckResult, console: Console, *, all_layers: bool = False) -> None:
     """Print `result` for a person."""
     model, tol = result.model, result.tolerance
     out = lambda text="": console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
@@ -38,8 +38,10 @@ def print_report(result: CheckResult, console: Console) -> None:
         value = f"fed {p.fed}" if p.fed is not None else "default kept"
         out(f"  placeholder {escape(p.name)} ({p.op} {p.dtype} {p.shape}): {value}")
     sizes = sorted({t.batch_size for t in result.trials})
+    extra = len(result.trials) - model.requested_trials
+    raised = f" ({extra} more than --trials {model.requested_trials}, to run every batch size)" if extra > 0 else ""
     out(f"  compared {model.compared_tensors} tensors ({model.screened_tensors} on every trial) "
-        f"over {len(result.trials)} trials, batch sizes {', '.join(map(str, sizes))}, images {model.images}")
+        f"over {len(result.trials)} trials{raised}, batch sizes {', '.join(map(str, sizes))}, images {model.images}")
     if tol.source == "measured":
         out(f"  tolerance {tol.describe()} (noise floor {tol.noise_floor:.1e} measured on batches of the probe's copies)")
     else:
@@ -59,9 +61,9 @@ def print_report(result: CheckResult, console: Console) -> None:
         out("[bold red]FAIL[/] nondeterministic: the same feed run twice gives different activations")
     first = result.first_divergence
     if first:
-        label = "first divergent layer" if result.verdict == Verdict.BATCH_DEPENDENT else "first random node"
-        out(f"{label} `{escape(first.node)}`: {escape(first.hint)}")
-        out(f"  layer `{escape(first.layer)}`, op {first.op}, output {first.output}, cause {first.cause}, "
+        label = "first divergent layer" if result.verdict == Verdict.BATCH_DEPENDENT else "first random layer"
+        out(f"{label} `{escape(first.layer)}`, node `{escape(first.node)}`: {escape(first.hint)}")
+        out(f"  op {first.op}, output {first.output}, cause {first.cause}, "
             f"max |diff| {figure(first.max_abs_diff)} (relative {figure(first.max_rel_diff)})")
     if len(result.roots) > 1:
         out("other roots:")
@@ -69,7 +71,7 @@ def print_report(result: CheckResult, console: Console) -> None:
             out(f"  {escape(root_line(root))}")
         if len(result.roots) > 1 + MAX_OTHER_ROOTS:
             out(f"  … {len(result.roots) - 1 - MAX_OTHER_ROOTS} more in --json")
-    console.print(layer_table(result))
+    console.print(layer_table(result, None if all_layers else MAX_LAYER_ROWS))
     print_findings(result, out)
 
 
@@ -83,14 +85,15 @@ def print_findings(result: CheckResult, out) -> None:
         out(f"note: {len(findings)} BatchNorm layer(s), e.g. `{escape(example.layer)}`: {escape(example.message)}")
 
 
-def layer_table(result: CheckResult) -> Table:
-    """Per-layer figures; long models show the divergent layers and the largest differences."""
+def layer_table(result: CheckResult, most: int | None = MAX_LAYER_ROWS) -> Table:
+    """Per-layer figures; past `most` rows, the divergent layers and the largest differences."""
     layers = result.layers()
     shown = layers
-    if len(layers) > MAX_LAYER_ROWS:
-        worst = sorted(layers, key=lambda r: (-r["divergent"], -r["max_rel_diff"]))[:MAX_LAYER_ROWS]
+    if most is not None and len(layers) > most:
+        worst = sorted(layers, key=lambda r: (-r["divergent"], -r["max_rel_diff"]))[:most]
         shown = [row for row in layers if row in worst]
-    title = f"layers ({len(shown)} of {len(layers)} shown)" if len(shown) < len(layers) else "layers"
+    title = (f"layers ({len(shown)} of {len(layers)} shown; --all-layers lists every one)"
+             if len(shown) < len(layers) else "layers")
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column, justify in (("layer", "left"), ("tensors", "right"), ("divergent", "right"),
                             ("max |diff|", "right"), ("max rel", "right")):

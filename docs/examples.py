@@ -1,0 +1,97 @@
+"""The README's example outputs, produced by real runs: `python docs/examples.py` rewrites every block
+between `<!-- example NAME -->` and `<!-- /example -->` in README.md; `--check` only reports the blocks
+that are out of date (exit 1), as `tests/test_readme.py` does.
+
+Each example runs in a scratch folder holding the demo fixtures under `out/demo/`, so the paths printed
+are the ones `make demo` prints.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DEMO = "out/demo"
+BLOCK = re.compile(r"(<!-- example (?P<name>[\w-]+) -->\n```\n)(?P<body>.*?)(```\n<!-- /example -->)", re.S)
+NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A command whose output the README shows: the words typed (after `$ `), what runs them, and an
+    optional excerpt (the lines from the first one matching `start`, at most `lines` of them)."""
+    shown: str
+    argv: tuple[str, ...]
+    start: str | None = None
+    lines: int | None = None
+
+    def run(self, cwd: Path) -> str:
+        env = {**os.environ, "COLUMNS": "110", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(self.argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        lines = [line.rstrip() for line in done.stdout.rstrip().splitlines()]
+        if self.start is not None:
+            first = next(i for i, line in enumerate(lines) if re.search(self.start, line))
+            lines = lines[first:]
+        if self.lines is not None and len(lines) > self.lines:
+            lines = lines[:self.lines] + ["…"]
+        return "\n".join([f"$ {self.shown}", *lines]) + "\n"
+
+
+def _batchcheck(*args: str) -> tuple[str, ...]:
+    return (sys.executable, "-m", "batchcheck", *args)
+
+
+BN_TRAINING = f"{DEMO}/mobilenet_v1_bn_training/model.pb"
+EXAMPLES = {
+    "check-bn-training": Example(f"batchcheck check {BN_TRAINING}", _batchcheck("check", BN_TRAINING), lines=24),
+    "pytest-failure": Example(
+        f"pytest --graph {BN_TRAINING} --graph-trials 3 --hypothesis-seed 1 -k fuzz",
+        (sys.executable, "-m", "pytest", "--graph", BN_TRAINING, "--graph-trials", "3", "-p", "no:cacheprovider",
+         "-p", "no:randomly", "--hypothesis-seed", "1", "-q", "-k", "fuzz"),
+        start=r"is batch-dependent", lines=14),
+}
+
+
+def demo_folder(root: Path) -> Path:
+    """`root` with the demo fixtures built under out/demo/."""
+    subprocess.run([sys.executable, "-m", "fixtures.build", str(root / DEMO), "mobilenet_v1",
+                    "mobilenet_v1_bn_training"], cwd=ROOT, check=True, capture_output=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return root
+
+
+def comparable(text: str) -> str:
+    """`text` with its figures masked: measured figures vary with the machine, the words may not."""
+    return NUMBER.sub("#", text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report stale blocks, change nothing (exit 1 if any)")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    with tempfile.TemporaryDirectory() as scratch:
+        cwd = demo_folder(Path(scratch))
+        fresh = {name: example.run(cwd) for name, example in EXAMPLES.items()}
+    shown = {m["name"]: m["body"] for m in BLOCK.finditer(text)}
+    missing = sorted(set(EXAMPLES) - set(shown))
+    stale = sorted(name for name in EXAMPLES if name in shown and comparable(shown[name]) != comparable(fresh[name]))
+    if args.check:
+        for name in missing + stale:
+            print(f"README example `{name}` is {'missing' if name in missing else 'out of date'}; "
+                  f"run `python docs/examples.py`")
+        return 1 if missing or stale else 0
+    README.write_text(BLOCK.sub(lambda m: m[1] + fresh.get(m["name"], m["body"]) + m[4], text))
+    print(f"README.md: {len(fresh)} examples written" + (f"; no block for {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

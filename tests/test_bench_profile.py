@@ -1,0 +1,31 @@
+"""The benchmark's profile table names batchcheck functions that exist: a rename breaks this test, not the figures."""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.profiling import PROFILED, Profiled, Profiler, resolve
+
+
+@pytest.mark.parametrize("entry", PROFILED, ids=[f"{e.module}.{e.attribute}" for e in PROFILED])
+def test_profiled_name_exists(entry: Profiled) -> None:
+    owner, name, function = resolve(entry)
+    assert callable(function) and getattr(owner, name) == function
+
+
+def test_profiled_labels_are_unique() -> None:
+    labels = [entry.label for entry in PROFILED]
+    assert len(labels) == len(set(labels))
+
+
+def test_missing_name_stops_the_profile_with_one_line_and_wraps_nothing() -> None:
+    from batchcheck.check import Checker
+
+    original = Checker.run_plan
+    table = (Profiled("batchcheck.check", "Checker.run_plan", "run_plan"),
+             Profiled("batchcheck.check", "Checker.run_plans", "run_plans"))
+    with pytest.raises(SystemExit) as stopped:
+        Profiler(started=0.0).install(table)
+    message = str(stopped.value)
+    assert "`batchcheck.check.Checker.run_plans` no longer exists" in message and "PROFILED" in message
+    assert "\n" not in message
+    assert Checker.run_plan is original
