@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..options import add_check_options, config_from_options
+from ..options import add_check_options, argparse_groups, config_from_options
 from .output import add_json_option, checked_json_path, status
 
 HELP = "rewrite a model for inference (BN, dropout, flags), fold BN, and prove it"
@@ -16,16 +16,17 @@ HELP = "rewrite a model for inference (BN, dropout, flags), fold BN, and prove i
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
-    parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.pb",
-                        help="where to write the fixed frozen GraphDef")
-    parser.add_argument("--calibrate", type=Path, metavar="DIR",
-                        help="recompute missing BatchNorm statistics over the images in DIR, layer by layer")
-    parser.add_argument("--fold-bn", action="store_true",
-                        help="fold inference BatchNorm into the Conv2D/DepthwiseConv2dNative/MatMul before it")
-    parser.add_argument("--repeats", type=int, default=10, metavar="N",
-                        help="timed forward passes per latency figure, after 2 warm-up passes (default 10)")
-    add_check_options(parser.add_argument)
-    add_json_option(parser)
+    groups = argparse_groups(parser)
+    repair = groups("repair")
+    repair("-o", "--out", type=Path, required=True, metavar="OUT.pb", help="where to write the fixed frozen GraphDef")
+    repair("--calibrate", type=Path, metavar="DIR",
+           help="recompute missing BatchNorm statistics over the images in DIR, layer by layer")
+    repair("--fold-bn", action="store_true",
+           help="fold inference BatchNorm into the Conv2D/DepthwiseConv2dNative/MatMul before it")
+    repair("--repeats", type=int, default=10, metavar="N",
+           help="timed forward passes per latency figure, after 2 warm-up passes (default 10)")
+    add_check_options(parser.add_argument, group=groups)
+    add_json_option(groups("output"))
 
 
 def run(args: argparse.Namespace) -> int:
