@@ -141,3 +141,22 @@ def test_unfixable_dependence_written_but_proof_fails(case_model, tmp_path, caps
     printed = capsys.readouterr().out
     assert out.exists() and "rewrites none" in printed
     assert "FAIL written, but: re-check: the fixed graph is batch_dependent" in printed
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["-o", "{model}"], "is the model itself"),
+    (["-o", "{tmp}/out.pb", "--calibrate", "{tmp}/nope"], "--calibrate"),
+    (["-o", "{tmp}/out.pb", "--calibrate", "{tmp}/empty"], "point --calibrate at another folder"),
+    (["-o", "{tmp}/out.pb", "--repeats", "0"], "--repeats 0"),
+    (["-o", "{tmp}/nope/out.pb"], "does not exist"),
+], ids=["same-file", "calibrate-missing", "calibrate-empty", "repeats", "out-folder"])
+def test_bad_arguments_one_line(extra, words, case_model, tmp_path, capsys):
+    from batchcheck.cli import main
+
+    path, _ = case_model("mobilenet_v1_bn_training")
+    (tmp_path / "empty").mkdir()
+    argv = [arg.format(model=path, tmp=tmp_path) for arg in extra]
+    assert main(["fix", str(path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
+    assert not (tmp_path / "out.pb").exists()

@@ -145,7 +145,10 @@ def _calibrated(prepared, batchnorms: list[BatchNorm], missing: list[BatchNorm],
     """Statistics of the `missing` BNs recomputed over the images in `directory`, layer by layer."""
     spec = prepared.input
     dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
-    pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.preprocess)
+    try:
+        pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.preprocess)
+    except UsageError as exc:  # its messages name --images, the check's option for the same kind of folder
+        raise UsageError(str(exc).replace("--images", "--calibrate")) from None
     placeholders = {bn.name: (np.zeros(_channels(bn), np.float32), np.ones(_channels(bn), np.float32))
                     for bn in missing}
     graph_def, _ = batchnorms_to_inference(copy_graph_def(prepared.graph_def), batchnorms,
