@@ -8,8 +8,6 @@ from rich.table import Table
 from ..report.terminal import figure
 from .result import FixResult
 
-MAX_DETAIL_LINES = 6
-
 
 def print_fix_report(result: FixResult, console: Console) -> None:
     """Print `result` for a person."""
@@ -20,10 +18,12 @@ def print_fix_report(result: FixResult, console: Console) -> None:
     out(f"  outputs  {escape(', '.join(result.outputs))}")
     counts = result.rewrite_counts()
     out("rewrites " + (", ".join(f"{kind} ×{n}" for kind, n in counts.items()) or "none (nothing to rewrite)"))
-    for rewrite in result.rewrites[:MAX_DETAIL_LINES]:
-        out(f"  {rewrite.kind}: {escape(rewrite.detail)}")
-    if len(result.rewrites) > MAX_DETAIL_LINES:
-        out(f"  … {len(result.rewrites) - MAX_DETAIL_LINES} more (--json for all, with the nodes touched)")
+    for kind, count in counts.items():
+        first = next(r for r in result.rewrites if r.kind == kind)
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        out(f"  {kind}: {escape(first.detail)}{more}")
+    if len(result.rewrites) > len(counts):
+        out("  (--json lists every rewrite with the nodes it touched)")
     if result.statistics:
         by_source: dict[str, int] = {}
         for source in result.statistics:
