@@ -21,40 +21,43 @@ def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewri
     index = GraphIndex(graph_def)
     rewrites = []
     for bn in find_batchnorms(index):
-        linear = _foldable_into(index, bn)
-        if linear is None:
-            continue
-        nodes = node_map(graph_def)
-        linear_name, bias_add, tail = linear
-        weights = constant_value(index, index.nodes[linear_name].data_inputs[1][0])
-        definition = nodes[linear_name]
-        channels = _out_channels(definition, weights)
-        scale, shift = (np.broadcast_to(v, (channels,)) for v in _scale_and_shift(bn))
-        bias = 0.0
-        if bias_add:
-            bias = constant_value(index, index.nodes[bias_add].data_inputs[1][0]).astype(np.float64)
-        layer = linear_name.rsplit("/", 1)[0]
-        weights_name = add_const(graph_def, unique_name(graph_def, f"{layer}/folded_weights"),
-                                 _scaled_weights(definition, weights, scale))
-        definition.input[1] = weights_name
-        end = bn.output.split(":")[0]
-        name = end if end in protected else unique_name(graph_def, f"{layer}/folded_bias")
-        if end in protected:
-            remove_nodes(graph_def, [end])
-        bias_name = add_const(graph_def, unique_name(graph_def, f"{name}/bias"), bias * scale + shift)
-        node = graph_def.node.add()
-        node.name, node.op = name, "BiasAdd"
-        node.input.extend([tail, bias_name])
-        node.attr["T"].type = definition.attr["T"].type
-        if name != end:
-            rewire(graph_def, bn.output, name)
-        rewrites.append(Rewrite("bn_folded", [linear_name, *bn.nodes],
-                                f"`{bn.name}` folded into `{linear_name}` ({definition.op}) and `{name}`"))
+        target = _foldable_into(index, bn)
+        if target is not None:
+            rewrites.append(_fold(graph_def, index, bn, *target, protected))
     graph_def = prune_unused(graph_def, protected)
     dropped += drop_identities(graph_def, protected)
     if dropped:
         rewrites.append(Rewrite("identity_dropped", dropped, f"{len(dropped)} Identity nodes bypassed"))
     return graph_def, rewrites
+
+
+def _fold(graph_def, index: GraphIndex, bn: BatchNorm, linear_name: str, bias_add: str | None, tail: str,
+          protected: list[str]) -> Rewrite:
+    """Scale `linear_name`'s weights by the BN's scale and replace the BN (and `bias_add`) by one BiasAdd
+    on `tail` carrying the shift; consumers of the BN read the new BiasAdd."""
+    definition = node_map(graph_def)[linear_name]
+    weights = constant_value(index, index.nodes[linear_name].data_inputs[1][0])
+    channels = _out_channels(definition, weights)
+    scale, shift = (np.broadcast_to(v, (channels,)) for v in _scale_and_shift(bn))
+    bias = 0.0
+    if bias_add:
+        bias = constant_value(index, index.nodes[bias_add].data_inputs[1][0]).astype(np.float64)
+    layer = linear_name.rsplit("/", 1)[0]
+    definition.input[1] = add_const(graph_def, unique_name(graph_def, f"{layer}/folded_weights"),
+                                    _scaled_weights(definition, weights, scale))
+    end = bn.output.split(":")[0]
+    name = end if end in protected else unique_name(graph_def, f"{layer}/folded_bias")
+    if end in protected:
+        remove_nodes(graph_def, [end])
+    bias_name = add_const(graph_def, unique_name(graph_def, f"{name}/bias"), bias * scale + shift)
+    node = graph_def.node.add()
+    node.name, node.op = name, "BiasAdd"
+    node.input.extend([tail, bias_name])
+    node.attr["T"].type = definition.attr["T"].type
+    if name != end:
+        rewire(graph_def, bn.output, name)
+    return Rewrite("bn_folded", [linear_name, *bn.nodes],
+                   f"`{bn.name}` folded into `{linear_name}` ({definition.op}) and `{name}`")
 
 
 def _foldable_into(index: GraphIndex, bn: BatchNorm) -> tuple[str, str | None, str] | None:
