@@ -25,29 +25,32 @@ class CliRun:
 @pytest.fixture(scope="session")
 def case_model(tmp_path_factory):
     """`case_model(name)` → (model path, extra CLI args) for a fixture case, built once per worker."""
-    from fixtures.graphs import CASES, build_case
+    from fixtures.diagnose import DIAGNOSE_CASES
+    from fixtures.graphs import CASES
 
+    cases = {**CASES, **DIAGNOSE_CASES}
     root = tmp_path_factory.mktemp("cases")
     built: dict[str, Path] = {}
 
     def build(name: str) -> tuple[Path, list[str]]:
         if name not in built:
-            built[name] = build_case(name, root)
+            (root / name).mkdir()
+            built[name] = cases[name].build(root / name)
         path = built[name]
         case_dir = path if path.is_dir() else path.parent
-        return path, [arg.replace("{dir}", str(case_dir)) for arg in CASES[name].args]
+        return path, [arg.replace("{dir}", str(case_dir)) for arg in cases[name].args]
     return build
 
 
 @pytest.fixture
 def run_cli(tmp_path, capsys):
-    """`run_cli(*args)` runs `batchcheck check …` in-process with `--json`, returning a `CliRun`."""
+    """`run_cli(*args, command="check")` runs `batchcheck COMMAND …` in-process with `--json`, returning a `CliRun`."""
     from batchcheck.cli import main
 
-    def run(*args: str, json_report: bool = True) -> CliRun:
+    def run(*args: str, json_report: bool = True, command: str = "check") -> CliRun:
         report_path = tmp_path / "report.json"
         report_path.unlink(missing_ok=True)
-        argv = ["check", *map(str, args)] + (["--json", str(report_path)] if json_report else [])
+        argv = [command, *map(str, args)] + (["--json", str(report_path)] if json_report else [])
         code = main(argv)
         captured = capsys.readouterr()
         report = json.loads(report_path.read_text()) if report_path.exists() else None

@@ -191,10 +191,11 @@ def option_named(config_field: str) -> Option:
 
 
 def add_check_options(addoption: Callable[..., Any], prefix: str = "", *,
-                      group: Callable[[str], Callable[..., Any]] | None = None) -> None:
-    """Add every check option as `--{prefix}{flag}` through `addoption` (argparse or pytest); with
-    `group(title)` giving an `addoption` per help group, each option goes into its group."""
-    for option in OPTIONS:
+                      group: Callable[[str], Callable[..., Any]] | None = None,
+                      select: Callable[[Option], bool] = lambda option: True) -> None:
+    """Add the check options (those `select` keeps) as `--{prefix}{flag}` through `addoption` (argparse or
+    pytest); with `group(title)` giving an `addoption` per help group, each option goes into its group."""
+    for option in filter(select, OPTIONS):
         add = group(option.group) if group else addoption
         add(option.flag_text(prefix), dest=option.dest(prefix), **option.kwargs)
 

@@ -52,6 +52,7 @@ class Cause(_Name):
     BATCH_REDUCTION = "batch_reduction"
     BATCH_SIZE = "batch_size"
     POSITION = "position"
+    ROW_SELECTION = "row_selection"
     UNKNOWN = "unknown"
 
 

@@ -295,3 +295,16 @@ def test_labels_are_the_shortest_unique_path_suffixes() -> None:
     assert unique_labels([Path("x/a/model.pb"), Path("x/b/model.pb"), Path("c.pb")]) == [
         "a/model.pb", "b/model.pb", "c.pb"]
     assert unique_labels([Path("/m/saved_model"), Path("saved_model")]) == ["m/saved_model", "saved_model"]
+
+
+def test_ids_stay_short_when_the_model_lies_outside_the_folder(pytester: pytest.Pytester, run, models,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `--graph /elsewhere/model.pb` makes pytest choose a rootdir above the folder it runs in; the ids are
+    still `batchcheck[LABEL]::item`, alone or under xdist."""
+    monkeypatch.chdir(pytester.mkdir("inner"))
+    for extra in ((), ("-n", "2")):
+        result = run("--graph", str(models["batch_mean"]), *FAST, "-rA", *extra)
+        text = result.stdout.str()
+        assert "rootdir: " in text and "FAILED batchcheck[model.pb]::invariance - " in text
+        assert "_ batchcheck[model.pb]::invariance _" in text  # the failure's heading
+        assert "../" not in text and "inner/batchcheck" not in text

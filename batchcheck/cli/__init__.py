@@ -19,7 +19,7 @@ from ..errors import (
     first_line,
 )
 
-COMMANDS = ("check", "fix")
+COMMANDS = ("check", "lint", "explain", "inspect", "fix")
 
 
 class _OneLineParser(argparse.ArgumentParser):

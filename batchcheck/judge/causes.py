@@ -10,6 +10,7 @@ from ..graph.index import PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex
 REDUCTION_OPS = frozenset({"Mean", "Sum", "Max", "Min", "Prod", "All", "Any", "EuclideanNorm",
                            "ArgMax", "ArgMin"})
 LAST_AXIS_OPS = frozenset({"Softmax", "LogSoftmax", "TopKV2", "InTopKV2", "LRN"})
+ROW_SELECTION_OPS = frozenset({"StridedSlice", "Slice", "Gather", "GatherV2", "GatherNd", "Unpack"})
 BATCHNORM_NAMES = re.compile(r"(?i)(batch_?norm|moments|(^|/|_)bn($|/|_))")
 
 # cause -> (what the node does, how to fix it)
@@ -25,6 +26,10 @@ EXPLANATIONS = {
                    "compute it from per-image quantities instead"),
     "position": ("uses the image's row index in the batch as a value",
                  "remove the range over the batch axis from the computation"),
+    "row_selection": ("keeps fixed rows of the batch (e.g. out = softmax[0]): the graph returns one image's "
+                      "result per run, so in a batch every other image silently gets no answer",
+                      "return the whole batch (drop the [0] or the Gather of fixed rows, as Keras-to-TensorFlow "
+                      "converters write it); meanwhile --output can name the tensor before the slice to test the rest"),
     "unknown": ("mixes rows of the batch in a way batchcheck does not recognise",
                 "inspect this node and its inputs"),
 }
@@ -70,6 +75,8 @@ def classify_cause(index: GraphIndex, node: str, kinds: dict[str, str],
     elif info.op in LAST_AXIS_OPS:
         reduced = axis == ranks.get(first, 0) - 1
     outputs_lose_batch = all(axes.get(f"{node}:{k}", None) is None for k in range(len(index.output_dtypes(node)) or 1))
+    if info.op in ROW_SELECTION_OPS and outputs_lose_batch and not reduced:
+        return "row_selection"
     if reduced or outputs_lose_batch:
         return "batchnorm_training" if BATCHNORM_NAMES.search(node) else "batch_reduction"
     return "unknown"

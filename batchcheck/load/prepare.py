@@ -207,6 +207,26 @@ def _with_placeholder(graph_def, node: str, dtype: str, per_image: tuple[int, ..
     return copy
 
 
+def describe_placeholder(index: GraphIndex, name: str) -> tuple[str, str, str, str | None]:
+    """(op, dtype, shape, default) of placeholder `name`; the default is None when it must be fed."""
+    definition = index.defs[name]
+    default = None
+    if definition.op == "PlaceholderWithDefault" and index.nodes[name].data_inputs:
+        default = _value_text(index, index.nodes[name].data_inputs[0][0])
+    return (definition.op, _dtype_name(definition.attr["dtype"].type),
+            _format_shape(_shape_of_attr(definition.attr["shape"].shape)), default)
+
+
+def _value_text(index: GraphIndex, node: str) -> str:
+    """A Const's value, short enough for one line; another node by name."""
+    if index.defs[node].op != "Const":
+        return f"from `{node}`"
+    from tensorflow.python.framework import tensor_util
+
+    value = tensor_util.MakeNdarray(index.defs[node].attr["value"].tensor)
+    return str(value.tolist()).lower() if value.size <= 8 else f"{value.dtype} array of shape {list(value.shape)}"
+
+
 def _resolve_feeds(path: Path, index: GraphIndex, input_node: str,
                    feeds: dict[str, str]) -> tuple[list[PlaceholderInfo], dict[str, np.ndarray]]:
     placeholders = [name for name in index.order

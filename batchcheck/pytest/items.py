@@ -115,7 +115,7 @@ class ModelItem(pytest.Item):
         return self.config.stash[SETTINGS]
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.nodeid
+        return self.path, None, f"{self.parent.name}::{self.name}"  # the short id, whatever the rootdir
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
         if isinstance(excinfo.value, ModelFailure):

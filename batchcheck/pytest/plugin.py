@@ -9,6 +9,8 @@ from users' own tests. Importing this module does not import TensorFlow.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -18,6 +20,8 @@ from ..errors import UsageError
 from ..options import add_check_options
 from ..report.failure import for_pytest
 from .settings import PREFIX, SETTINGS, settings_from
+
+MODEL_ITEM = re.compile(r"(.*/)?batchcheck\[")  # a generated item's id, whatever prefix pytest's rootdir needs
 
 if TYPE_CHECKING:
     from .fixture import Batchcheck
@@ -83,7 +87,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return nodeid.rsplit("::", 1)[0] if nodeid.startswith("batchcheck[") else nodeid
+            return nodeid.rsplit("::", 1)[0] if MODEL_ITEM.match(nodeid) else nodeid
 
     return ModelScheduling(config, log)
 
@@ -97,9 +101,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     from .items import ModelCollector
 
+    # pytest may pick a rootdir above the invocation folder from a `--graph` path; ids stay short anyway:
+    # pytest shows them relative to where it was invoked.
+    here = Path(os.path.relpath(config.invocation_params.dir, config.rootpath)).as_posix()
     for model in settings.models:
         name = f"batchcheck[{model.label}]"
-        collector = ModelCollector.from_parent(session, name=name, nodeid=name, path=model.path, model=model)
+        nodeid = name if here == "." else f"{here}/{name}"
+        collector = ModelCollector.from_parent(session, name=name, nodeid=nodeid, path=model.path, model=model)
         items.extend(session.genitems(collector))
 
 

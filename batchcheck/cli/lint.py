@@ -1,0 +1,67 @@
+"""`batchcheck lint MODEL`: a static audit of BatchNorm, dropout, training flags and batch-axis arithmetic,
+no images needed. Exit 0 when no finding is an error, 1 when one is, 2 when the model cannot be linted
+(one line on stderr says why and what to do), 3 internal error."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..options import add_check_options, argparse_groups, config_from_options
+from .output import add_json_option, checked_json_path, status
+
+HELP = "audit a model's BatchNorm, dropout and flags statically (no images)"
+# The model options of `check`; its image options and seed serve --confirm.
+LINT_GROUPS = ("model", "images")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    groups = argparse_groups(parser)
+    add_check_options(parser.add_argument, group=groups,
+                      select=lambda option: option.group in LINT_GROUPS or option.flag == "seed")
+    groups("output")("--confirm", action="store_true",
+                     help="run each runtime-confirmable finding once (a batch of two images) and set "
+                          "`confirmed` true/false")
+    add_json_option(groups("output"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..lint import lint
+
+    config = config_from_options(lambda dest: getattr(args, dest, None))  # options lint lacks keep defaults
+    json_path = checked_json_path(args.json)
+    console = Console(file=sys.stdout, highlight=False)
+    with status(console, "loading and reading the model…"):
+        result = lint(args.model, config, confirm=args.confirm)
+    print_lint(result, console)
+    if json_path is not None:
+        result.write_json(json_path)
+    return result.exit_code
+
+
+def print_lint(result, console) -> None:
+    """Findings for people: severity, kind, node, what is wrong and the fix."""
+    from rich.markup import escape
+
+    out = lambda text="": console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    model = result.model
+    out(f"[bold]batchcheck lint[/] {escape(model['path'])} ({model['format']})")
+    out(f"  input    {escape(model['input'])} {model['input_dtype']}, per image "
+        f"{'×'.join(map(str, model['per_image_shape']))}")
+    out(f"  outputs  {escape(', '.join(model['outputs']))}")
+    flags = ", ".join(f"{name}={value}" for name, value in model["flags"].items()) or "none"
+    out(f"  {model['nodes']} nodes, {model['batchnorms']} BatchNorm(s), flags: {escape(flags)}")
+    out()
+    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+    for finding in result.findings:
+        confirmed = {None: "", True: " (confirmed)", False: " (not confirmed on a batch of two)"}[finding.confirmed]
+        out(f"[{colours[finding.severity]}]{finding.severity:<8}[/] {finding.kind}  `{escape(finding.node)}` "
+            f"({finding.op}){confirmed}")
+        out(f"         {escape(finding.message)}")
+        out(f"         fix: {escape(finding.fix)}")
+    counts = {s: sum(f.severity == s for f in result.findings) for s in colours}
+    summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items())
+    out(f"[bold {'red' if counts['error'] else 'green'}]{'FAIL' if counts['error'] else 'OK'}[/] {summary}")
