@@ -21,3 +21,16 @@ def fix(path, out, config: CheckConfig | None = None, **options):
     from .fix import fix as run
 
     return run(path, out, config, **options)
+
+
+def _callable_as(module_name: str, function) -> None:
+    """Importing the submodule `batchcheck.check` (or `.fix`) rebinds the attribute `batchcheck.check`, the
+    public function, to the module; making the module call `function` keeps `batchcheck.check(...)` working."""
+    import sys
+    import types
+
+    class CallableModule(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return function(*args, **kwargs)
+
+    sys.modules[module_name].__class__ = CallableModule

@@ -4,21 +4,10 @@
 """
 from __future__ import annotations
 
-import sys
-import types
-
+from .. import _callable_as
 from .repair import fix
 from .result import FixResult
 
 __all__ = ["FixResult", "fix"]
 
-
-class _CallablePackage(types.ModuleType):
-    """Importing this package rebinds `batchcheck.fix` (the public function) to the package; calling the
-    package calls `fix`, so `batchcheck.fix(...)` works either way."""
-
-    def __call__(self, *args, **kwargs):
-        return fix(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+_callable_as(__name__, fix)  # `batchcheck.fix(...)` works after `import batchcheck.fix` too
