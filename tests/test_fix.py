@@ -20,6 +20,7 @@ CASES = [
     ("mobilenet_unfused_training_all", "repair", {}, {"bn_inference": 11}, ("graph", 11)),
     ("mobilenet_unfused_training_one", "repair", {}, {"bn_inference": 1}, ("graph", 1)),
     ("deeplab_aspp_training", "repair", {}, {"bn_inference": 3}, ("graph", 3)),
+    ("small_bn_training_dropout", "repair", {}, {"bn_inference": 2, "dropout_identity": 1}, ("graph", 2)),
     ("mobilenet_v1_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 11}, ("calibration", 11)),
     ("mobilenet_v1_unfused_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 1}, ("calibration", 1)),
     ("dropout", "graphs", {}, {"dropout_identity": 1}, (None, 0)),

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..graph.batchnorm import BatchNorm
-from ..load.prepare import PreparedModel
 from ..tfenv import import_tf
 from .graphdef import batchnorm_node_count
 from .result import GraphFigures, OutputAgreement
@@ -76,11 +75,13 @@ def before_after_figures(before: GraphSession, after: GraphSession, before_def, 
 
 
 def reference_outputs(session: GraphSession, overrides: list[Override], batch: np.ndarray) -> list[np.ndarray]:
-    """The original's outputs with each override fed, computed stage by stage."""
+    """The original's outputs with each override (in topological order) fed, computed stage by stage."""
     fed: dict[str, np.ndarray] = {}
     for override in overrides:
         sources = session.run_with(list(override.sources), batch, fed) if override.sources else []
-        fed[override.tensor] = override.compute(sources)
+        value = override.compute(sources)
+        shape = session.graph.get_tensor_by_name(override.tensor).shape
+        fed[override.tensor] = value.reshape(shape.as_list()) if shape.is_fully_defined() else value
     return session.run_with([t.name for t in session.outputs], batch, fed)
 
 
@@ -91,7 +92,7 @@ def dropout_override(mask_node: str, unscaled: str) -> Override:
 def batchnorm_overrides(bn: BatchNorm, mean: np.ndarray, variance: np.ndarray) -> list[Override]:
     """Fused: the BN's output computed in NumPy; decomposed: its moments fed with the statistics."""
     if bn.kind == "decomposed":
-        return [Override(f"{node}:0", (), lambda _, value=value: value.reshape(-1))
+        return [Override(f"{node}:0", (), lambda _, value=value: value)
                 for node, value in ((bn.mean.node, mean), (bn.variance.node, variance))]
     axis = channel_axis(bn)
     gamma = 1.0 if bn.gamma.absent else bn.gamma.value.astype(np.float64)

@@ -61,6 +61,8 @@ def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *,
     out.write_bytes(fixed.SerializeToString())
     overrides = ([dropout_override(mask, unscaled) for mask, unscaled in stage.masks.items()]
                  + [o for bn in batchnorms for o in batchnorm_overrides(bn, *statistics[bn.name])])
+    position = GraphIndex(reference.graph_def).position
+    overrides.sort(key=lambda override: position[override.tensor.split(":")[0]])
     proof = _prove(out, config, prepared, fixed, reference, overrides, repeats,
                    _reference_text(stage.flags, stage.masks, sources, calibration_images > 0))
     return FixResult(str(path), str(out), spec.tensor, prepared.outputs, rewrites, sources, calibration_images, proof)
