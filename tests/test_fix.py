@@ -87,14 +87,22 @@ def _assert_plain_tensorflow_loads(path: Path, result) -> None:
         graph.get_tensor_by_name(name)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1", "deeplab"])
-def test_fold_bn_on_clean_graph(name, case_model, tmp_path):
+# name, builder module, BatchNorms folded, ops folded into
+FOLD_CASES = [("mobilenet_v1", "graphs", 11, {"Conv2D", "DepthwiseConv2dNative"}),
+              ("deeplab", "graphs", 17, {"Conv2D", "DepthwiseConv2dNative"}),  # one through BatchToSpaceND
+              ("keras", "graphs", 2, {"Conv2D"}),                              # Keras' Mul/Add arithmetic
+              ("dense_bn", "repair", 3, {"Conv2D", "MatMul"})]
+
+
+@pytest.mark.parametrize("name,module,folded,ops", FOLD_CASES, ids=[c[0] for c in FOLD_CASES])
+def test_fold_bn_on_clean_graph(name, module, folded, ops, repair_model, tmp_path):
     import batchcheck
 
-    path, _ = case_model(name)
+    path, _ = repair_model(name, module)
     result = batchcheck.fix(path, tmp_path / "folded.pb", CheckConfig(**QUICK), fold_bn=True, repeats=2)
     assert result and result.proof.verdict == "invariant"
-    assert result.rewrite_counts()["bn_folded"] == {"mobilenet_v1": 11, "deeplab": 17}[name]
+    assert result.rewrite_counts()["bn_folded"] == folded
+    assert {r.detail.split("(")[1].split(")")[0] for r in result.rewrites if r.kind == "bn_folded"} == ops
     assert result.proof.before.batchnorm_nodes > 0 and result.proof.after.batchnorm_nodes == 0
     assert result.proof.after.nodes < result.proof.before.nodes
     for output in result.proof.outputs:
