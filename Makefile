@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := out/demo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow bench fixtures clean
+.PHONY: demo test test-slow test-browser bench fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,11 @@ test: $(STAMP)
 ## test-slow: full-size models (Keras MobileNetV2/V3 at 224 px)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+## test-browser: report pages in headless Chromium (installs Debian's chromium package when missing)
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	$(BIN)/python -m pytest -q -m browser tests/test_browser.py
 
 ## bench: speed and memory against plain forward passes and the naive approach
 bench: $(STAMP)

@@ -1,7 +1,7 @@
 """The check: load once, calibrate, try batch plans, localise divergences, build the result."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -12,6 +12,7 @@ from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
 from .judge.calibrate import DETAIL_BATCH, Calibration, calibrate
 from .judge.causes import classify_cause, find_roots, hint_for
+from .judge.coverage import Coverage, measure_coverage
 from .judge.tolerance import relative_diff
 from .load.formats import load_model
 from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
@@ -88,6 +89,8 @@ class Checker:
         pool = main + special_pool(spec.per_image_shape, dtype, config.preprocess)
         runner = GraphRunner(prepared)
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
+        if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
+            config = replace(config, batch_sizes=(runner.fixed_batch,))
         return cls(path, config, prepared, runner, pool, len(main), calibrate(runner, pool.array[:1], config))
 
     def close(self) -> None:
@@ -120,7 +123,7 @@ class Checker:
         small batch (cheap at any model size); with `--batch-sizes` given, the next ones run each of them
         once (more trials than asked for when needed); the rest draw their size from the batch sizes."""
         sizes = sorted(set(self.config.sizes))
-        first = min(sizes[0], DETAIL_BATCH)
+        first = sizes[0] if self.runner.fixed_batch else min(sizes[0], DETAIL_BATCH)
         uncovered = [size for size in sizes if size != first] if self.config.batch_sizes else []
         plans = []
         for index in range(max(self.config.trials, 1 + len(uncovered))):
@@ -198,7 +201,7 @@ class Checker:
         return CheckResult(verdict, roots[0] if roots else None, roots,
                            self._tensor_reports(divergent, abs_diff, rel_diff, counts), trials, self._model_info(),
                            self.calibration.tolerance, list(self.runner.limits),
-                           batchnorm_findings(self.runner.index), versions())
+                           batchnorm_findings(self.runner.index), versions(), self._coverage())
 
     def _tensor_reports(self, divergent: set[int], abs_diff, rel_diff, counts) -> list[TensorReport]:
         runner, index, calibration = self.runner, self.runner.index, self.calibration
@@ -215,12 +218,18 @@ class Checker:
         tensors.sort(key=lambda t: (index.position.get(t.tensor.split(":")[0], 0), t.tensor))
         return tensors
 
+    def _coverage(self) -> Coverage:
+        runner = self.runner
+        return measure_coverage(runner.index, self.prepared.input.node, [t.tensor for t in runner.targets],
+                                runner.excluded, runner.limits, runner.dead)
+
     def _model_info(self) -> ModelInfo:
         spec, runner = self.prepared.input, self.runner
         return ModelInfo(str(self.path), self.prepared.format, spec.tensor, spec.dtype, list(spec.per_image_shape),
                          spec.shipped_batch, spec.shipped_batch is not None, self.prepared.outputs,
                          list(self.prepared.placeholders), str(self.config.images) if self.config.images else "synthetic",
-                         len(runner.targets), len(runner.watched[Mode.SCREEN]), self.config.trials)
+                         len(runner.targets), len(runner.watched[Mode.SCREEN]), self.config.trials,
+                         list(self.prepared.notes))
 
     def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: Cause | None = None) -> list[Divergence]:
         runner, index = self.runner, self.runner.index

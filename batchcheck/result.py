@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .graph.findings import Finding
+    from .judge.coverage import Coverage
     from .judge.tolerance import Tolerance
     from .load.prepare import PlaceholderInfo
     from .run.runner import BatchLimit
@@ -128,6 +129,7 @@ class ModelInfo:
     compared_tensors: int
     screened_tensors: int
     requested_trials: int  # --trials; more ran when needed to run every batch size once
+    notes: list[str] = field(default_factory=list)  # what was inferred or worked around (core, shape, loader)
 
 
 @dataclass
@@ -143,13 +145,16 @@ class CheckResult:
     limits: list[BatchLimit] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # BatchNorm pitfalls that are not batch dependence
     versions: dict[str, str] = field(default_factory=dict)
+    coverage: Coverage | None = None  # None: not measured (a partial result, e.g. one fuzzed plan)
 
     def __bool__(self) -> bool:
-        return self.verdict == Verdict.INVARIANT
+        """Invariant, over enough of the network for the pass to mean something."""
+        return self.verdict == Verdict.INVARIANT and (self.coverage is None or bool(self.coverage))
 
     @property
     def exit_code(self) -> int:
-        return 0 if self else 1
+        """0 invariant, 1 batch-dependent or nondeterministic, 2 a pass that compared too little."""
+        return 0 if self else 2 if self.verdict == Verdict.INVARIANT else 1
 
     @property
     def headline(self) -> str:

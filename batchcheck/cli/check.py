@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import EXIT_UNTESTABLE, UsageError, first_line
 from ..options import add_check_options, argparse_groups, config_from_options
 from .output import add_json_option, checked_json_path, progress_callback, status
+from .reports import add_report_options, checked_report_paths, explain_first_root, write_reports
 
 HELP = "check one model for batch invariance"
 
@@ -17,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, group=groups)
     add_json_option(groups("output"))
+    add_report_options(groups("output"))
     groups("output")("--all-layers", action="store_true", help="list every layer in the table (default: the 16 "
                      "most telling)")
 
@@ -25,15 +28,30 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..check import Checker
+    from ..report.failure import cli_command
+    from ..report.summary import error_report
     from ..report.terminal import print_report
 
     config = config_from_options(lambda dest: getattr(args, dest))
     json_path = checked_json_path(args.json)
+    checked_report_paths(args)
     console = Console(file=sys.stdout, highlight=False)
-    with status(console, "loading and analysing the model…"):
-        checker = Checker.open(args.model, config)
-    result = checker.check(progress=progress_callback(console))
+    command, stage = cli_command(args.model, config), "load"
+    try:
+        with status(console, "loading and analysing the model…"):
+            checker = Checker.open(args.model, config)
+        stage = "check"
+        result = checker.check(progress=progress_callback(console))
+    except Exception as exc:  # the page still says why; then the one-line error (exit 2 or 3) as usual
+        why = str(exc) if isinstance(exc, UsageError) else f"internal error: {type(exc).__name__}: {first_line(exc)}"
+        write_reports(args, error_report(str(args.model), why, stage), label=str(args.model), command=command)
+        raise
     print_report(result, console, all_layers=args.all_layers)
     if json_path is not None:
         result.write_json(json_path)
+    report = result.to_dict()
+    explained = explain_first_root(args.model, config, report) if args.html is not None else {}
+    write_reports(args, report, label=str(args.model), command=command, explained=explained)
+    if result.exit_code == EXIT_UNTESTABLE:  # a pass over too little of the network: the reports say so too
+        raise UsageError(result.coverage.message(args.model))
     return result.exit_code

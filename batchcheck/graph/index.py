@@ -175,24 +175,32 @@ class GraphIndex:
 
 def value_kinds(index: GraphIndex, input_node: str) -> dict[str, str]:
     """Classify each node's value: 'data' (depends on the input's values), 'random' (on randomness
-    but not on the input's values), 'shape' (on the input only through its shape), or 'const'."""
+    but not on the input's values), 'shape' (on the input only through its shape), or 'const'.
+
+    Loop back edges (NextIteration → Merge) count too: a while loop whose state starts from zeros
+    but takes in data on each step outputs data, so passes repeat until no kind changes."""
     kinds: dict[str, str] = {}
-    for name in index.order:
-        info = index.nodes[name]
-        source_kinds = {kinds.get(s, "const") for s, _ in info.data_inputs}
-        if name == input_node:
-            kinds[name] = "data"
-        elif info.op in SHAPE_OPS:
-            kinds[name] = "shape" if source_kinds - {"const"} else "const"
-        elif "data" in source_kinds:
-            kinds[name] = "data"
-        elif info.op in RANDOM_OPS or "random" in source_kinds:
-            kinds[name] = "random"
-        elif "shape" in source_kinds:
-            kinds[name] = "shape"
-        else:
-            kinds[name] = "const"
+    changed = True
+    while changed:
+        changed = False
+        for name in index.order:
+            kind = _value_kind(index.nodes[name], kinds, name == input_node)
+            if kinds.get(name) != kind:
+                kinds[name], changed = kind, True
     return kinds
+
+
+def _value_kind(info: NodeInfo, kinds: dict[str, str], is_input: bool) -> str:
+    source_kinds = {kinds.get(s, "const") for s, _ in info.data_inputs}
+    if is_input:
+        return "data"
+    if info.op in SHAPE_OPS:
+        return "shape" if source_kinds - {"const"} else "const"
+    if "data" in source_kinds:
+        return "data"
+    if info.op in RANDOM_OPS or "random" in source_kinds:
+        return "random"
+    return "shape" if "shape" in source_kinds else "const"
 
 
 def loop_frame_nodes(index: GraphIndex) -> set[str]:

@@ -5,6 +5,7 @@ sees the GraphDef and the input/output names the format itself declares.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from ..tfenv import import_tf
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
                       "PartitionedCall", "StatefulPartitionedCall"})
 CONTROL_FLOW_V2_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"})
+# A text-format GraphDef starts with one of its fields (comments allowed), whatever the file is named.
+TEXT_GRAPH_DEF = re.compile(rb"^\s*(#[^\n]*\n\s*)*(node|versions|library)\s*[{:]")
 SUPPORTED = ("a frozen .pb/.pbtxt GraphDef, a SavedModel folder, a Keras .keras/.h5 file, "
              "or a TF1 .meta with --checkpoint")
 
@@ -27,6 +30,7 @@ class LoadedModel:
     graph_def: object
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what loading had to work around, for the report
 
 
 def detect_format(path: Path) -> str:
@@ -70,8 +74,10 @@ def _reject_variables(loaded: LoadedModel) -> None:
     variables = [n.name for n in loaded.graph_def.node if n.op in VARIABLE_OPS]
     if variables:
         raise UsageError(
-            f"model `{loaded.path}`: not frozen, it holds variables (e.g. `{variables[0]}`); freeze it "
-            f"(convert_variables_to_constants) or pass its .meta with --checkpoint")
+            f"model `{loaded.path}`: not frozen, it holds variables without their values (e.g. `{variables[0]}`); "
+            f"freeze it with its checkpoint (python -m tensorflow.python.tools.freeze_graph --input_graph "
+            f"{loaded.path.name}{' --input_binary' if loaded.format == 'frozen-pb' else ''} --input_checkpoint "
+            f"PREFIX --output_node_names OUTPUT --output_graph frozen.pb) or pass its .meta with --checkpoint PREFIX")
 
 
 def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
@@ -79,9 +85,13 @@ def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
     from google.protobuf import message, text_format
 
     graph_def = tf.compat.v1.GraphDef()
+    notes = []
     try:
         data = path.read_bytes()
-        if model_format == "pbtxt":
+        is_text = model_format == "pbtxt" or bool(TEXT_GRAPH_DEF.match(data[:4096]))
+        if is_text and model_format != "pbtxt":
+            notes.append(f"`{path.name}` holds a text-format GraphDef: read as text")
+        if is_text:
             text_format.Parse(data.decode("utf-8"), graph_def)
         else:
             graph_def.ParseFromString(data)
@@ -92,7 +102,7 @@ def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
         raise UsageError(f"model `{path}`: cannot be read ({exc.strerror}); check the path and permissions") from None
     if not graph_def.node or any(not n.op for n in graph_def.node):
         raise UsageError(f"model `{path}`: not a TensorFlow GraphDef (no nodes); pass {SUPPORTED}")
-    return LoadedModel(path, "frozen-pbtxt" if model_format == "pbtxt" else "frozen-pb", graph_def)
+    return LoadedModel(path, "frozen-pbtxt" if is_text else "frozen-pb", graph_def, notes=notes)
 
 
 def _freeze_concrete(path: Path, concrete, model_format: str) -> LoadedModel:
@@ -116,14 +126,38 @@ def _load_saved_model(path: Path, *, signature: str, **_) -> LoadedModel:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # corrupt or foreign files surface as several TF error types
-        raise UsageError(f"model `{path}`: not a loadable SavedModel ({first_line(exc)}); "
-                         f"pass {SUPPORTED}") from None
-    signatures = dict(getattr(loaded, "signatures", {}))
-    if signature not in signatures:
+        # e.g. a TF 2.0 Keras SavedModel whose optimizer slots the object loader cannot restore
+        return _load_saved_model_v1(path, signature, first_line(exc))
+    return _freeze_concrete(path, _signature(path, dict(getattr(loaded, "signatures", {})), signature),
+                            "savedmodel")
+
+
+def _signature(path: Path, signatures: dict, name: str):
+    if name not in signatures:
         available = ", ".join(sorted(signatures)) or "none"
-        raise UsageError(f"model `{path}`: no signature `{signature}` (available: {available}); "
+        raise UsageError(f"model `{path}`: no signature `{name}` (available: {available}); "
                          f"choose one with --signature NAME")
-    return _freeze_concrete(path, signatures[signature], "savedmodel")
+    return signatures[name]
+
+
+def _load_saved_model_v1(path: Path, signature: str, object_error: str) -> LoadedModel:
+    """The TF1 loader (tag `serve`): it restores variables by name, ignoring the object graph."""
+    tf = import_tf()
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        try:
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        except Exception as exc:  # no serve tag, corrupt variables…
+            raise UsageError(f"model `{path}`: not a loadable SavedModel ({object_error}; the TF1 loader with "
+                             f"tag serve: {first_line(exc)}); pass {SUPPORTED}") from None
+        chosen = _signature(path, dict(meta_graph.signature_def), signature)
+        inputs = [info.name.split(":")[0] for info in chosen.inputs.values()]
+        outputs = [info.name for info in chosen.outputs.values()]
+        frozen = tf.compat.v1.graph_util.convert_variables_to_constants(
+            session, graph.as_graph_def(), sorted({name.split(":")[0] for name in outputs}))
+    note = (f"loaded with the TF1 SavedModel loader (tag serve, signature `{signature}`): "
+            f"the object loader failed ({object_error})")
+    return LoadedModel(path, "savedmodel-v1", frozen, inputs, outputs, [note])
 
 
 def _load_keras(path: Path, **_) -> LoadedModel:

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import UsageError, did_you_mean, names_list
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
 from ..tfenv import import_tf
+from .core import Core, find_core
 from .formats import LoadedModel
 
 IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
@@ -49,6 +50,7 @@ class PreparedModel:
     placeholders: list[PlaceholderInfo] = field(default_factory=list)
     feeds: dict[str, np.ndarray] = field(default_factory=dict)
     index: GraphIndex | None = None
+    notes: list[str] = field(default_factory=list)  # what was inferred or worked around, for the report
 
 
 def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list[str] | None = None,
@@ -58,7 +60,13 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     index = GraphIndex(loaded.graph_def)
     input_node = _resolve_input(loaded, index, input_name)
     output_tensors = _resolve_outputs(loaded, index, outputs or [], input_node)
-    shape, dtype, shipped = _input_shape(loaded, index, input_node, input_shape)
+    notes = list(loaded.notes)
+    core = None if input_name else _core_behind(loaded, index, input_node, output_tensors)
+    if core is not None:  # the user's --input wins; their --output too
+        input_node, output_tensors = core.input, output_tensors if outputs else core.outputs
+        input_shape = core.shape  # measured; an --input-shape was meant for the one-image input
+        notes.append(core.note())
+    shape, dtype, shipped = _input_shape(loaded, index, input_node, input_shape, notes)
     graph_def = _with_placeholder(loaded.graph_def, input_node, dtype, shape)
     graph_def = tf.compat.v1.graph_util.extract_sub_graph(
         graph_def, sorted({t.split(":")[0] for t in output_tensors}))
@@ -69,7 +77,13 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     spec = InputSpec(input_node, dtype, shape, shipped)
     placeholders, feed_values = _resolve_feeds(loaded.path, pruned, input_node, feeds or {})
     return PreparedModel(loaded.path, loaded.format, graph_def, spec, output_tensors,
-                         placeholders, feed_values, pruned)
+                         placeholders, feed_values, pruned, notes)
+
+
+def _core_behind(loaded: LoadedModel, index: GraphIndex, input_node: str, outputs: list[str]) -> Core | None:
+    """The batchable core when the input ships a batch of 1 that preprocessing takes one image from."""
+    shipped = _static_shape(loaded, index, input_node)
+    return find_core(loaded.graph_def, index, input_node, outputs) if shipped and shipped[0] == 1 else None
 
 
 def _dtype_name(enum: int) -> str:
@@ -145,9 +159,10 @@ def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
     return [f"{name}:0" for name in sinks]
 
 
-def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str,
-                 override: tuple[int, ...] | None) -> tuple[tuple[int, ...], str, int | None]:
-    """Per-image shape, dtype name, and the batch size the graph shipped with (None if free)."""
+def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str, override: tuple[int, ...] | None,
+                 notes: list[str]) -> tuple[tuple[int, ...], str, int | None]:
+    """Per-image shape, dtype name, and the batch size the graph shipped with (None if free);
+    unknown sizes the graph determines downstream are inferred and noted."""
     definition = index.defs[node]
     dtypes = index.output_dtypes(node)
     if not dtypes:
@@ -164,11 +179,48 @@ def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str,
             raise UsageError(f"--input-shape {','.join(map(str, override))}: input `{node}` fixes "
                              f"{_format_shape(per_image)}; only its unknown sizes can be set")
         return tuple(override), dtype, shipped
+    inferred = None if per_image and None not in per_image else inferred_per_image(index, node, per_image)
+    if inferred is not None:
+        per_image, how = inferred
+        notes.append(f"per-image shape {'×'.join(map(str, per_image))} of `{node}` inferred from {how}; "
+                     f"--input-shape overrides it")
     if per_image is None or any(d is None for d in per_image):
         example = "224,224,3" if per_image is None or len(per_image) == 3 else ",".join(["8"] * len(per_image))
         raise UsageError(f"input `{node}` has per-image shape {_format_shape(per_image)} with unknown sizes; "
                          f"give it with --input-shape (e.g. {example})")
     return tuple(per_image), dtype, shipped
+
+
+PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "StopGradient"})
+CONV_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative"})
+
+
+def inferred_per_image(index: GraphIndex, node: str,
+                       known: tuple[int | None, ...] | None) -> tuple[tuple[int, ...], str] | None:
+    """The per-image shape the graph itself determines for `node`: a Reshape to a constant
+    [-1, …] shape, else the channels of the first conv's kernel; with how it was found."""
+    tf = import_tf()
+    reached, frontier = [], [node]
+    while frontier:  # consumers through ops that keep the shape
+        name = frontier.pop()
+        for consumer in sorted(index.nodes[name].consumers):
+            if index.nodes[consumer].op in PASS_THROUGH_OPS:
+                frontier.append(consumer)
+            reached.append(consumer)
+    for consumer in reached:
+        info = index.nodes[consumer]
+        if len(info.data_inputs) < 2 or index.nodes[info.data_inputs[1][0]].op != "Const":
+            continue
+        value = tf.make_ndarray(index.defs[info.data_inputs[1][0]].attr["value"].tensor)
+        if info.op == "Reshape" and value.ndim == 1 and len(value) > 1 and value[0] == -1 and min(value[1:]) > 0:
+            sizes = tuple(int(v) for v in value[1:])
+            fitted = sizes if known is None or len(known) == len(sizes) else (
+                (int(np.prod(sizes)),) if len(known) == 1 else None)
+            if fitted and (known is None or all(k in (None, f) for k, f in zip(known, fitted))):
+                return fitted, f"`{consumer}` (a Reshape to [{','.join(map(str, value))}])"
+        if info.op in CONV_OPS and known is not None and len(known) == 3 and None not in known[:2]:
+            return (*known[:2], int(value.shape[2])), f"the kernel of `{consumer}` ({value.shape[2]} channels)"
+    return None
 
 
 def _static_shape(loaded: LoadedModel, index: GraphIndex, node: str) -> tuple[int | None, ...] | None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NotInvariant, UsageError
 from ..options import CheckConfig
 from ..report.failure import cli_command, failure_report, first_failing_plan
+from ..result import Verdict
 
 if TYPE_CHECKING:
     from ..check import Checker
@@ -62,6 +63,8 @@ class Batchcheck:
         """Fail with the batchcheck report unless `path` is batch-invariant and deterministic."""
         __tracebackhide__ = True
         result = self.check(path, **overrides)
+        if result.verdict == Verdict.INVARIANT and not result:  # a pass over too little of the network
+            raise UsageError(result.coverage.message(path))
         if not result:
             config = self.config(**overrides)
             raise NotInvariant(failure_report(

@@ -21,6 +21,7 @@ from ..report.failure import (
 )
 from ..result import HEADLINES, Verdict
 from .baseline import compare, measure
+from .pages import PAGES, page_line
 from .settings import PREFIX, SETTINGS, Model, Settings
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class ModelCollector(pytest.Collector):
         super().__init__(**kwargs)
         self.model = model
         self.state: ModelState | None = None
+        self.page_sent = False  # its report went to the page writer (--graph-html, --graph-markdown)
 
     def collect(self) -> Iterator[pytest.Item]:
         yield InvarianceItem.from_parent(self, name="invariance")
@@ -84,6 +86,14 @@ class ModelState:
         if self._result is None:
             self._result = self.checker(nodeid).check()
         return self._result
+
+    def report_dict(self, given: str) -> dict | None:
+        """The full check's report, or the error that stopped loading; None when neither happened yet."""
+        from ..report.summary import error_report
+
+        if self._result is not None:
+            return self._result.to_dict()
+        return error_report(given, for_pytest(str(self._error[0])), "load") if self._error is not None else None
 
     def close(self) -> None:
         if self._checker is not None:
@@ -136,7 +146,8 @@ class ModelItem(pytest.Item):
         reproduce.append(command("pytest", "--graph", self.model.given, *option_args(config, PREFIX),
                                  *pytest_extra, "-k", f"batchcheck and {select}"))
         raise ModelFailure(failure_report(result, label=f"`{self.model.given}`", plan=plan, headline=headline,
-                                          reproduce=reproduce, pytest_options=True))
+                                          reproduce=reproduce, pytest_options=True)
+                           + page_line(self.config.stash[PAGES], self.model.label))
 
     def accepted_verdict(self, verdict: Verdict) -> bool:
         """Whether the baseline accepts a `verdict` failure of this model (or is being rewritten)."""
@@ -155,6 +166,8 @@ class InvarianceItem(ModelItem):
 
     def runtest(self) -> None:
         result = self.check_result()
+        if result.verdict == Verdict.INVARIANT and not result:  # a pass over too little of the network
+            raise UsageError(result.coverage.message(self.model.given))
         if result.verdict == Verdict.BATCH_DEPENDENT:
             self.fail_with_report(result, self.accepted_verdict(Verdict.BATCH_DEPENDENT), plan=first_failing_plan(result),
                                   select="invariance")

@@ -19,6 +19,7 @@ import pytest
 from ..errors import UsageError
 from ..options import add_check_options
 from ..report.failure import for_pytest
+from .pages import PAGES, PageWriter, add_page_options, attach_report, page_settings
 from .settings import PREFIX, SETTINGS, settings_from
 
 MODEL_ITEM = re.compile(r"(.*/)?batchcheck\[")  # a generated item's id, whatever prefix pytest's rootdir needs
@@ -40,17 +41,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="regression gate: fail when a model regresses against its entry in FILE (JSON)")
     group.addoption("--graph-update-baseline", action="store_true",
                     help="write or refresh the --graph-baseline entries of the models checked")
+    add_page_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = config.stash[SETTINGS] = settings_from(config)
+        pages = config.stash[PAGES] = page_settings(config)
     except UsageError as exc:
         raise pytest.UsageError(f"batchcheck: {for_pytest(str(exc))}") from None
     if settings.update_baseline and not hasattr(config, "workerinput"):
         from .baseline import BaselineWriter
 
         config.pluginmanager.register(BaselineWriter(settings), "batchcheck-baseline-writer")
+    if pages and settings.models and not hasattr(config, "workerinput"):
+        from ..report.failure import cli_command
+
+        commands = {m.label: cli_command(Path(m.given), settings.check_config) for m in settings.models}
+        config.pluginmanager.register(PageWriter(pages, commands), "batchcheck-page-writer")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -119,6 +127,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     if isinstance(item, BaselineItem) and call.when == "call" and item.measured is not None:
         setattr(report, REPORT_ATTRIBUTE, json.dumps(item.measured))  # JSON: xdist sends it to the controller
+    if isinstance(item, ModelItem) and call.when == "call" and item.config.stash[PAGES] and not item.parent.page_sent:
+        model_report = item.parent.state.report_dict(item.model.given) if item.parent.state else None
+        if model_report is not None:
+            attach_report(report, item.model.label, model_report)
+            item.parent.page_sent = True
     if isinstance(item, ModelItem) and report.skipped and isinstance(report.longrepr, tuple):
         report.longrepr = (str(item.path), None, report.longrepr[2])  # the model, not the plugin's source line
     return report

@@ -34,6 +34,8 @@ def print_report(result: CheckResult, console: Console, *, all_layers: bool = Fa
     out(f"  input    {escape(model.input)} {model.input_dtype}, per image "
         f"{shape_text(model.per_image_shape)}{relaxed}")
     out(f"  outputs  {escape(', '.join(model.outputs))}")
+    for note in model.notes:
+        out(f"  note     {escape(note)}")
     for p in model.placeholders:
         value = f"fed {p.fed}" if p.fed is not None else "default kept"
         out(f"  placeholder {escape(p.name)} ({p.op} {p.dtype} {p.shape}): {value}")
@@ -46,12 +48,19 @@ def print_report(result: CheckResult, console: Console, *, all_layers: bool = Fa
         out(f"  tolerance {tol.describe()} (noise floor {tol.noise_floor:.1e} measured on batches of the probe's copies)")
     else:
         out(f"  tolerance {tol.describe()} ({tol.source})")
+    coverage = result.coverage
+    if coverage is not None and (coverage.compared_tensors < coverage.comparable_tensors or coverage.network_share < 1):
+        skipped = f"; {coverage.limited_by}" if coverage.limited_by and not result.limits else ""  # limits: below
+        out(f"  coverage {coverage.summary()}{escape(skipped)}")
     for limit in result.limits:
         beyond = f"; {limit.tensors_beyond} tensors beyond it not tested" if limit.tensors_beyond else ""
         out(f"  batch limit `{escape(limit.node)}` ({limit.op}) {escape(limit.reason)}{beyond}")
     out()
     diverged = sum(t.diverged for t in result.trials)
-    if result.verdict == Verdict.INVARIANT:
+    if result.verdict == Verdict.INVARIANT and not result:
+        out(f"[bold yellow]UNTESTED[/] every compared tensor matched, but too little of the network was "
+            f"compared: {escape(result.coverage.limited_by or 'see coverage')}")
+    elif result.verdict == Verdict.INVARIANT:
         out(f"[bold green]PASS[/] invariant: every compared tensor of the probe matched alone and in "
             f"{len(result.trials)} batches")
     elif result.verdict == Verdict.BATCH_DEPENDENT:

@@ -7,20 +7,29 @@ import numpy as np
 from ..tfenv import import_tf
 
 
-def comparison_template(dtype, rank: int, axis: int | None) -> list:
+def comparison_template(dtype, rank: int, axis: int | None, blocks: bool = False) -> list:
     """NodeDefs comparing one tensor `value` of `dtype` and `rank` with its cached solo value:
-    `assign` caches it, `scale` is max |value|, `diff` is max |rows at positions - solo|."""
+    `assign` caches it, `scale` is max |value|, `diff` is max |rows at positions - solo|. With
+    `blocks` the batch is folded with spatial blocks (SpaceToBatchND): the probe's rows are
+    b * batch + position for each block b, compared with the solo value's blocks."""
     tf = import_tf()
     graph = tf.Graph()
     with graph.as_default():
         value = tf.compat.v1.placeholder(dtype, [None] * rank, name="value")
         positions = tf.compat.v1.placeholder(tf.int32, [None], name="positions")
         handle = tf.raw_ops.VarHandleOp(dtype=dtype, shape=[None] * rank, name="solo")
-        tf.raw_ops.AssignVariableOp(resource=handle, value=value, name="assign")
+        # the probe's row (its batch of copies is the reference when the graph runs at one batch size only)
+        solo = value if axis is None or blocks else tf.gather(value, positions[:1], axis=axis)
+        tf.raw_ops.AssignVariableOp(resource=handle, value=solo, name="assign")
         cached = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype, name="cached")
-        rows = value if axis is None else tf.gather(value, positions, axis=axis)
+        if blocks:
+            count = tf.shape(cached, out_type=tf.int32)[0]
+            batch = tf.shape(value, out_type=tf.int32)[0] // count
+            rows = tf.gather(value, positions[:, None] + batch * tf.range(count)[None, :], axis=0)
+        else:
+            rows = value if axis is None else tf.gather(value, positions, axis=axis)
         # the stamped shape makes TF check at run time that rows never broadcast but along the batch axis
-        rows = tf.ensure_shape(rows, [None] * rank, name="rows")
+        rows = tf.ensure_shape(rows, [None] * (rank + blocks), name="rows")
         tf.identity(_max_abs(value), name="scale")
         tf.identity(_max_abs_diff(rows, cached), name="diff")
     return list(graph.as_graph_def().node)

@@ -46,6 +46,7 @@ class Target:
     op: str
     batch_axis: int | None  # None: compared as a whole (no batch axis)
     boundary: bool          # watched on screened trials too
+    blocks: int = 0         # > 0: the batch is folded with this many spatial blocks (SpaceToBatchND)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class GraphRunner:
         self.ranks: dict[str, int] = {}
         self.watched: dict[str, list[int]] = {}
         self.cached: tuple[object, np.ndarray] | None = None  # (probe key, scales) held by the TF variables
+        self.fixed_batch: int | None = None  # the one batch size the graph runs at, when nothing runs alone
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -99,7 +101,11 @@ class GraphRunner:
         return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
 
     def _run(self, key: str, fetches, batch: np.ndarray, positions=(0,), literal: bool = False):
-        """Run `fetches`, compiled once per `key`, on `batch`; `literal` runs without grappler."""
+        """Run `fetches`, compiled once per `key`, on `batch`; `literal` runs without grappler. A graph
+        that runs at one batch size only gets `batch` filled up with copies of the probe (the first position)."""
+        if self.fixed_batch and len(batch) < self.fixed_batch:
+            probe = batch[positions[0]:positions[0] + 1]
+            batch = np.concatenate([batch, np.repeat(probe, self.fixed_batch - len(batch), axis=0)])
         if key not in self._callables:
             session = self.literal_session if literal else self.session
             self._callables[key] = session.make_callable(fetches, feed_list=[self.input, self.positions, *self.feeds])
@@ -133,26 +139,49 @@ class GraphRunner:
         """
         self.dead = self._dead_branches(one)
         candidates = self._candidates()
-        solo_shapes = self._shapes(candidates, one, fatal=True)
-        pair_shapes = self._shapes(candidates, two, fatal=False)
-        for tensor in candidates:
-            if tensor not in pair_shapes:
-                continue
-            axis = _batch_axis(solo_shapes[tensor], pair_shapes[tensor])
+        # A node failing alone (a Reshape to a hard-coded batch of 12) is a batch limit like one failing
+        # in a batch: what runs before it is compared.
+        solo_shapes = self._shapes(candidates, one)
+        shipped = self.prepared.input.shipped_batch
+        if not solo_shapes and self.limits and shipped and shipped > 1:
+            self._fix_batch(shipped)
+            solo_shapes = self._shapes(candidates, one)
+        pair_shapes = solo_shapes if self.fixed_batch else self._shapes(list(solo_shapes), two)
+        in_blocks = self.index.descendants(n for n, info in self.index.nodes.items() if info.op == "SpaceToBatchND")
+        for tensor in pair_shapes:
+            solo, pair = solo_shapes[tensor], pair_shapes[tensor]
+            axis, blocks = _batch_axis(solo, pair) if not self.fixed_batch else _fixed_axis(solo, shipped), 0
             node = tensor.split(":")[0]
-            if axis == "folded":  # e.g. SpaceToBatchND; what follows may unfold it and is compared
-                self.excluded[tensor] = (f"shape mixes the batch with other axes: {list(solo_shapes[tensor])} "
-                                         f"alone, {list(pair_shapes[tensor])} in a batch of 2")
+            if axis == "folded" and node in in_blocks and solo[1:] == pair[1:] and pair[0] == 2 * solo[0]:
+                axis, blocks = 0, solo[0]  # row b * batch + n holds block b of image n
+            elif axis == "folded":  # the batch mixed with other axes some other way; what unfolds it is compared
+                self.excluded[tensor] = (f"shape mixes the batch with other axes: {list(pair)} in a batch of "
+                                         f"{self.fixed_batch}" if self.fixed_batch else
+                                         f"shape mixes the batch with other axes: {list(solo)} "
+                                         f"alone, {list(pair)} in a batch of 2")
                 continue
             boundary = (is_fusion_boundary(self.index, node, int(tensor.split(":")[1]))
                         or tensor in self.prepared.outputs)
-            self.targets.append(Target(tensor, node, self.index.nodes[node].op, axis, boundary))
+            self.targets.append(Target(tensor, node, self.index.nodes[node].op, axis, boundary, blocks))
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
         self.literal_session.close()  # analysis is over; only grappler-optimised runs follow
         self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
-        self._build_comparisons({t.tensor: solo_shapes[t.tensor] for t in self.targets})
+        # the probe's own row is cached: one image's worth even when its reference is a batch of copies
+        self._build_comparisons({t.tensor: (1, *solo_shapes[t.tensor][1:]) if t.batch_axis == 0 and not t.blocks
+                                 else solo_shapes[t.tensor] for t in self.targets})
+
+    def _fix_batch(self, size: int) -> None:
+        """Nothing runs alone but the graph ships a batch of `size`: batches of that size are tested, the
+        probe's reference being a batch of its own copies; the failures alone are no batch limits then."""
+        node = self.limits[0].node
+        self.fixed_batch = size
+        self.limits.clear()
+        self.excluded = {t: why for t, why in self.excluded.items() if not why.startswith("beyond batch limit")}
+        self.prepared.notes.append(f"the graph runs only at its batch of {size} (`{node}` fails on one image): "
+                                   f"each probe's reference is a batch of {size} copies of itself, every trial "
+                                   f"a batch of {size}")
 
     def _limit_summary(self) -> str:
         return "; ".join(f"`{limit.node}` {limit.reason}" for limit in self.limits[:2]) or "no comparable tensor"
@@ -176,21 +205,26 @@ class GraphRunner:
         """Tensors worth comparing: they depend on the input's values or on randomness, are live,
         fetchable, and hold numbers."""
         kinds = value_kinds(self.index, self.prepared.input.node)
-        unreachable = self.dead | loop_frame_nodes(self.index)
+        in_loops = loop_frame_nodes(self.index)
         candidates = []
         for name in self.index.order:
             op = self.graph.get_operation_by_name(name)
             if (kinds[name] not in ("data", "random") or name == self.prepared.input.node or op.type in SKIPPED_OPS
-                    or name in unreachable):
+                    or name in self.dead):
                 continue
             for output in op.outputs[:COMPARED_OUTPUTS.get(op.type)]:
-                if output.dtype.is_numpy_compatible and output.dtype not in (self.tf.string,):
+                if not output.dtype.is_numpy_compatible or output.dtype == self.tf.string:
+                    continue
+                if name in in_loops:
+                    self.excluded[output.name] = ("inside a while loop's frame, not fetchable from outside it "
+                                                  "(the loop's Exit outputs and what follows are compared)")
+                else:
                     candidates.append(output.name)
         return candidates
 
-    def _shapes(self, candidates: list[str], batch: np.ndarray, fatal: bool) -> dict[str, tuple[int, ...]]:
+    def _shapes(self, candidates: list[str], batch: np.ndarray) -> dict[str, tuple[int, ...]]:
         """Each candidate's shape on `batch`. Nodes that fail (e.g. a Reshape to a hard-coded batch of 1)
-        become batch limits and are dropped with everything after them, unless `fatal`."""
+        become batch limits and are dropped with everything after them."""
         tf = self.tf
         alive = list(candidates)
         for attempt in range(MAX_LIMIT_SEARCH):
@@ -199,11 +233,11 @@ class GraphRunner:
                 shapes = [tf.raw_ops.Shape(input=self.graph.get_tensor_by_name(t), out_type=tf.int64)
                           for t in alive]
             try:
-                values = self._run(f"shapes-{len(batch)}-{attempt}", shapes, batch, literal=True)
+                values = self._run(f"shapes-{len(batch)}-{self.fixed_batch}-{attempt}", shapes, batch, literal=True)
                 return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
             except tf.errors.OpError as exc:
                 node = self._failing_node(exc)
-                if fatal or node is None:
+                if node is None:
                     raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
                                      f"{f' at node `{node}`' if node else ''} ({op_error_text(exc)}); "
                                      f"check --input, --input-shape and --feed") from None
@@ -243,7 +277,9 @@ class GraphRunner:
             tensor = self.graph.get_tensor_by_name(target.tensor)
             solo = list(solo_shapes[target.tensor])
             rows = [None if axis == target.batch_axis else size for axis, size in enumerate(solo)]
-            key = (tensor.dtype, len(solo), target.batch_axis)
+            if target.blocks:
+                rows = [None, *solo]  # positions × blocks × the block's shape
+            key = (tensor.dtype, len(solo), target.batch_axis, bool(target.blocks))
             if key not in templates:
                 templates[key] = comparison_template(*key)
             for node in templates[key]:
@@ -282,6 +318,13 @@ class GraphRunner:
     def compare(self, mode: Mode, batch: np.ndarray, positions: list[int]) -> np.ndarray:
         """max |row - solo| per watched tensor over the rows at `positions` of `batch`."""
         return np.maximum(self._run_checked(mode, self._fetches[mode], batch, positions), 0.0)
+
+
+def _fixed_axis(shape: tuple[int, ...], size: int):
+    """At a fixed batch `size`: axis 0 when it has that size, 'folded' when a multiple, else None."""
+    if shape and shape[0] == size:
+        return 0
+    return "folded" if shape and shape[0] > size and shape[0] % size == 0 else None
 
 
 def _batch_axis(solo: tuple[int, ...], pair: tuple[int, ...]):
