@@ -15,8 +15,9 @@ import numpy as np
 
 from .errors import UsageError, did_you_mean
 from .graph.batch_rules import batch_axis, batch_mixing
-from .graph.batchnorm import BatchNorm, constant_value
-from .graph.findings import Finding
+from .graph.batchnorm import BatchNorm
+from .graph.values import constant_value
+from .graph.findings import LintFinding
 from .graph.index import RANDOM_OPS, layer_of
 from .judge.causes import EXPLANATIONS, LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS
 from .lint import GraphFacts, graph_facts, load
@@ -117,7 +118,7 @@ class Probe:
         return {"differs_between_runs": bool(worst > ATOL + RTOL * _max_abs(first)), "max_abs_diff": worst}
 
 
-def confirm_findings(facts: GraphFacts, findings: list[Finding], config: CheckConfig) -> list[Finding]:
+def confirm_findings(facts: GraphFacts, findings: list[LintFinding], config: CheckConfig) -> list[LintFinding]:
     """Run each runtime-confirmable finding once: rows mixed, or the random value differing run to run."""
     probe = Probe(facts, config)
     try:

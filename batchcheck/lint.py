@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .graph.batch_rules import BatchMixing, batch_mixing, static_shapes
-from .graph.batchnorm import BatchNorm, constant_value, find_batchnorms, flag_of
+from .graph.batchnorm import BatchNorm, find_batchnorms
 from .graph.findings import (
     SEVERITY_ORDER,
-    Finding,
-    batchnorm_findings,
+    LintFinding,
+    constant_findings,
     foldable_findings,
     make_finding,
     training_findings,
@@ -29,6 +29,7 @@ from .graph.index import (
     dead_nodes,
     value_kinds,
 )
+from .graph.values import constant_value, flag_of, placeholder_default
 from .judge.causes import EXPLANATIONS
 from .load.formats import LoadedModel, load_model
 from .load.prepare import PreparedModel, prepare
@@ -44,7 +45,7 @@ STATIC_KINDS = ("stale_statistics", "tiny_variance", "no_scale")
 @dataclass
 class LintResult:
     """Lint's findings; `bool(result)` is True when no finding is an error."""
-    findings: list[Finding]
+    findings: list[LintFinding]
     model: dict
     versions: dict = field(default_factory=dict)
 
@@ -52,7 +53,7 @@ class LintResult:
         return not self.errors
 
     @property
-    def errors(self) -> list[Finding]:
+    def errors(self) -> list[LintFinding]:
         return [f for f in self.findings if f.severity == "error"]
 
     @property
@@ -116,7 +117,7 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
     findings += [_mixing_finding(index, m) for m in batch_mixing(index, facts.shapes, facts.kinds, facts.live)
                  if m.node not in reported]
     live_norms = [bn for bn in facts.norms if bn.name in facts.live]
-    findings += batchnorm_findings(index, live_norms, kinds=STATIC_KINDS)
+    findings += constant_findings(index, live_norms, STATIC_KINDS)
     findings += foldable_findings(index, facts.norms, facts.live, facts.shapes)
     findings += _flag_findings(loaded, facts)
     findings += _update_ops_findings(loaded, prepared)
@@ -129,7 +130,7 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
     model = {"path": str(prepared.path), "format": prepared.format, "input": spec.tensor, "input_dtype": spec.dtype,
              "per_image_shape": list(spec.per_image_shape), "outputs": prepared.outputs,
              "nodes": len(index.nodes), "batchnorms": len(facts.norms),
-             "flags": {name: value for name, value in facts.flag_values.items()}}
+             "flags": dict(facts.flag_values)}
     return LintResult(findings, model, versions())
 
 
@@ -138,18 +139,9 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
 
 def _flag_values(index: GraphIndex, feeds: dict[str, str]) -> dict[str, str]:
     """Placeholder → the value it takes: the --feed, else a PlaceholderWithDefault's default."""
-    values = {}
-    for name, info in index.nodes.items():
-        if info.op not in PLACEHOLDER_OPS:
-            continue
-        if name in feeds:
-            values[name] = feeds[name]
-        elif info.op == "PlaceholderWithDefault":
-            default = constant_value(index, info.data_inputs[0][0])
-            if default is not None and default.size == 1:
-                item = default.reshape(-1)[0].item()
-                values[name] = str(item).lower() if isinstance(item, bool) else str(item)
-    return values
+    values = {name: feeds.get(name, placeholder_default(index, name)) for name, info in index.nodes.items()
+              if info.op in PLACEHOLDER_OPS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _predicate_value(index: GraphIndex, predicate: str, flag_values: dict[str, str]) -> bool | None:
@@ -158,7 +150,8 @@ def _predicate_value(index: GraphIndex, predicate: str, flag_values: dict[str, s
     if value is not None and value.size == 1:
         return bool(value.reshape(-1)[0])
     flag = flag_of(index, predicate)
-    if flag is None or flag not in flag_values or index.nodes[predicate].op == "LogicalNot":
+    negated = flag is not None and any(index.nodes[n].op == "LogicalNot" for n in index.ancestors([predicate]))
+    if flag is None or flag not in flag_values or negated:
         return None
     return flag_values[flag].strip().lower() in ("true", "1", "1.0")
 
@@ -169,7 +162,7 @@ def _training_nodes(facts: GraphFacts) -> set[str]:
             | {n for n, info in facts.index.nodes.items() if info.op in RANDOM_OPS})
 
 
-def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[Finding]:
+def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[LintFinding]:
     index, findings = facts.index, []
     training = _training_nodes(facts)
     switches_by_flag: dict[str, list[str]] = {}
@@ -183,19 +176,21 @@ def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[Finding]:
         if live_if[True] == live_if[False]:
             continue
         inference = "false" if len(live_if[False]) < len(live_if[True]) else "true"
+        training_value = "true" if inference == "false" else "false"
+        switched = sorted(live_if[training_value == "true"] - live_if[inference == "true"])
         current = facts.flag_values.get(flag)
         state = "" if current is None else f"; it is {current} here ({'inference' if current == inference else 'training'})"
         findings.append(make_finding(
             index, "training_flag", flag,
-            f"placeholder `{flag}` selects training behaviour through {len(switches)} cond switch(es)"
-            f"{state}", f"--feed {flag}={inference} selects inference; or export with the flag removed",
-            default=_default_text(facts, flag), inference_value=inference,
-            training_nodes=sorted(live_if[inference == "false"] - live_if[inference == "true"])[:8]))
+            f"placeholder `{flag}` selects training behaviour through tf.cond: {len(switched)} training-mode "
+            f"BatchNorm or random node(s) run when it is {training_value}{state}",
+            f"--feed {flag}={inference} selects inference; or export with the flag removed",
+            default=_default_text(facts, flag), inference_value=inference, training_nodes=switched[:8]))
     kept = set(index.nodes)
     for node in loaded.graph_def.node:
         if (node.op in PLACEHOLDER_OPS and node.name not in kept and node.name != facts.prepared.input.node
                 and FLAG_NAMES.search(node.name)):
-            findings.append(Finding(
+            findings.append(LintFinding(
                 "unused_flag", "warning", node.name, node.op, node.name,
                 f"placeholder `{node.name}` looks like a training flag but nothing the outputs need reads it: "
                 f"feeding it changes nothing (the mode is fixed in the graph, e.g. FusedBatchNorm's is_training "
@@ -210,7 +205,7 @@ def _default_text(facts: GraphFacts, flag: str) -> str | None:
 # -- random ops --------------------------------------------------------------------------------
 
 
-def _random_findings(facts: GraphFacts) -> list[Finding]:
+def _random_findings(facts: GraphFacts) -> list[LintFinding]:
     index, kinds, findings = facts.index, facts.kinds, []
     for name in index.order:
         if name not in facts.live or index.nodes[name].op not in RANDOM_OPS:
@@ -255,7 +250,7 @@ def _neutral(flag: str, value: str | None) -> bool:
 # -- rows of the batch -------------------------------------------------------------------------
 
 
-def _mixing_finding(index: GraphIndex, mixing: BatchMixing) -> Finding:
+def _mixing_finding(index: GraphIndex, mixing: BatchMixing) -> LintFinding:
     explanation, fix = EXPLANATIONS[mixing.cause]
     return make_finding(index, mixing.cause, mixing.node, f"{mixing.op}: {explanation}", fix, **mixing.evidence)
 
@@ -263,7 +258,7 @@ def _mixing_finding(index: GraphIndex, mixing: BatchMixing) -> Finding:
 # -- meta graph update ops ---------------------------------------------------------------------
 
 
-def _update_ops_findings(loaded: LoadedModel, prepared: PreparedModel) -> list[Finding]:
+def _update_ops_findings(loaded: LoadedModel, prepared: PreparedModel) -> list[LintFinding]:
     """`update_ops_not_run` when a meta graph's train op does not depend on its UPDATE_OPS collection."""
     if loaded.format != "meta-checkpoint":
         return []
@@ -284,7 +279,7 @@ def _update_ops_findings(loaded: LoadedModel, prepared: PreparedModel) -> list[F
     if not skipping:
         return []
     train_op = skipping[0]
-    return [Finding(
+    return [LintFinding(
         "update_ops_not_run", "error", train_op, index.nodes[train_op].op, train_op,
         f"the train op `{train_op}` does not run the {len(missing[train_op])} UPDATE_OPS (e.g. "
         f"`{missing[train_op][0]}`): the moving mean/variance are never updated during training",

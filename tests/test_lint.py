@@ -188,3 +188,12 @@ def test_keras_mobilenet_v2_untrained_has_only_stale_statistics(tmp_path, run_cl
     assert {f["kind"] for f in result.report["findings"] if f["severity"] == "error"} == {"stale_statistics"}
     assert len(by_kind(result.report, "stale_statistics")) == 52
     assert by_kind(result.report, "foldable_batchnorm")[0]["evidence"]["count"] == 52
+
+
+def test_check_names_row_selection_and_how_to_fix_it(case_model, run_cli):
+    """check used to call `softmax[0]` a batch reduction; its hint now says to return the whole batch."""
+    path, _ = case_model("row_selection")
+    first = run_cli(path, *QUICK).report["first_divergence"]
+    assert (first["node"], first["cause"]) == ("RowSelect/strided_slice", "row_selection")
+    assert "one image's result per run" in first["hint"] and "return the whole batch" in first["hint"]
+    assert "--output" in first["hint"] and "per-image axes" not in first["hint"]

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-from ..options import add_check_options, argparse_groups, config_from_options
-from .output import add_json_option, checked_json_path, status
+from ..options import add_check_options, argparse_groups
+from .output import add_json_option, add_model_argument, run_command
 
 HELP = "explain one node (default: the first divergent one): BatchNorm statistics by hand, rows mixed"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    add_model_argument(parser)
     parser.add_argument("--node", metavar="NAME", help="node to explain (default: the first divergent node)")
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, group=groups)
@@ -25,19 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..explain import explain
 
-    config = config_from_options(lambda dest: getattr(args, dest))
-    json_path = checked_json_path(args.json)
-    console = Console(file=sys.stdout, highlight=False)
-    with status(console, "loading the model and running it…"):
-        result = explain(args.model, config, args.node)
-    print_explanation(result, console)
-    if json_path is not None:
-        result.write_json(json_path)
-    return result.exit_code
+    return run_command(args, "loading the model and running it…",
+                       lambda config: explain(args.model, config, args.node), print_explanation)
 
 
 def print_explanation(result, console) -> None:

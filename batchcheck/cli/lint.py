@@ -4,11 +4,9 @@ no images needed. Exit 0 when no finding is an error, 1 when one is, 2 when the 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from ..options import add_check_options, argparse_groups, config_from_options
-from .output import add_json_option, checked_json_path, status
+from ..options import add_check_options, argparse_groups
+from .output import add_json_option, add_model_argument, run_command
 
 HELP = "audit a model's BatchNorm, dropout and flags statically (no images)"
 # The model options of `check`; its image options and seed serve --confirm.
@@ -16,7 +14,7 @@ LINT_GROUPS = ("model", "images")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    add_model_argument(parser)
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, group=groups,
                       select=lambda option: option.group in LINT_GROUPS or option.flag == "seed")
@@ -27,19 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..lint import lint
 
-    config = config_from_options(lambda dest: getattr(args, dest, None))  # options lint lacks keep defaults
-    json_path = checked_json_path(args.json)
-    console = Console(file=sys.stdout, highlight=False)
-    with status(console, "loading and reading the model…"):
-        result = lint(args.model, config, confirm=args.confirm)
-    print_lint(result, console)
-    if json_path is not None:
-        result.write_json(json_path)
-    return result.exit_code
+    return run_command(args, "loading and reading the model…",
+                       lambda config: lint(args.model, config, confirm=args.confirm), print_lint)
 
 
 def print_lint(result, console) -> None:

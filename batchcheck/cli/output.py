@@ -3,6 +3,7 @@ draw only on a terminal (logs stay clean)."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
@@ -40,3 +41,26 @@ def progress_callback(console) -> Callable[[int, int], None] | None:
         if done == total:
             bar.stop()
     return update
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+
+
+def run_command(args: argparse.Namespace, message: str, compute: Callable, show: Callable) -> int:
+    """The shape of a one-result command: options to a config (options the command lacks keep their
+    defaults), the --json folder checked first, `compute(config)` under a spinner, `show(result, console)`,
+    the JSON written; returns the result's exit code."""
+    from rich.console import Console
+
+    from ..options import config_from_options
+
+    config = config_from_options(lambda dest: getattr(args, dest, None))
+    json_path = checked_json_path(args.json)
+    console = Console(file=sys.stdout, highlight=False)
+    with status(console, message):
+        result = compute(config)
+    show(result, console)
+    if json_path is not None:
+        result.write_json(json_path)
+    return result.exit_code

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..judge.causes import LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS
-from .batchnorm import constant_value
 from .index import SHAPE_OPS, GraphIndex
+from .values import constant_value
 
 MATRIX_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"})
 # Ops whose inputs are all values (a shape-derived input is used as a number, not as a size).

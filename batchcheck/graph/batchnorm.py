@@ -9,7 +9,7 @@ Recognised forms:
   (LayerNorm, InstanceNorm, GroupNorm);
 - the `(x - mean) * Rsqrt(variance + eps)` form GroupNorm code writes.
 
-Works on the protobuf alone; NumPy values come from `Const` nodes (behind Identity/Switch/Squeeze).
+Works on the protobuf alone; constants, flags and cond branches are read with `values`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .index import PLACEHOLDER_OPS, SWITCH_OPS, GraphIndex, layer_of
+from .index import GraphIndex, layer_of
+from .values import CONSTANT_HOPS, branch_switch, constant_value, flag_of, placeholder_default, skip_ops
 
 FUSED_BATCHNORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 PRODUCER_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})
@@ -135,11 +136,11 @@ def find_batchnorms(index: GraphIndex, feeds: dict[str, str] | None = None) -> l
 def _fused(index: GraphIndex, name: str, feeds: dict[str, str]) -> BatchNorm:
     definition = index.defs[name]
     info = index.nodes[name]
-    inputs = [_tensor(s, o) for s, o in info.data_inputs[:5]]
+    inputs = [f"{s}:{o}" for s, o in info.data_inputs[:5]]
     training = bool(definition.attr["is_training"].b)
     params = [_parameter(index, t.split(":")[0]) for t in inputs[1:5]]
     gamma = params[0]
-    if gamma.value is not None and gamma.value.size and np.all(gamma.value == 1) and _is_plain_const(index, gamma.node):
+    if gamma.value is not None and gamma.value.size and np.all(gamma.value == 1) and _is_plain_const(gamma.node):
         gamma = Parameter(None, gamma.value)  # slim scale=False: a Const of ones, no learnt gamma
     data_format = definition.attr["data_format"].s.decode() or "NHWC"
     source = _with_cond(index, TrainingSource(training, "attribute"), name, feeds)
@@ -151,7 +152,7 @@ def _fused(index: GraphIndex, name: str, feeds: dict[str, str]) -> BatchNorm:
 
 def _batch_folded_into_channels(index: GraphIndex, x_node: str, data_format: str) -> bool:
     """tf.keras LayerNormalization: x reshaped to [1, N·…, …] so that each 'channel' is one image."""
-    node = _skip(index, x_node, {"Identity"})
+    node = skip_ops(index, x_node, {"Identity"})
     if index.nodes[node].op != "Reshape" or len(index.nodes[node].data_inputs) < 2:
         return False
     shape_node = index.nodes[node].data_inputs[1][0]
@@ -213,7 +214,7 @@ def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNo
         source = TrainingSource(False, "constants")
         name = output.split(":")[0]
     source = _with_cond(index, source, name, feeds)
-    return BatchNorm(name, index.nodes[name].op, "decomposed", _tensor(*x), output, gamma, beta, mean,
+    return BatchNorm(name, index.nodes[name].op, "decomposed", f"{x[0]}:{x[1]}", output, gamma, beta, mean,
                      variance, epsilon, source, per_sample, axes, _producer(index, x[0]),
                      tuple(dict.fromkeys(members)))
 
@@ -262,7 +263,7 @@ def _looks_like_statistic(index: GraphIndex, node: str) -> bool:
 
 def _moments_mean(index: GraphIndex, node: str) -> str | None:
     """The `Mean` node behind `node` (through Squeeze/StopGradient/Identity), if it is one."""
-    node = _skip(index, node, PASS_THROUGH_OPS)
+    node = skip_ops(index, node, PASS_THROUGH_OPS)
     return node if index.nodes[node].op == "Mean" else None
 
 
@@ -286,70 +287,21 @@ def _with_cond(index: GraphIndex, source: TrainingSource, node: str, feeds: dict
     switch_node, branch = switch
     predicate_node, predicate_output = index.nodes[switch_node].data_inputs[1]
     flag = flag_of(index, predicate_node)
-    default = None
-    if flag is not None and index.nodes[flag].op == "PlaceholderWithDefault":
-        value = constant_value(index, index.nodes[flag].data_inputs[0][0])
-        default = _text(value) if value is not None else None
-    return TrainingSource(source.training, source.origin, _tensor(predicate_node, predicate_output), branch,
-                          flag, feeds.get(flag, default) if flag else None)
-
-
-def branch_switch(index: GraphIndex, node: str, depth: int = 4) -> tuple[str, bool] | None:
-    """(Switch node, branch taken) when `node`'s inputs come from a cond Switch within a few Identity hops."""
-    for source, output in index.nodes[node].data_inputs:
-        for _ in range(depth):
-            info = index.nodes.get(source)
-            if info is None:
-                break
-            if info.op in SWITCH_OPS:
-                return source, output == 1
-            if info.op not in ("Identity",) or not info.data_inputs:
-                break
-            source, output = info.data_inputs[0]
-    return None
-
-
-def flag_of(index: GraphIndex, predicate: str) -> str | None:
-    """The placeholder a cond predicate comes from (through Identity/LogicalNot/Cast), if any."""
-    seen = 0
-    while predicate in index and seen < 8:
-        info = index.nodes[predicate]
-        if info.op in PLACEHOLDER_OPS:
-            return predicate
-        if not info.data_inputs or info.op not in ("Identity", "Switch", "LogicalNot", "Cast", "Squeeze"):
-            return None
-        predicate, seen = info.data_inputs[0][0], seen + 1
-    return None
+    value = feeds.get(flag, placeholder_default(index, flag)) if flag else None
+    return TrainingSource(source.training, source.origin, f"{predicate_node}:{predicate_output}", branch, flag, value)
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def constant_value(index: GraphIndex, name: str) -> np.ndarray | None:
-    """The value of `name` when it is a Const, possibly behind Identity/Switch/Squeeze hops."""
-    from tensorflow.python.framework import tensor_util
-
-    node = _skip(index, name, {"Identity", "Switch", "RefSwitch", "ReadVariableOp", "Snapshot"})
-    if node not in index or index.nodes[node].op != "Const":
-        return None
-    return tensor_util.MakeNdarray(index.defs[node].attr["value"].tensor)
-
-
 def _parameter(index: GraphIndex, name: str) -> Parameter:
-    node = _skip(index, name, {"Identity", "Switch", "RefSwitch", "ReadVariableOp", "Snapshot"})
+    node = skip_ops(index, name, CONSTANT_HOPS)
     return Parameter(node, constant_value(index, node))
 
 
-def _is_plain_const(index: GraphIndex, node: str | None) -> bool:
+def _is_plain_const(node: str | None) -> bool:
     """A Const not named like a learnt variable (slim writes scale=False's gamma as `BatchNorm/Const`)."""
     return node is not None and not node.rsplit("/", 1)[-1].startswith("gamma")
-
-
-def _skip(index: GraphIndex, name: str, ops) -> str:
-    seen = 0
-    while name in index and index.nodes[name].op in ops and index.nodes[name].data_inputs and seen < 16:
-        name, seen = index.nodes[name].data_inputs[0][0], seen + 1
-    return name
 
 
 def _consumers(index: GraphIndex, node: str) -> list[str]:
@@ -369,14 +321,6 @@ def _other_input(index: GraphIndex, node: str, known: str) -> str | None:
 
 
 def _producer(index: GraphIndex, x_node: str) -> str | None:
-    node = _skip(index, x_node, {"Identity"})
+    node = skip_ops(index, x_node, {"Identity"})
     return node if node in index and index.nodes[node].op in PRODUCER_OPS else None
 
-
-def _tensor(node: str, output: int) -> str:
-    return f"{node}:{output}"
-
-
-def _text(value: np.ndarray) -> str:
-    item = value.reshape(-1)[0] if value.size else value
-    return str(bool(item)).lower() if value.dtype == bool else str(item.item() if hasattr(item, "item") else item)

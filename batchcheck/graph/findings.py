@@ -33,6 +33,15 @@ CHECK_KINDS = ("stale_statistics", "no_scale")  # what `check` has always report
 
 @dataclass(frozen=True)
 class Finding:
+    """A BatchNorm pitfall as `check` reports it in its `findings` (the JSON keys are a contract)."""
+    kind: str
+    node: str
+    layer: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LintFinding:
     """One thing lint found at a node; `confirmed` is set by a runtime confirmation (None: not run)."""
     kind: str
     severity: str
@@ -47,23 +56,31 @@ class Finding:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def confirm(self, value: bool | None, **evidence) -> "Finding":
+    def confirm(self, value: bool | None, **evidence) -> "LintFinding":
         return replace(self, confirmed=value, evidence={**self.evidence, **evidence})
+
+    def for_check(self) -> Finding:
+        return Finding(self.kind, self.node, self.layer, self.message)
 
 
 def make_finding(index: GraphIndex, kind: str, node: str, message: str | None = None, fix: str | None = None,
-                 **evidence) -> Finding:
+                 **evidence) -> LintFinding:
     """A finding of `kind` at `node`, with the standard text unless `message`/`fix` are given."""
     standard_message, standard_fix = TEXT.get(kind, ("", ""))
-    return Finding(kind, SEVERITY[kind], node, index.nodes[node].op if node in index else "", layer_of(node),
+    return LintFinding(kind, SEVERITY[kind], node, index.nodes[node].op if node in index else "", layer_of(node),
                    message or standard_message, fix or standard_fix, None, evidence)
 
 
-def batchnorm_findings(index: GraphIndex, norms: list[BatchNorm] | None = None,
-                       kinds: tuple[str, ...] = CHECK_KINDS) -> list[Finding]:
-    """Findings read from BatchNorm constants, in topological order (`check` reports CHECK_KINDS)."""
+def batchnorm_findings(index: GraphIndex) -> list[Finding]:
+    """The BatchNorm pitfalls `check` reports (CHECK_KINDS), in topological order."""
+    return [f.for_check() for f in constant_findings(index, find_batchnorms(index), CHECK_KINDS)]
+
+
+def constant_findings(index: GraphIndex, norms: list[BatchNorm],
+                      kinds: tuple[str, ...] = CHECK_KINDS) -> list[LintFinding]:
+    """Findings of `kinds` read from inference BatchNorms' constants, in the order of `norms`."""
     findings = []
-    for bn in find_batchnorms(index) if norms is None else norms:
+    for bn in norms:
         if bn.training.training or bn.per_sample:
             continue
         mean, variance = bn.mean.value, bn.variance.value
@@ -83,7 +100,7 @@ def batchnorm_findings(index: GraphIndex, norms: list[BatchNorm] | None = None,
     return findings
 
 
-def training_findings(index: GraphIndex, norms: list[BatchNorm], live: set[str]) -> list[Finding]:
+def training_findings(index: GraphIndex, norms: list[BatchNorm], live: set[str]) -> list[LintFinding]:
     """`batchnorm_training` for each live BN that normalises with the batch's statistics."""
     findings = []
     for bn in norms:
@@ -105,7 +122,7 @@ def training_findings(index: GraphIndex, norms: list[BatchNorm], live: set[str])
     return findings
 
 
-def foldable_findings(index: GraphIndex, norms: list[BatchNorm], live: set[str], shapes: dict) -> list[Finding]:
+def foldable_findings(index: GraphIndex, norms: list[BatchNorm], live: set[str], shapes: dict) -> list[LintFinding]:
     """One `foldable_batchnorm` finding for the inference BNs right after a conv/matmul they alone read."""
     foldable = [bn for bn in norms if bn.name in live and bn.producer and not bn.training.training
                 and not bn.per_sample and len(index.nodes[bn.producer].consumers) == 1]
