@@ -5,11 +5,10 @@ into the weights, and prove the result. Exit 0 written and proven, 1 written but
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ..options import add_check_options, argparse_groups, config_from_options
-from .output import add_json_option, checked_json_path, status
+from ..options import add_check_options, argparse_groups
+from .output import add_json_option, run_command
 
 HELP = "rewrite a model for inference (BN, dropout, flags), fold BN, and prove it"
 
@@ -30,18 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..fix import fix
     from ..fix.report import print_fix_report
 
-    config = config_from_options(lambda dest: getattr(args, dest))
-    json_path = checked_json_path(args.json)
-    console = Console(file=sys.stdout, highlight=False)
-    with status(console, "rewriting, re-checking and timing…"):
-        result = fix(args.model, args.out, config, calibrate=args.calibrate, fold_bn=args.fold_bn,
-                     repeats=args.repeats)
-    print_fix_report(result, console)
-    if json_path is not None:
-        result.write_json(json_path)
-    return result.exit_code
+    return run_command(args, "rewriting, re-checking and timing…",
+                       lambda config: fix(args.model, args.out, config, calibrate=args.calibrate,
+                                          fold_bn=args.fold_bn, repeats=args.repeats),
+                       print_fix_report)
