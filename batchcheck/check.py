@@ -238,7 +238,7 @@ class Checker:
         kinds = value_kinds(index, self.prepared.input.node)
         axes = {t.tensor: t.batch_axis for t in targets}
         roots = []
-        for node in find_roots(index, set(by_tensor)):
+        for node in find_roots(index, set(by_tensor), {t.tensor for t in targets}):
             outputs = [i for tensor, i in by_tensor.items() if tensor.split(":")[0] == node]
             first = min(outputs, key=lambda i: targets[i].tensor)
             cause = Cause(classify_cause(index, node, kinds, axes, runner.ranks))

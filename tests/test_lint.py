@@ -30,13 +30,11 @@ def test_lint_agrees_with_check(name, case_model, run_cli):
     result = lint(run_cli, path, *args)
     assert result.code == (1 if any(f["severity"] == "error" for f in result.report["findings"]) else 0)
     errors = {f["node"] for f in result.report["findings"] if f["severity"] == "error" and f["kind"] in BATCH_KINDS}
-    # check also reports, after a first root inside a lowered TF2 cond, each branch's input Identity (fed by
-    # a Switch, whose outputs check does not compare) as a root of cause `unknown`: not a cause of its own.
-    roots = {root["node"] for root in check["roots"] if not (root["op"] == "Identity" and root["cause"] == "unknown")}
+    roots = {root["node"] for root in check["roots"]}
     assert roots <= errors, (roots, errors)
     if check["verdict"] == "invariant":
         assert not errors, errors
-    for root in (r for r in check["roots"] if r["node"] in roots):
+    for root in check["roots"]:
         assert root["cause"] in {f["kind"] for f in result.report["findings"] if f["node"] == root["node"]}
 
 

@@ -35,14 +35,24 @@ EXPLANATIONS = {
 }
 
 
-def find_roots(index: GraphIndex, divergent: set[str]) -> list[str]:
-    """Nodes with a divergent output whose data inputs all agree, in topological order."""
+def find_roots(index: GraphIndex, divergent: set[str], compared: set[str]) -> list[str]:
+    """Nodes with a divergent output whose data inputs all agree, in topological order. An input that was
+    not compared (a Switch's output, say) agrees only when everything it comes from agrees."""
+    memo: dict[str, bool] = {}
+
+    def diverges(tensor: str) -> bool:
+        if tensor in compared:
+            return tensor in divergent
+        if tensor not in memo:
+            memo[tensor] = False  # cycles (loop back edges) end here
+            source = tensor.rsplit(":", 1)[0]
+            memo[tensor] = source in index and any(
+                diverges(f"{s}:{o}") for s, o in index.nodes[source].data_inputs)
+        return memo[tensor]
+
     nodes = {tensor.split(":")[0] for tensor in divergent}
-    roots = []
-    for node in nodes:
-        inputs = index.nodes[node].data_inputs
-        if not any(f"{source}:{output}" in divergent for source, output in inputs):
-            roots.append(node)
+    roots = [node for node in nodes
+             if not any(diverges(f"{source}:{output}") for source, output in index.nodes[node].data_inputs)]
     return sorted(roots, key=index.position.__getitem__)
 
 
