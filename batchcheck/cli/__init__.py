@@ -19,7 +19,7 @@ from ..errors import (
     first_line,
 )
 
-COMMANDS = ("check", "lint", "explain", "inspect")
+COMMANDS = ("check", "lint", "explain", "inspect", "fix")
 
 
 class _OneLineParser(argparse.ArgumentParser):
