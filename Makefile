@@ -17,12 +17,18 @@ $(STAMP): pyproject.toml
 fixtures: $(STAMP)
 	$(BIN)/python -m fixtures.build $(DEMO) mobilenet_v1 mobilenet_v1_bn_training
 
-## demo: build two MobileNet fixtures and check both (one clean, one with BN left in training mode)
+## demo: build two MobileNet fixtures and check both (one clean, one with BN left in training mode), then fix
+## the second (recalibrated, BN folded) and check the fixed graph (exit 0)
 demo: fixtures
 	$(BIN)/batchcheck check $(DEMO)/mobilenet_v1/model.pb
 	@echo
 	@$(BIN)/batchcheck check $(DEMO)/mobilenet_v1_bn_training/model.pb --json $(DEMO)/report.json \
 		|| echo "(exit $$?: batch-dependent, as expected for this fixture; JSON report: $(DEMO)/report.json)"
+	@echo
+	$(BIN)/batchcheck fix $(DEMO)/mobilenet_v1_bn_training/model.pb -o $(DEMO)/mobilenet_v1_fixed.pb \
+		--calibrate fixtures/images --fold-bn --json $(DEMO)/fix.json
+	@echo
+	$(BIN)/batchcheck check $(DEMO)/mobilenet_v1_fixed.pb
 
 ## test: the default suite (tiny fixtures, < 15 min on 2 cores)
 test: $(STAMP)

@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..safety.supervise import EXIT_INTERRUPTED, current_stage, enter_child
 
-COMMANDS = ("check", "lint", "explain", "inspect")
+COMMANDS = ("check", "lint", "explain", "inspect", "fix")
 
 
 class _OneLineParser(argparse.ArgumentParser):
