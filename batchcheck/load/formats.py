@@ -73,7 +73,9 @@ def load_model(path: Path, model_format: str = "auto", *, signature: str = "serv
               "keras": _load_keras, "meta": _load_meta_graph}[model_format]
     loaded = loader(path, model_format=model_format, signature=signature,
                     checkpoint=checkpoint, outputs=outputs or [], allowed_ops=allowed_ops)
-    loaded.scan = scan_graph_def(loaded.graph_def, path, allowed_ops)
+    # what the SavedModel, meta graph or Keras file became keeps its own saver functions (never called)
+    saver_roots = None if model_format in ("pb", "pbtxt") else ()
+    loaded.scan = scan_graph_def(loaded.graph_def, path, allowed_ops, saver_roots=saver_roots)
     _reject_variables(loaded)
     if any(n.op in CALL_OPS for n in loaded.graph_def.node):
         loaded.graph_def = inline_functions(loaded.graph_def)

@@ -38,6 +38,7 @@ FILE_OP_PATTERN = re.compile(r"(Reader|Writer)(V\d)?$|^Write\w*Summary$|^Reader\
 # Checkpoint I/O that a SavedModel's or meta graph's own saver holds: allowed there and nowhere else.
 CHECKPOINT_OPS = frozenset({"Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice",
                             "MergeV2Checkpoints"})
+TRACED_SAVER = re.compile(r"__inference__traced_(save|restore)_\d+$")  # tf.saved_model.save's saver functions
 PRINT_OPS = frozenset({"PrintV2"})
 CONSOLE_STREAMS = ("stderr", "stdout", "log(info)", "log(warning)", "log(error)")
 
@@ -84,18 +85,21 @@ def refusal_category(op: str) -> str | None:
 
 
 def scan_graph_def(graph_def, path: Path, allowed_ops: Iterable[str] = (), *,
-                   saver_roots: Iterable[str] = ()) -> ScanReport:
+                   saver_roots: Iterable[str] | None = None) -> ScanReport:
     """Refuse `graph_def` (UsageError, one line) if it is broken or holds a refused op outside `allowed_ops`;
-    return what it flags. `saver_roots` name the saver's nodes, whose checkpoint I/O loading runs."""
+    return what it flags. `saver_roots` (SavedModels and meta graphs) name the saver's nodes: checkpoint I/O is
+    allowed in what they reach, and in TF2's own save/restore functions when nothing else calls them."""
     _check_structure(graph_def, path)
     functions = {f.signature.name: f for f in graph_def.library.function}
     callers = _function_callers(graph_def, functions)
     calls = {name: {n for node in f.node_def for n in _referenced_functions(node, functions)}
              for name, f in functions.items()}
     _refuse_recursion(calls, path)
-    saver_nodes = _ancestors(graph_def, saver_roots)
+    saver_nodes = _ancestors(graph_def, saver_roots or ())
     saver_functions = _reached_from(calls, (name for node in graph_def.node if node.name in saver_nodes
                                             for name in _referenced_functions(node, functions)))
+    if saver_roots is not None:
+        saver_functions |= {name for name in functions if name not in callers and TRACED_SAVER.match(name)}
     _check_dtypes(graph_def, path)
     report = ScanReport()
     allowed = frozenset(allowed_ops)
