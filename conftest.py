@@ -28,20 +28,17 @@ class CliRun:
 @pytest.fixture(scope="session")
 def case_model(tmp_path_factory):
     """`case_model(name)` → (model path, extra CLI args) for a fixture case, built once per worker."""
-    from fixtures.diagnose import DIAGNOSE_CASES
-    from fixtures.graphs import CASES
+    from fixtures.registry import ALL_CASES, build_case
 
-    cases = {**CASES, **DIAGNOSE_CASES}
     root = tmp_path_factory.mktemp("cases")
     built: dict[str, Path] = {}
 
     def build(name: str) -> tuple[Path, list[str]]:
         if name not in built:
-            (root / name).mkdir()
-            built[name] = cases[name].build(root / name)
+            built[name] = build_case(name, root)
         path = built[name]
         case_dir = path if path.is_dir() else path.parent
-        return path, [arg.replace("{dir}", str(case_dir)) for arg in cases[name].args]
+        return path, [arg.replace("{dir}", str(case_dir)) for arg in ALL_CASES[name].args]
     return build
 
 

@@ -10,7 +10,7 @@ import difflib
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
-    from .check import PlanOutcome
+    from .checker import PlanOutcome
 
 EXIT_INVARIANT = 0
 EXIT_DIVERGENT = 1

@@ -16,9 +16,9 @@ import numpy as np
 from .errors import UsageError, did_you_mean
 from .graph.batch_rules import batch_axis, batch_mixing
 from .graph.batchnorm import BatchNorm
-from .graph.values import constant_value
 from .graph.findings import LintFinding
 from .graph.index import RANDOM_OPS, layer_of
+from .graph.values import constant_value
 from .judge.causes import EXPLANATIONS, LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS
 from .lint import GraphFacts, graph_facts, load
 from .load.images import pool_from_dir, synthetic_pool
@@ -165,7 +165,7 @@ def explain(path: Path | str, config: CheckConfig | None = None, node: str | Non
 def _first_divergent(path: Path | str, config: CheckConfig) -> str | None:
     from dataclasses import replace
 
-    from .check import Checker
+    from .checker import Checker
 
     checker = Checker.open(path, replace(config, trials=min(config.trials, 3)))
     try:

@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
 from hypothesis.extra.numpy import arrays
 
-from .check import BatchPlan
+from .checker import BatchPlan
 from .errors import PlanDiverged, check_argument
 from .options import MAX_BATCH
 
 if TYPE_CHECKING:
-    from .check import Checker
+    from .checker import Checker
 
 MIN_BATCH = 2  # a batch of one is the probe alone: that is the determinism check, not a batch
 

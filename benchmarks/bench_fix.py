@@ -39,7 +39,9 @@ def freeze(size: int, alpha: float, out_dir: Path) -> dict[str, Path]:
     tf = import_tf()
     import keras
     import numpy as np
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(alpha=alpha, input_shape=(size, size, 3), weights=None)
@@ -94,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
 
-    from batchcheck.fix import fix
     from batchcheck.options import CheckConfig
+    from batchcheck.repair import fix
 
     config = CheckConfig(trials=4, batch_sizes=(2, 8))
     runs = [("inference export, --fold-bn", "inference", dict(fold_bn=True)),

@@ -29,7 +29,9 @@ def build(folder: Path, alpha: float, size: int) -> tuple[Path, Path]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(alpha=alpha, input_shape=(size, size, 3), weights=None)

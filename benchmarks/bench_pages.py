@@ -57,7 +57,7 @@ def main() -> int:
 
     import keras
 
-    from batchcheck.check import Checker
+    from batchcheck.checker import Checker
     from batchcheck.cli.reports import explain_first_root
     from fixtures.large import tiled_report
 

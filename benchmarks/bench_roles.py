@@ -33,7 +33,7 @@ def _pool_and_plans(meta: dict, batch: int, trials: int):
     `config`, `main_images` and `pool`), without loading the model through batchcheck."""
     import numpy as np
 
-    from batchcheck.check import Checker
+    from batchcheck.checker import Checker
     from batchcheck.load.images import special_pool, synthetic_pool
     from batchcheck.options import CheckConfig
 
@@ -82,7 +82,9 @@ def role_freeze(args, started: float) -> dict:
     """Keras MobileNetV2 with random weights, frozen to `args.model` (plus its meta as .json)."""
     tf = _import_tf()
     import keras
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(alpha=args.alpha, input_shape=(args.size, args.size, 3),
@@ -125,7 +127,7 @@ def role_batchcheck(args, started: float) -> dict:
     _import_tf()
     import_s = time.perf_counter() - t
     t = time.perf_counter()
-    import batchcheck.check as check_module
+    import batchcheck.checker as check_module
     from batchcheck import cli
     import_bc_s = time.perf_counter() - t
 

@@ -31,11 +31,13 @@ class Example:
     argv: tuple[str, ...]
     start: str | None = None
     lines: int | None = None
+    stderr: bool = False  # show what the command said on stderr (a one-line error) instead of stdout
 
     def run(self, cwd: Path) -> str:
         env = {**os.environ, "COLUMNS": "110", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
         done = subprocess.run(self.argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-        lines = [line.rstrip() for line in done.stdout.rstrip().splitlines()]
+        said = done.stderr if self.stderr else done.stdout
+        lines = [line.rstrip() for line in said.rstrip().splitlines()]
         if self.start is not None:
             first = next(i for i, line in enumerate(lines) if re.search(self.start, line))
             lines = lines[first:]
@@ -49,6 +51,10 @@ def _batchcheck(*args: str) -> tuple[str, ...]:
 
 
 BN_TRAINING = f"{DEMO}/mobilenet_v1_bn_training/model.pb"
+COND = f"{DEMO}/cond_v1/model.pb"
+FIXED = f"{DEMO}/mobilenet_v1_fixed.pb"
+DEMO_CASES = ("mobilenet_v1", "mobilenet_v1_bn_training", "mobilenet_v1_bn_training_deep", "cond_v1",
+              "deeplab", "deeplab_export", "map_fn_folded")
 EXAMPLES = {
     "check-bn-training": Example(f"batchcheck check {BN_TRAINING}", _batchcheck("check", BN_TRAINING), lines=24),
     "pytest-failure": Example(
@@ -56,14 +62,29 @@ EXAMPLES = {
         (sys.executable, "-m", "pytest", "--graph", BN_TRAINING, "--graph-trials", "3", "-p", "no:cacheprovider",
          "-p", "no:randomly", "--hypothesis-seed", "1", "-q", "-k", "fuzz"),
         start=r"is batch-dependent", lines=14),
+    "inspect": Example(f"batchcheck inspect {COND}", _batchcheck("inspect", COND), lines=14),
+    "lint": Example(f"batchcheck lint {COND}", _batchcheck("lint", COND), lines=12),
+    "lint-foldable": Example(f"batchcheck lint {DEMO}/deeplab/model.pb", _batchcheck("lint", f"{DEMO}/deeplab/model.pb")),
+    "explain": Example(f"batchcheck explain {COND}", _batchcheck("explain", COND)),
+    "fix": Example(f"batchcheck fix {BN_TRAINING} -o {FIXED} --calibrate fixtures/images --fold-bn",
+                   _batchcheck("fix", BN_TRAINING, "-o", FIXED, "--calibrate", str(ROOT / "fixtures" / "images"),
+                               "--fold-bn")),
+    "deeplab-export": Example(f"batchcheck check {DEMO}/deeplab_export/model.pb",
+                              _batchcheck("check", f"{DEMO}/deeplab_export/model.pb"), lines=9),
+    "thin-pass": Example(f"batchcheck check {DEMO}/map_fn_folded/model.pb --input image_tensor",
+                         _batchcheck("check", f"{DEMO}/map_fn_folded/model.pb", "--input", "image_tensor"),
+                         stderr=True),
+    "markdown": Example(f"batchcheck check {DEMO}/mobilenet_v1_bn_training_deep/model.pb --html out/report.html "
+                        f"--markdown out/summary.md > /dev/null; cat out/summary.md",
+                        ("sh", "-c", f"{sys.executable} -m batchcheck check {DEMO}/mobilenet_v1_bn_training_deep/model.pb "
+                         f"--html out/report.html --markdown out/summary.md > /dev/null; cat out/summary.md")),
 }
 
 
 def demo_folder(root: Path) -> Path:
     """`root` with the demo fixtures built under out/demo/."""
-    subprocess.run([sys.executable, "-m", "fixtures.build", str(root / DEMO), "mobilenet_v1",
-                    "mobilenet_v1_bn_training"], cwd=ROOT, check=True, capture_output=True,
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    subprocess.run([sys.executable, "-m", "fixtures.build", str(root / DEMO), *DEMO_CASES], cwd=ROOT, check=True,
+                   capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return root
 
 

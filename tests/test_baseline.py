@@ -171,7 +171,7 @@ def test_metric_kinds_and_agreement() -> None:
 
 @pytest.fixture(scope="module")
 def open_case(tmp_path_factory: pytest.TempPathFactory):
-    from batchcheck.check import Checker
+    from batchcheck.checker import Checker
     from fixtures.graphs import build_case
 
     folder = tmp_path_factory.mktemp("baseline-models")

@@ -18,14 +18,14 @@ def test_profiled_labels_are_unique() -> None:
 
 
 def test_missing_name_stops_the_profile_with_one_line_and_wraps_nothing() -> None:
-    from batchcheck.check import Checker
+    from batchcheck.checker import Checker
 
     original = Checker.run_plan
-    table = (Profiled("batchcheck.check", "Checker.run_plan", "run_plan"),
-             Profiled("batchcheck.check", "Checker.run_plans", "run_plans"))
+    table = (Profiled("batchcheck.checker", "Checker.run_plan", "run_plan"),
+             Profiled("batchcheck.checker", "Checker.run_plans", "run_plans"))
     with pytest.raises(SystemExit) as stopped:
         Profiler(started=0.0).install(table)
     message = str(stopped.value)
-    assert "`batchcheck.check.Checker.run_plans` no longer exists" in message and "PROFILED" in message
+    assert "`batchcheck.checker.Checker.run_plans` no longer exists" in message and "PROFILED" in message
     assert "\n" not in message
     assert Checker.run_plan is original

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import REAL_MODELS
-from fixtures.diagnose import DIAGNOSE_CASES
-from fixtures.graphs import CASES
+from fixtures.registry import ALL_CASES
 
 MN = "MobilenetV1"
 
@@ -111,7 +110,7 @@ def test_bad_node_exits_2_with_one_line(case_model, run_cli):
     assert dead.code == 2 and "untaken cond branch" in dead.err
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in {**CASES, **DIAGNOSE_CASES}.items() if c.verdict != "error"))
+@pytest.mark.parametrize("name", sorted(n for n, c in ALL_CASES.items() if c.verdict != "error"))
 def test_explains_every_fixture(name, case_model, run_cli):
     """Each fixture's first running BatchNorm (or its output node) is explained without error."""
     from batchcheck.cli import build_parser

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import REAL_MODELS
-from fixtures.exports import EXPORT_CASES, build_export
+from fixtures.exports import EXPORT_CASES
 
 pytest_plugins = ("pytester",)
 EXIT = {"invariant": 0, "batch_dependent": 1, "nondeterministic": 1, "error": 2}
@@ -13,17 +13,9 @@ QUICK = ("--trials", "3", "--batch-sizes", "2,3,5")
 MIN_SHARE = {"fixed_batch_12": 0.3}
 
 
-@pytest.fixture(scope="module")
-def export_model(tmp_path_factory):
-    """`export_model(name)` → (model path, extra CLI args), built once per module."""
-    root = tmp_path_factory.mktemp("exports")
-    built = {}
-
-    def build(name: str):
-        if name not in built:
-            built[name] = build_export(name, root)
-        return built[name], EXPORT_CASES[name].args
-    return build
+@pytest.fixture
+def export_model(case_model):
+    return case_model
 
 
 @pytest.mark.parametrize("name", sorted(EXPORT_CASES))

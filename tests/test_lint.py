@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import REAL_MODELS
-from fixtures.diagnose import DIAGNOSE_CASES
-from fixtures.graphs import CASES
+from fixtures.registry import ALL_CASES
 
-ALL_CASES = {**CASES, **DIAGNOSE_CASES}
 BATCH_KINDS = {"batchnorm_training", "random_op", "batch_reduction", "batch_size", "position", "row_selection"}
 QUICK = ("--trials", "3", "--batch-sizes", "2,5")
 MN = "MobilenetV1"

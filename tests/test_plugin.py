@@ -132,7 +132,7 @@ def test_dropout_fails_determinism_only(run, models) -> None:
 
 
 def test_fuzz_of_100_examples_loads_the_graph_once(run, models, monkeypatch: pytest.MonkeyPatch) -> None:
-    from batchcheck.check import Checker
+    from batchcheck.checker import Checker
     from batchcheck.run.runner import GraphRunner
 
     calls = {"import": 0, "plan": 0}

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import find, given
 from hypothesis.database import InMemoryExampleDatabase
 
-from batchcheck.check import BatchPlan, PlanOutcome
+from batchcheck.checker import BatchPlan, PlanOutcome
 from batchcheck.errors import PlanDiverged, UsageError
 from batchcheck.options import CheckConfig
 from batchcheck.strategies import (

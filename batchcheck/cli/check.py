@@ -10,7 +10,12 @@ from ..errors import EXIT_UNTESTABLE, UsageError, first_line
 from ..options import add_check_options, argparse_groups, config_from_options
 from ..safety.supervise import limits_of, relay, run_child, supervising
 from .output import add_json_option, checked_json_path, progress_callback, status
-from .reports import add_report_options, checked_report_paths, explain_first_root, write_reports
+from .reports import (
+    add_report_options,
+    checked_report_paths,
+    explain_first_root,
+    write_reports,
+)
 
 HELP = "check one model for batch invariance"
 
@@ -28,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..check import Checker
+    from ..checker import Checker
     from ..report.failure import cli_command
     from ..report.summary import error_report
     from ..report.terminal import print_report

@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fix import fix
-    from ..fix.report import print_fix_report
+    from ..repair import fix
+    from ..repair.report import print_fix_report
 
     return run_command(args, "rewriting, re-checking and timing…",
                        lambda config: fix(args.model, args.out, config, calibrate=args.calibrate,

@@ -2,6 +2,7 @@
 draw only on a terminal (logs stay clean)."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from pathlib import Path

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .index import GraphIndex, layer_of
-from .values import CONSTANT_HOPS, branch_switch, constant_value, flag_of, placeholder_default, skip_ops
+from .values import (
+    CONSTANT_HOPS,
+    branch_switch,
+    constant_value,
+    flag_of,
+    placeholder_default,
+    skip_ops,
+)
 
 FUSED_BATCHNORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 PRODUCER_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})

@@ -23,7 +23,7 @@ from ..result import Mode, Status, finite_for_json
 if TYPE_CHECKING:
     import pytest
 
-    from ..check import BatchPlan, Checker
+    from ..checker import BatchPlan, Checker
     from ..result import CheckResult
     from .settings import Settings
 
@@ -102,7 +102,7 @@ def _dumps(data: dict) -> str:
 def fixed_plan(checker: Checker) -> BatchPlan:
     """The plan every baseline entry is measured under: probe 0 at position 1 with a flat black mate,
     another image and the last special, as far as the largest configured batch size allows."""
-    from ..check import BatchPlan
+    from ..checker import BatchPlan
 
     size = min(FIXED_PLAN_SIZE, max(checker.config.sizes))
     mates = (checker.main_images, 1 % checker.main_images, len(checker.pool) - 1)[:size - 1]

@@ -16,7 +16,7 @@ from ..report.failure import cli_command, failure_report, first_failing_plan
 from ..result import Verdict
 
 if TYPE_CHECKING:
-    from ..check import Checker
+    from ..checker import Checker
     from ..result import CheckResult
 
 
@@ -43,7 +43,7 @@ class Batchcheck:
 
     def checker(self, path: Path | str, **overrides: Any) -> Checker:
         """`path` loaded and analysed (once per path and options in this session)."""
-        from ..check import Checker
+        from ..checker import Checker
 
         config = self.config(**overrides)
         key = self._key(path, config)

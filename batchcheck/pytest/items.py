@@ -25,7 +25,7 @@ from .pages import PAGES, page_line
 from .settings import PREFIX, SETTINGS, Model, Settings
 
 if TYPE_CHECKING:
-    from ..check import Checker
+    from ..checker import Checker
     from ..result import CheckResult
 
 MAX_CHANGE_ROWS = 8
@@ -68,7 +68,7 @@ class ModelState:
 
     def checker(self, nodeid: str) -> Checker:
         """The loaded model, for the item `nodeid`."""
-        from ..check import Checker
+        from ..checker import Checker
         from ..safety.supervise import limits_of, preflight
 
         if self._error is None and self._checker is None:

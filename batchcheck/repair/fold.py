@@ -8,7 +8,15 @@ import numpy as np
 
 from ..graph.batchnorm import BatchNorm, constant_value, find_batchnorms
 from ..graph.index import GraphIndex
-from .graphdef import add_const, drop_identities, node_map, prune_unused, remove_nodes, rewire, unique_name
+from .graphdef import (
+    add_const,
+    drop_identities,
+    node_map,
+    prune_unused,
+    remove_nodes,
+    rewire,
+    unique_name,
+)
 from .result import Rewrite
 
 LINEAR_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})

@@ -4,10 +4,7 @@
 """
 from __future__ import annotations
 
-from .. import _callable_as
-from .repair import fix
+from .pipeline import fix
 from .result import FixResult
 
 __all__ = ["FixResult", "fix"]
-
-_callable_as(__name__, fix)  # `batchcheck.fix(...)` works after `import batchcheck.fix` too

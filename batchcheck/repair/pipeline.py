@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import UsageError, check_argument
 from ..graph.batchnorm import BatchNorm
-from ..judge.tolerance import PLAUSIBLE_ROUNDING
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
+from ..judge.tolerance import PLAUSIBLE_ROUNDING
 from ..load.formats import load_model
 from ..load.images import pool_from_dir
 from ..load.prepare import PreparedModel, prepare
@@ -18,11 +18,22 @@ from ..options import CheckConfig
 from .calibrate import recalibrate
 from .fold import fold_batchnorms
 from .graphdef import copy_graph_def, prune_unused
-from .prove import (GraphSession, agreement, before_after_figures, batchnorm_overrides, dropout_override,
-                    reference_outputs)
+from .prove import (
+    GraphSession,
+    agreement,
+    batchnorm_overrides,
+    before_after_figures,
+    dropout_override,
+    reference_outputs,
+)
 from .result import FixResult, Proof, Rewrite, StatisticsSource
-from .rewrite import (batchnorm_scope, batchnorms_to_inference, constant_flags, dropout_to_identity,
-                      training_batchnorms)
+from .rewrite import (
+    batchnorm_scope,
+    batchnorms_to_inference,
+    constant_flags,
+    dropout_to_identity,
+    training_batchnorms,
+)
 from .statistics import cond_branch_sources, known_statistics
 
 DEFAULT_REPEATS = 10
@@ -179,7 +190,7 @@ def _reference_text(flags: dict[str, bool], masks: dict[str, str], sources: list
 
 def _prove(out: Path, config: CheckConfig, prepared, fixed, reference_model, overrides, repeats: int,
            reference_text: str) -> Proof:
-    from ..check import Checker
+    from ..checker import Checker
 
     spec = prepared.input
     present = {n.name for n in fixed.node}

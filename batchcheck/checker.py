@@ -7,7 +7,6 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import _callable_as
 from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
 from .judge.calibrate import DETAIL_BATCH, Calibration, calibrate
@@ -268,5 +267,3 @@ def check(path: Path | str, config: CheckConfig | None = None,
     finally:
         checker.close()
 
-
-_callable_as(__name__, check)  # `batchcheck.check(...)` works after `import batchcheck.check` too

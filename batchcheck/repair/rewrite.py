@@ -5,10 +5,26 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph.batchnorm import BatchNorm, find_batchnorms
-from ..graph.index import (MERGE_OPS, PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex, layer_of, split_input,
-                           value_kinds)
+from ..graph.index import (
+    MERGE_OPS,
+    PLACEHOLDER_OPS,
+    RANDOM_OPS,
+    SWITCH_OPS,
+    GraphIndex,
+    layer_of,
+    split_input,
+    value_kinds,
+)
 from ..tfenv import import_tf
-from .graphdef import add_const, constant_only, evaluate_constants, make_identity, node_map, remove_nodes, rewire
+from .graphdef import (
+    add_const,
+    constant_only,
+    evaluate_constants,
+    make_identity,
+    node_map,
+    remove_nodes,
+    rewire,
+)
 from .result import Rewrite
 
 SCALING_OPS = frozenset({"Mul", "RealDiv", "Div", "TrueDiv"})

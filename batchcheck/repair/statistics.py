@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..graph.batchnorm import BatchNorm, constant_value, find_batchnorms
 from ..graph.index import GraphIndex
 from ..load.formats import _checkpoint_prefix
 from ..tfenv import import_tf
 from .result import StatisticsSource
-from ..graph.batchnorm import BatchNorm, constant_value, find_batchnorms
 from .rewrite import batchnorm_scope
 
 Statistics = dict[str, tuple[np.ndarray, np.ndarray]]
