@@ -254,7 +254,7 @@ def preflight(path: Path, config, limits: Limits) -> None:
 
 
 def _preflight_child(payload: str) -> int:
-    from ..check import Checker
+    from ..checker import Checker
     from ..cli import main_guarded
 
     path, config = pickle.loads(base64.b64decode(payload))
