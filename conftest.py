@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Checks run in-process here (one TensorFlow per worker); tests/test_safety.py and test_hostile.py turn the
+# supervised child back on where they test it.
+os.environ.setdefault("BATCHCHECK_UNSUPERVISED", "1")
 
 REAL_MODELS = Path(__file__).resolve().parent.parent / "shared" / "real-models"
 

@@ -31,6 +31,7 @@ from .result import (
     versions,
 )
 from .run.runner import GraphRunner
+from .safety.supervise import stage
 
 
 @dataclass(frozen=True)
@@ -77,19 +78,25 @@ class Checker:
     def open(cls, path: Path | str, config: CheckConfig | None = None) -> Checker:
         """Load, prepare and analyse `path`; measure the noise floor and run-to-run determinism."""
         path, config = Path(path), config or CheckConfig()
+        stage("loading")
         loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
-                            outputs=list(config.outputs))
+                            outputs=list(config.outputs), allowed_ops=config.allow_ops)
         prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),
                            input_shape=config.input_shape, feeds=config.feeds)
+        prepared.flagged = loaded.scan.flagged
         spec = prepared.input
         dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
-        main = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.preprocess)
+        stage("reading images")
+        main = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.preprocess,
+                              skip_bad=config.skip_bad_images)
                 if config.images else synthetic_pool(spec.per_image_shape, dtype, config.preprocess, config.seed))
         pool = main + special_pool(spec.per_image_shape, dtype, config.preprocess)
+        stage("analysis")
         runner = GraphRunner(prepared)
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
         if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
             config = replace(config, batch_sizes=(runner.fixed_batch,))
+        stage("calibration")
         return cls(path, config, prepared, runner, pool, len(main), calibrate(runner, pool.array[:1], config))
 
     def close(self) -> None:
@@ -172,6 +179,7 @@ class Checker:
         plans = self.default_plans()
         for index, (plan, seed) in enumerate(plans):
             mode = Mode.DETAIL if index == 0 else Mode.SCREEN
+            stage(f"trial {index}")
             outcome = self.run_plan(plan, mode)
             outcomes.append(outcome)
             trials.append(TrialReport(index, plan.batch_size, plan.position, seed, self.image_name(plan.probe),
@@ -228,7 +236,8 @@ class Checker:
                          spec.shipped_batch, spec.shipped_batch is not None, self.prepared.outputs,
                          list(self.prepared.placeholders), str(self.config.images) if self.config.images else "synthetic",
                          len(runner.targets), len(runner.watched[Mode.SCREEN]), self.config.trials,
-                         list(self.prepared.notes))
+                         list(self.prepared.notes), self.prepared.outputs_chosen,
+                         [vars(flag) for flag in self.prepared.flagged])
 
     def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: Cause | None = None) -> list[Divergence]:
         runner, index = self.runner, self.runner.index

@@ -26,6 +26,10 @@ class BatchcheckBug(Exception):
     """Something went wrong inside batchcheck itself; please report it."""
 
 
+class BatchcheckWarning(UserWarning):
+    """Something the user should know that does not stop the check (a skipped image, a flagged op)."""
+
+
 class NotInvariant(AssertionError):
     """A model is batch-dependent or nondeterministic (raised by `assert_invariant`); the message is the report."""
 
@@ -70,6 +74,11 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's text, short enough for a one-line message."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
+
+
+def one_line(text: str) -> str:
+    """`text` with newlines and other control characters escaped, so a name holding them keeps a message on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -64,7 +64,7 @@ def inspect_model(path: Path | str, config: CheckConfig | None = None) -> Invent
 
     path, config = Path(path), config or CheckConfig()
     loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
-                        outputs=list(config.outputs))
+                        outputs=list(config.outputs), allowed_ops=config.allow_ops)
     index = GraphIndex(loaded.graph_def)
     try:
         prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),

@@ -83,7 +83,7 @@ class GraphFacts:
 def load(path: Path | str, config: CheckConfig) -> tuple[LoadedModel, PreparedModel]:
     """Load and prepare `path` exactly as `check` does."""
     loaded = load_model(Path(path), config.format, signature=config.signature, checkpoint=config.checkpoint,
-                        outputs=list(config.outputs))
+                        outputs=list(config.outputs), allowed_ops=config.allow_ops)
     prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),
                        input_shape=config.input_shape, feeds=config.feeds)
     return loaded, prepared

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from .errors import InvalidOption, UsageError, check_field
+from .safety.scan import refusal_category
+from .safety.supervise import DEFAULT_TIMEOUT, parse_seconds, parse_size
 
 FORMATS = ("auto", "pb", "pbtxt", "savedmodel", "keras", "meta")
 PREPROCESSING = ("raw", "unit", "symmetric", "caffe")
@@ -39,6 +41,10 @@ class CheckConfig:
     atol: float | None = None
     rtol: float | None = None
     exact: bool = False
+    allow_ops: tuple[str, ...] = ()
+    skip_bad_images: bool = False
+    timeout: float = DEFAULT_TIMEOUT  # seconds; 0 = no limit
+    max_memory: int | None = None  # bytes; None = a share of the machine's memory, 0 = no limit
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -65,6 +71,12 @@ class CheckConfig:
                     f"{option_named('atol').flag_text()}/{option_named('rtol').flag_text()}")
         check_field(self.input_shape is None or all(d >= 1 for d in self.input_shape),
                     "input_shape", self.input_shape, "sizes must be at least 1")
+        for op in self.allow_ops:
+            check_field(refusal_category(op) or op == "PrintV2", "allow_ops", (op,), "not an op batchcheck refuses "
+                        "(it refuses file, Python and network ops such as ReadFile, WriteFile, PyFunc)")
+        check_field(self.timeout >= 0, "timeout", self.timeout, "give seconds, 0 for no limit")
+        check_field(self.max_memory is None or self.max_memory >= 0, "max_memory", self.max_memory,
+                    "give a size like 4G, 0 for no limit")
 
 
 def parse_int_list(text: str) -> tuple[int, ...]:
@@ -181,6 +193,19 @@ OPTIONS: tuple[Option, ...] = (
         help="relative tolerance, of the tensor's max |value| (default: 10x the measured noise floor, at least 1e-6)")),
     Option("exact", "exact", "tolerance", "switch", dict(
         action="store_true", help="no tolerance: any difference counts")),
+    Option("skip-bad-images", "skip_bad_images", "images", "switch", dict(
+        action="store_true", help="skip unreadable --images files with one warning line instead of stopping")),
+    Option("allow-op", "allow_ops", "safety", "repeat", dict(
+        action="append", metavar="OP",
+        help="run a graph holding OP, a file, Python or network op batchcheck refuses (repeatable). RISK: the "
+             "graph may then read, write or send data as you; only for a graph you have read")),
+    Option("timeout", "timeout", "safety", "value", dict(
+        type=parse_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"stop a check running longer than this (default {DEFAULT_TIMEOUT:g}; 0 = no limit)")),
+    Option("max-memory", "max_memory", "safety", "value", dict(
+        type=parse_size, metavar="SIZE",
+        help="stop a check using more memory than this, e.g. 4G or 50%% (default 80%% of the machine's memory; "
+             "0 = no limit)")),
 )
 OPTION_FLAGS = re.compile(r"--(" + "|".join(re.escape(o.flag) for o in OPTIONS) + r")\b")
 

@@ -130,6 +130,8 @@ class ModelInfo:
     screened_tensors: int
     requested_trials: int  # --trials; more ran when needed to run every batch size once
     notes: list[str] = field(default_factory=list)  # what was inferred or worked around (core, shape, loader)
+    outputs_chosen: str = ""  # how the outputs were chosen: given, declared by the model, or found (and why)
+    flagged: list[dict] = field(default_factory=list)  # constructs the op scan flagged: can hang or hold state
 
 
 @dataclass

@@ -9,15 +9,20 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
+from typing import Callable
 
 from .. import __version__
 from ..errors import (
     EXIT_INTERNAL,
     EXIT_UNTESTABLE,
     BatchcheckBug,
+    BatchcheckWarning,
     UsageError,
     first_line,
+    one_line,
 )
+from ..safety.supervise import EXIT_INTERRUPTED, current_stage, enter_child
 
 COMMANDS = ("check", "lint", "explain", "inspect", "fix")
 
@@ -46,21 +51,41 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `batchcheck` command; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    enter_child()
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except UsageError as exc:
-        print(f"batchcheck: {exc}", file=sys.stderr)
-        return EXIT_UNTESTABLE
-    except KeyboardInterrupt:
-        print("batchcheck: interrupted", file=sys.stderr)
-        return EXIT_INTERNAL
-    except (BatchcheckBug, Exception) as exc:  # noqa: BLE001 - the last line of defence: no traceback
-        if os.environ.get("BATCHCHECK_DEBUG"):
-            raise
-        print(f"batchcheck: internal error: {type(exc).__name__}: {first_line(exc)} "
-              f"(rerun with BATCHCHECK_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
-        return EXIT_INTERNAL
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return main_guarded(lambda: args.run(args))
+
+
+def main_guarded(run: Callable[[], int]) -> int:
+    """`run()`'s exit code; any error becomes one line on stderr (2 for the user's, 3 for ours), Ctrl-C 130."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            return run()
+        except UsageError as exc:
+            print(f"batchcheck: {one_line(str(exc))}", file=sys.stderr)
+            return EXIT_UNTESTABLE
+        except KeyboardInterrupt:
+            print(f"batchcheck: interrupted during {current_stage()}; the check was stopped", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except MemoryError:
+            print(f"batchcheck: ran out of memory during {current_stage()} (--max-memory); raise --max-memory "
+                  f"or check a smaller model", file=sys.stderr)
+            return EXIT_UNTESTABLE
+        except (BatchcheckBug, Exception) as exc:  # noqa: BLE001 - the last line of defence: no traceback
+            if os.environ.get("BATCHCHECK_DEBUG"):
+                raise
+            print(f"batchcheck: internal error during {current_stage()}: {type(exc).__name__}: "
+                  f"{one_line(first_line(exc))} (rerun with BATCHCHECK_DEBUG=1 for the traceback, and please "
+                  f"report it)", file=sys.stderr)
+            return EXIT_INTERNAL
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """batchcheck's warnings (skipped images, animations…) as one line each; other libraries' are dropped."""
+    if issubclass(category, BatchcheckWarning):
+        print(f"batchcheck: warning: {one_line(str(message))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import EXIT_UNTESTABLE, UsageError, first_line
 from ..options import add_check_options, argparse_groups, config_from_options
+from ..safety.supervise import limits_of, relay, run_child, supervising
 from .output import add_json_option, checked_json_path, progress_callback, status
 from .reports import (
     add_report_options,
@@ -40,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_options(lambda dest: getattr(args, dest))
     json_path = checked_json_path(args.json)
     checked_report_paths(args)
-    console = Console(file=sys.stdout, highlight=False)
     command, stage = cli_command(args.model, config), "load"
+    if supervising():  # the same command again, in a child process under the limits
+        child = run_child(["batchcheck", *args.argv], limits_of(config), f"model `{args.model}`")
+        if child.failure:  # stopped or crashed: the child wrote no report, so the page says why here
+            write_reports(args, error_report(str(args.model), child.failure, child.stage), label=str(args.model),
+                          command=command)
+        return relay(child)
+    console = Console(file=sys.stdout, highlight=False)
     try:
         with status(console, "loading and analysing the model…"):
             checker = Checker.open(args.model, config)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import UsageError, did_you_mean, first_line
 from ..graph.index import VARIABLE_OPS
+from ..safety.scan import ScanReport, scan_graph_def, scan_meta_graph, scan_saved_model
 from ..tfenv import import_tf
 
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
@@ -31,6 +32,7 @@ class LoadedModel:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what loading had to work around, for the report
+    scan: ScanReport = field(default_factory=ScanReport)  # what the op scan flagged in the final graph
 
 
 def detect_format(path: Path) -> str:
@@ -53,17 +55,27 @@ def detect_format(path: Path) -> str:
 
 
 def load_model(path: Path, model_format: str = "auto", *, signature: str = "serving_default",
-               checkpoint: Path | None = None, outputs: list[str] | None = None) -> LoadedModel:
-    """Load `path` into a `LoadedModel`; `UsageError` with one line when it cannot be used."""
+               checkpoint: Path | None = None, outputs: list[str] | None = None,
+               allowed_ops: tuple[str, ...] = ()) -> LoadedModel:
+    """Load `path` into a `LoadedModel`; `UsageError` with one line when it cannot be used or holds a refused op.
+
+    The op scan runs before TensorFlow imports anything the file holds (SavedModel and meta graph loaders scan
+    their files first) and again on the final GraphDef (what a Keras file became)."""
     if not path.exists():
         raise UsageError(f"model `{path}`: no such file or folder; pass {SUPPORTED}")
+    if not (path.is_file() or path.is_dir()):
+        raise UsageError(f"model `{path}`: not a regular file or folder (a FIFO, socket or device), never opened; "
+                         f"pass {SUPPORTED}")
     model_format = detect_format(path) if model_format == "auto" else model_format
     if model_format == "savedmodel" and path.is_file():
         path = path.parent
     loader = {"pb": _load_graph_def, "pbtxt": _load_graph_def, "savedmodel": _load_saved_model,
               "keras": _load_keras, "meta": _load_meta_graph}[model_format]
     loaded = loader(path, model_format=model_format, signature=signature,
-                    checkpoint=checkpoint, outputs=outputs or [])
+                    checkpoint=checkpoint, outputs=outputs or [], allowed_ops=allowed_ops)
+    # what the SavedModel, meta graph or Keras file became keeps its own saver functions (never called)
+    saver_roots = None if model_format in ("pb", "pbtxt") else ()
+    loaded.scan = scan_graph_def(loaded.graph_def, path, allowed_ops, saver_roots=saver_roots)
     _reject_variables(loaded)
     if any(n.op in CALL_OPS for n in loaded.graph_def.node):
         loaded.graph_def = inline_functions(loaded.graph_def)
@@ -82,24 +94,9 @@ def _reject_variables(loaded: LoadedModel) -> None:
 
 def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
     tf = import_tf()
-    from google.protobuf import message, text_format
-
-    graph_def = tf.compat.v1.GraphDef()
-    notes = []
-    try:
-        data = path.read_bytes()
-        is_text = model_format == "pbtxt" or bool(TEXT_GRAPH_DEF.match(data[:4096]))
-        if is_text and model_format != "pbtxt":
-            notes.append(f"`{path.name}` holds a text-format GraphDef: read as text")
-        if is_text:
-            text_format.Parse(data.decode("utf-8"), graph_def)
-        else:
-            graph_def.ParseFromString(data)
-    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, RuntimeWarning) as exc:
-        raise UsageError(f"model `{path}`: not a TensorFlow GraphDef ({first_line(exc)}); "
-                         f"pass {SUPPORTED}") from None
-    except OSError as exc:
-        raise UsageError(f"model `{path}`: cannot be read ({exc.strerror}); check the path and permissions") from None
+    is_text = model_format == "pbtxt" or bool(TEXT_GRAPH_DEF.match(_head(path)))
+    notes = [f"`{path.name}` holds a text-format GraphDef: read as text"] if is_text and model_format != "pbtxt" else []
+    graph_def = _parsed(path, tf.compat.v1.GraphDef(), "TensorFlow GraphDef", text=is_text)
     if not graph_def.node or any(not n.op for n in graph_def.node):
         raise UsageError(f"model `{path}`: not a TensorFlow GraphDef (no nodes); pass {SUPPORTED}")
     return LoadedModel(path, "frozen-pbtxt" if is_text else "frozen-pb", graph_def, notes=notes)
@@ -121,8 +118,14 @@ def _freeze_concrete(path: Path, concrete, model_format: str) -> LoadedModel:
     return LoadedModel(path, model_format, frozen.graph.as_graph_def(), inputs, outputs)
 
 
-def _load_saved_model(path: Path, *, signature: str, **_) -> LoadedModel:
+def _load_saved_model(path: Path, *, signature: str, allowed_ops: tuple[str, ...], **_) -> LoadedModel:
     tf = import_tf()
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    binary = (path / "saved_model.pb").exists()
+    proto_path = path / ("saved_model.pb" if binary else "saved_model.pbtxt")
+    scan_saved_model(_parsed(proto_path, saved_model_pb2.SavedModel(), "SavedModel", text=not binary),
+                     path, allowed_ops)
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # corrupt or foreign files surface as several TF error types
@@ -182,8 +185,13 @@ def _load_keras(path: Path, **_) -> LoadedModel:
     return _freeze_concrete(path, tf.function(forward).get_concrete_function(*specs), "keras")
 
 
-def _load_meta_graph(path: Path, *, checkpoint: Path | None, outputs: list[str], **_) -> LoadedModel:
+def _load_meta_graph(path: Path, *, checkpoint: Path | None, outputs: list[str],
+                     allowed_ops: tuple[str, ...], **_) -> LoadedModel:
     tf = import_tf()
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    scan_meta_graph(_parsed(path, meta_graph_pb2.MetaGraphDef(), "TF1 meta graph", text=path.suffix != ".meta"),
+                    path, allowed_ops)
     prefix = _checkpoint_prefix(path, checkpoint)
     graph = tf.Graph()
     with graph.as_default():
@@ -210,6 +218,32 @@ def _load_meta_graph(path: Path, *, checkpoint: Path | None, outputs: list[str],
                                      f"({first_line(exc)}); pass the matching --checkpoint PREFIX") from None
             frozen = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph_def, names)
     return LoadedModel(path, "meta-checkpoint", frozen, [], list(outputs))
+
+
+def _head(path: Path) -> bytes:
+    """The first 4 KB of `path` (empty when it cannot be read: `_parsed` then says why)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(4096)
+    except OSError:
+        return b""
+
+
+def _parsed(path: Path, proto, kind: str, *, text: bool = False):
+    """`proto` parsed from `path` (text format if `text`), before TensorFlow imports anything it holds."""
+    from google.protobuf import message, text_format
+
+    try:
+        data = path.read_bytes()
+        if text:
+            text_format.Parse(data.decode("utf-8"), proto)
+        else:
+            proto.ParseFromString(data)
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, RuntimeWarning) as exc:
+        raise UsageError(f"model `{path}`: not a {kind} ({first_line(exc)}); pass {SUPPORTED}") from None
+    except OSError as exc:
+        raise UsageError(f"model `{path}`: cannot be read ({exc.strerror}); check the path and permissions") from None
+    return proto
 
 
 def _checkpoint_prefix(meta: Path, checkpoint: Path | None) -> Path:

@@ -5,6 +5,9 @@ special one reach the model on the same scale.
 """
 from __future__ import annotations
 
+import os
+import stat
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from batchcheck.errors import BatchcheckBug, UsageError, check_argument
+from batchcheck.errors import BatchcheckBug, BatchcheckWarning, UsageError, check_argument
 from batchcheck.options import PREPROCESSING
 
 CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68])
@@ -22,6 +25,15 @@ DOC_FILE_STEMS = frozenset({"README", "LICENSE", "LICENCE"})
 NON_IMAGE_SCALE = 100.0  # every fourth synthetic non-image tensor is this many times larger
 SMALL_INT_TOP = 9  # integer non-image tensors stay in 0..9, safe as indices into any embedding
 LARGE = 1e3
+# Pillow's decompression-bomb cap, set deliberately: a larger image is refused before its pixels are decoded.
+MAX_IMAGE_PIXELS = 64_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# Every Pillow mode reaches L/RGB/RGBA by an explicit route (16-bit and float ones are scaled first).
+VIA_RGB_MODES = frozenset({"CMYK", "YCbCr", "HSV", "LAB"})
+NOT_REGULAR = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+               (stat.S_ISSOCK, "socket"))
+MAX_NAMED = 3  # files named in a warning line
+MAX_INPUT_ELEMENTS = 2**25  # per image (e.g. 3000×3000×3); a pool of a few dozen such inputs fits in memory
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,10 +57,13 @@ class ImagePool:
         return ImagePool(self.names + other.names, np.concatenate([self.array, other.array]))
 
 
-def pool_from_dir(directory: Path, per_image_shape: tuple[int, ...], dtype: np.dtype, preprocess: str) -> ImagePool:
+def pool_from_dir(directory: Path, per_image_shape: tuple[int, ...], dtype: np.dtype, preprocess: str,
+                  *, skip_bad: bool = False) -> ImagePool:
     """Every image file in `directory` (sorted, not recursive), upright per EXIF, resized and preprocessed.
 
-    Hidden files and README/LICENSE files are skipped; any other file that Pillow cannot read is an error.
+    Hidden files, sub-folders and README/LICENSE files are skipped; any other file that cannot be read (FIFOs and
+    devices are never opened) is an error, or with `skip_bad` skipped with one warning line. Animated and
+    multi-page files give their first frame, said in one warning line.
     """
     shape, dtype = _checked(per_image_shape, dtype, preprocess)
     check_argument(
@@ -61,14 +76,34 @@ def pool_from_dir(directory: Path, per_image_shape: tuple[int, ...], dtype: np.d
     where = f"image folder `{directory}`"
     check_argument(directory.exists(), "{}: does not exist; point --images at a folder of images", where)
     check_argument(directory.is_dir(), "{}: is a file, not a folder; point --images at a folder of images", where)
-    files = sorted(
-        p
-        for p in directory.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.stem.upper() not in DOC_FILE_STEMS
-    )
-    check_argument(files, "{}: has no image files; put images in it or point --images at another folder", where)
-    pixels = np.stack([_read_pixels(p, shape) for p in files])
-    return ImagePool(tuple(p.name for p in files), _preprocessed(pixels, dtype, preprocess))
+    candidates = sorted(p for p in directory.iterdir()
+                        if not p.name.startswith(".") and p.stem.upper() not in DOC_FILE_STEMS and not p.is_dir())
+    names, pixels, skipped, animated = [], [], [], []
+    for path in candidates:
+        try:
+            image, frames = _read_pixels(path, shape)
+        except UnreadableImage as error:
+            if not skip_bad:
+                raise UsageError(f"{error}; remove it or point --images at a folder of images") from None
+            skipped.append(f"`{path.name}` ({error.reason})")
+            continue
+        names.append(path.name)
+        pixels.append(image)
+        if frames > 1:
+            animated.append(f"`{path.name}` ({frames} frames)")
+    if skipped:
+        _warn(f"skipped {len(skipped)} unreadable file(s) in {where} (--skip-bad-images)", skipped)
+    if animated:
+        _warn(f"used the first frame of {len(animated)} animated or multi-page image(s)", animated)
+    check_argument(candidates, "{}: has no image files; put images in it or point --images at another folder", where)
+    check_argument(pixels, "{}: has no readable image files (all were skipped); put images in it or point --images "
+                   "at another folder", where)
+    return ImagePool(tuple(names), _preprocessed(np.stack(pixels), dtype, preprocess))
+
+
+def _warn(headline: str, items: list[str]) -> None:
+    more = f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else ""
+    warnings.warn(BatchcheckWarning(f"{headline}: {', '.join(items[:MAX_NAMED])}{more}"), stacklevel=3)
 
 
 def synthetic_pool(
@@ -128,6 +163,10 @@ def _checked(per_image_shape: tuple[int, ...], dtype: np.dtype, preprocess: str)
         "the model input has per-image shape {} with unknown or empty sizes; give the model a fixed input size",
         tuple(per_image_shape),
     )
+    elements = int(np.prod([int(d) for d in per_image_shape], dtype=object))
+    check_argument(elements <= MAX_INPUT_ELEMENTS, "the model input has per-image shape {} ({:,} values), over the "
+                   "{:,} batchcheck builds inputs for; give a smaller size with --input-shape",
+                   tuple(per_image_shape), elements, MAX_INPUT_ELEMENTS)
     return tuple(int(d) for d in per_image_shape), np.dtype(dtype)
 
 
@@ -135,31 +174,89 @@ def _is_image(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[2] in IMAGE_CHANNELS
 
 
-def _read_pixels(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """The file as upright uint8 pixels of `shape` (H, W, C), resized bilinearly."""
+def _read_pixels(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """The file as upright uint8 pixels of `shape` (H, W, C), resized bilinearly, and its number of frames.
+
+    A file that is not a regular one (FIFO, device, socket) is refused without being opened; images over
+    `MAX_IMAGE_PIXELS` are refused from their header; JPEGs decode at a reduced scale when much larger than needed."""
     h, w, c = shape
+    kind = _not_regular(path)
+    if kind:
+        raise UnreadableImage(path, f"a {kind}, never opened")
     try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image = _eight_bit(image).convert(IMAGE_CHANNELS[c])
-            return np.asarray(image.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8).reshape(shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on palette transparency
+            with Image.open(path) as opened:
+                frames = getattr(opened, "n_frames", 1)
+                opened.draft(None, (w, h))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that is still enough
+                image = _reduced(_converted(ImageOps.exif_transpose(opened), IMAGE_CHANNELS[c]), w, h)
+                array = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+                return array.reshape(shape), frames
     except UnidentifiedImageError:
         reason = "cannot identify image file"
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    raise UsageError(
-        f"image `{path}`: not an image Pillow can read ({reason}); remove it or point --images at a folder of images"
-    )
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        reason = f"over the {MAX_IMAGE_PIXELS:,}-pixel cap against decompression bombs"
+    except Exception as error:  # noqa: BLE001 - Pillow decoding hostile bytes raises many types; each is "unreadable"
+        reason = str(error).splitlines()[0][:120] if str(error).strip() else type(error).__name__
+    raise UnreadableImage(path, reason)
+
+
+class UnreadableImage(UsageError):
+    """An image file that cannot be used: its path and why (a FIFO, truncated, over the pixel cap…)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"image `{path}`: not an image Pillow can read ({reason})")
+        self.path, self.reason = path, reason
+
+
+def _not_regular(path: Path) -> str | None:
+    """'FIFO', 'character device'… for a path that is no regular file (checked with stat, never opened)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return f"path that cannot be read: {error.strerror}"
+    return next((kind for test, kind in NOT_REGULAR if test(mode)), None)
+
+
+def _reduced(image: Image.Image, w: int, h: int) -> Image.Image:
+    """`image` (L, RGB or RGBA) shrunk by a whole factor while it stays at least twice the target size (a cheap box
+    reduction before the bilinear resize)."""
+    factor = min(image.width // (2 * w), image.height // (2 * h))
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def _converted(image: Image.Image, mode: str) -> Image.Image:
+    """`image` in `mode` (L, RGB or RGBA) by an explicit route for each Pillow mode."""
+    if image.mode in SIXTEEN_BIT_MODES or image.mode == "F":
+        image = _eight_bit(image)
+    elif image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode in VIA_RGB_MODES:
+        image = _via_rgb(image)
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _via_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "LAB":
+        from PIL import ImageCms
+
+        return ImageCms.applyTransform(image, ImageCms.buildTransformFromOpenProfiles(
+            ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"))
+    return image.convert("RGB")
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:
-    """16-bit grayscale scaled to 8-bit 'L' (Pillow's own convert clips it at 255); other modes unchanged.
+    """16-bit or float grayscale as 8-bit 'L': 16-bit scaled by 1/257 (Pillow's own convert clips it at 255),
+    float taken as 0..1 when its maximum is at most 1, else as 0..255 (NaN → 0).
 
     Mode 'I' is taken as 16-bit too: Pillow decodes some 16-bit PNG and TIFF files into it."""
-    if image.mode not in SIXTEEN_BIT_MODES:
-        return image
-    values = np.asarray(image).astype(np.float64)
-    return Image.fromarray(np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8), "L")
+    values = np.nan_to_num(np.asarray(image).astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    if image.mode == "F":
+        scaled = values * 255.0 if values.size and values.max() <= 1.0 else values
+    else:
+        scaled = values / 257.0
+    return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), "L")
 
 
 def _preprocessed(pixels: np.ndarray, dtype: np.dtype, preprocess: str) -> np.ndarray:

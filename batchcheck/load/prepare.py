@@ -51,6 +51,8 @@ class PreparedModel:
     feeds: dict[str, np.ndarray] = field(default_factory=dict)
     index: GraphIndex | None = None
     notes: list[str] = field(default_factory=list)  # what was inferred or worked around, for the report
+    outputs_chosen: str = ""  # how the outputs were chosen: given, declared by the format, or found (and why)
+    flagged: list = field(default_factory=list)  # the op scan's flagged constructs (safety.scan.Finding)
 
 
 def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list[str] | None = None,
@@ -59,7 +61,7 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     tf = import_tf()
     index = GraphIndex(loaded.graph_def)
     input_node = _resolve_input(loaded, index, input_name)
-    output_tensors = _resolve_outputs(loaded, index, outputs or [], input_node)
+    output_tensors, outputs_chosen = _resolve_outputs(loaded, index, outputs or [], input_node)
     notes = list(loaded.notes)
     core = None if input_name else _core_behind(loaded, index, input_node, output_tensors)
     if core is not None:  # the user's --input wins; their --output too
@@ -77,7 +79,7 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     spec = InputSpec(input_node, dtype, shape, shipped)
     placeholders, feed_values = _resolve_feeds(loaded.path, pruned, input_node, feeds or {})
     return PreparedModel(loaded.path, loaded.format, graph_def, spec, output_tensors,
-                         placeholders, feed_values, pruned, notes)
+                         placeholders, feed_values, pruned, notes, outputs_chosen)
 
 
 def _core_behind(loaded: LoadedModel, index: GraphIndex, input_node: str, outputs: list[str]) -> Core | None:
@@ -138,7 +140,9 @@ def _rank(graph_def, placeholder) -> int | None:
     return len(shape)
 
 
-def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str], input_node: str) -> list[str]:
+def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
+                     input_node: str) -> tuple[list[str], str]:
+    """The output tensors, and how they were chosen (said in the report)."""
     if outputs:
         for name in outputs:
             node, _, port = name.partition(":")
@@ -146,9 +150,9 @@ def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
                 raise UsageError(f"--output `{name}`: no such node in `{loaded.path}`{did_you_mean(node, index.nodes)}")
             if port and (not port.isdigit() or int(port) >= max(1, len(index.output_dtypes(node)))):
                 raise UsageError(f"--output `{name}`: node `{node}` has no output {port}")
-        return [n if ":" in n else f"{n}:0" for n in outputs]
+        return [n if ":" in n else f"{n}:0" for n in outputs], "given with --output"
     if loaded.outputs:
-        return [n if ":" in n else f"{n}:0" for n in loaded.outputs]
+        return [n if ":" in n else f"{n}:0" for n in loaded.outputs], f"declared by the {loaded.format} model"
     downstream = index.descendants([input_node])
     sinks = [name for name in index.order
              if name in downstream and not index.nodes[name].consumers
@@ -156,7 +160,8 @@ def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
     if not sinks:
         raise UsageError(f"model `{loaded.path}`: nothing depends on input `{input_node}`; "
                          f"name the outputs with --output NAME")
-    return [f"{name}:0" for name in sinks]
+    return [f"{name}:0" for name in sinks], (f"chosen automatically: the {len(sinks)} node(s) downstream of "
+                                             f"`{input_node}` that nothing consumes; name others with --output")
 
 
 def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str, override: tuple[int, ...] | None,

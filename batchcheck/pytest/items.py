@@ -69,9 +69,13 @@ class ModelState:
     def checker(self, nodeid: str) -> Checker:
         """The loaded model, for the item `nodeid`."""
         from ..checker import Checker
+        from ..safety.supervise import limits_of, preflight
 
         if self._error is None and self._checker is None:
             try:
+                # Load and analyse in a supervised child first: a model that crashes, hangs or eats the memory
+                # fails its own items with one line and the session goes on.
+                preflight(self.path, self.config, limits_of(self.config))
                 self._checker = Checker.open(self.path, self.config)
             except UsageError as exc:
                 self._error = (exc, nodeid)

@@ -33,7 +33,11 @@ def print_report(result: CheckResult, console: Console, *, all_layers: bool = Fa
     relaxed = f" (batch axis relaxed from {model.shipped_batch})" if model.batch_relaxed else ""
     out(f"  input    {escape(model.input)} {model.input_dtype}, per image "
         f"{shape_text(model.per_image_shape)}{relaxed}")
-    out(f"  outputs  {escape(', '.join(model.outputs))}")
+    chosen = f" ({escape(model.outputs_chosen)})" if model.outputs_chosen else ""
+    out(f"  outputs  {escape(', '.join(model.outputs))}{chosen}")
+    for flag in model.flagged:
+        out(f"  flagged  {escape(flag['kind'])} `{escape(flag['node'])}` ({flag['op']}) {escape(flag['where'])}: "
+            f"can hang or hold state; ran under --timeout")
     for note in model.notes:
         out(f"  note     {escape(note)}")
     for p in model.placeholders:

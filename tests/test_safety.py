@@ -1,0 +1,311 @@
+"""Safety: the op scan's messages, broken graphs as one-line errors (no silent substitution), the supervised
+child (timeout, crash, memory, Ctrl-C, the pytest plugin) and hypothesis fuzzing of the loader and image reader."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchcheck.errors import UsageError
+from batchcheck.safety.scan import refusal_category, scan_graph_def
+from batchcheck.safety.supervise import Limits, parse_size, run_child
+from hostile.models import QUICK, _acting_ops, _body, _graph_def, _placed, _write
+
+SUPERVISED_ENV = {k: v for k, v in os.environ.items() if k != "BATCHCHECK_UNSUPERVISED"}
+
+
+def one_line_error(result, *words: str) -> str:
+    __tracebackhide__ = True
+    assert result.code == 2, result.out + result.err
+    assert result.err.startswith("batchcheck: ") and result.err.count("\n") == 1, result.err
+    for word in words:
+        assert word in result.err, result.err
+    return result.err
+
+
+@pytest.fixture(scope="module")
+def base_graph():
+    return _graph_def(_body)
+
+
+def _copy(graph_def):
+    copy = type(graph_def)()
+    copy.CopyFrom(graph_def)
+    return copy
+
+
+def _node(graph_def, name):
+    return next(n for n in graph_def.node if n.name == name)
+
+
+# -- the op scan ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("placement, where", [
+    ("top", "at top level"),
+    ("function", "in function `"),
+    ("if_v2", "called from `cond`"),
+    ("while_body", "called from `loop`"),
+])
+def test_refusal_names_op_node_and_where(tmp_path, placement, where):
+    graph_def = _graph_def(_placed(placement, _acting_ops(tmp_path / "sentinel")["ReadFile"]))
+    with pytest.raises(UsageError) as error:
+        scan_graph_def(graph_def, Path("m.pb"))
+    message = str(error.value)
+    assert "refused to run file op ReadFile (node `ReadFile`" in message and where in message, message
+    assert "--allow-op ReadFile" in message and "\n" not in message
+
+
+def test_nested_function_names_the_chain(tmp_path):
+    graph_def = _graph_def(_placed("nested_function", _acting_ops(tmp_path / "s")["PyFunc"]))
+    with pytest.raises(UsageError, match=r"Python op PyFunc .*in function `.*`, called from `.*` in function `"):
+        scan_graph_def(graph_def, Path("m.pb"))
+
+
+def test_allow_op_lets_only_that_op_through(tmp_path):
+    graph_def = _graph_def(_placed("function", _acting_ops(tmp_path / "s")["ReadFile"]))
+    with pytest.raises(UsageError, match="WriteFile"):  # the sentinel's write is still refused
+        scan_graph_def(graph_def, Path("m.pb"), ["ReadFile"])
+    scan_graph_def(graph_def, Path("m.pb"), ["ReadFile", "WriteFile"])
+
+
+def test_categories():
+    assert [refusal_category(op) for op in ("WriteFile", "TFRecordReaderV2", "WriteScalarSummary", "PyFunc",
+                                            "CollectiveReduceV2", "Conv2D", "FusedBatchNormV3", "Identity")] == \
+        ["file", "file", "file", "Python", "network", None, None, None]
+
+
+def test_print_to_console_runs_print_to_file_is_refused(tmp_path):
+    def printing(stream):
+        def payload(x):
+            from fixtures._tf import tf
+            with tf.control_dependencies([tf.print(tf.reduce_sum(x), output_stream=stream or sys.stderr)]):
+                return tf.identity(x)
+        return _graph_def(_placed("top", payload))
+    assert not scan_graph_def(printing(None), Path("m.pb")).flagged
+    with pytest.raises(UsageError, match="file op PrintV2"):
+        scan_graph_def(printing(f"file://{tmp_path / 'out'}"), Path("m.pb"))
+
+
+def test_flagged_constructs_are_reported_and_run(run_cli, tmp_path):
+    from hostile.structure import flagged_cases
+
+    (tmp_path / "models").mkdir()
+    path = next(c for c in flagged_cases(tmp_path) if c.name == "flag-while").args[0]
+    result = run_cli(path, *QUICK)
+    assert result.code == 0 and result.err == "", result.err
+    assert "flagged  while loop" in result.out
+    assert [f["kind"] for f in result.report["model"]["flagged"]] == ["while loop"]
+
+
+def test_bad_allow_op_is_one_line(run_cli, tmp_path, base_graph):
+    path = _write(tmp_path / "m.pb", base_graph)
+    one_line_error(run_cli(path, "--allow-op", "Conv2D"), "--allow-op Conv2D: not an op batchcheck refuses")
+
+
+# -- no silent substitution (issue 13) ----------------------------------------------------------------
+
+def test_input_naming_a_missing_node_is_an_error(run_cli, tmp_path, base_graph):
+    graph_def = _copy(base_graph)
+    _node(graph_def, "relu").input[0] = "Conv2D_gone"
+    path = _write(tmp_path / "broken.pb", graph_def)
+    err = one_line_error(run_cli(path))
+    assert err == (f"batchcheck: model `{path}`: node `relu` takes input `Conv2D_gone`, which does not exist; "
+                   f"the graph is broken, re-export it\n")
+
+
+def test_duplicate_node_names_are_an_error(run_cli, tmp_path, base_graph):
+    graph_def = _copy(base_graph)
+    twin = graph_def.node.add()
+    twin.CopyFrom(_node(graph_def, "relu"))
+    path = _write(tmp_path / "twins.pb", graph_def)
+    one_line_error(run_cli(path), "two nodes are named `relu` (Relu and Relu)")
+
+
+def test_newline_in_a_path_stays_on_one_line(run_cli, tmp_path, base_graph):
+    graph_def = _copy(base_graph)
+    _node(graph_def, "relu").input[0] = "gone"
+    path = _write(tmp_path / "two\nlines.pb", graph_def)
+    one_line_error(run_cli(path), "two\\nlines.pb", "`gone`")
+
+
+def test_automatic_outputs_are_named_with_why(run_cli, tmp_path, base_graph):
+    result = run_cli(_write(tmp_path / "m.pb", base_graph), *QUICK)
+    assert result.code == 0
+    chosen = result.report["model"]["outputs_chosen"]
+    assert chosen.startswith("chosen automatically: the 1 node(s) downstream of `input` that nothing consumes")
+    assert f"outputs  output:0 ({chosen})" in result.out
+    given = run_cli(_write(tmp_path / "m.pb", base_graph), *QUICK, "--output", "pool")
+    assert given.report["model"]["outputs_chosen"] == "given with --output"
+
+
+# -- supervision ------------------------------------------------------------------------------------
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "batchcheck", "check", *map(str, args)], env=SUPERVISED_ENV,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _endless(tmp_path: Path) -> Path:
+    from hostile.structure import limit_cases
+
+    (tmp_path / "models").mkdir(exist_ok=True)
+    return Path(next(c for c in limit_cases(tmp_path) if c.name == "hang-empty-queue").args[0])
+
+
+def test_timeout_stops_the_child_and_names_the_stage(tmp_path):
+    started = time.monotonic()
+    done = _cli(_endless(tmp_path), *QUICK, "--timeout", "15")
+    assert done.returncode == 2 and done.stdout == ""
+    # the stage is analysis (where the dequeue waits) unless a loaded machine is still importing TensorFlow
+    assert done.stderr.count("\n") == 1 and re.search(r"timed out after 15 s during (analysis|loading) "
+                                                      r"\(--timeout 15\); raise --timeout", done.stderr), done.stderr
+    assert time.monotonic() - started < 40
+
+
+def test_ctrl_c_stops_the_child_exits_130(tmp_path):
+    model = _endless(tmp_path)
+    parent = subprocess.Popen([sys.executable, "-m", "batchcheck", "check", str(model), *QUICK], env=SUPERVISED_ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # TensorFlow imported and the graph running in the child
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+    parent.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out, err = parent.communicate(timeout=30)
+    assert parent.returncode == 130 and time.monotonic() - started < 5
+    assert err.count("\n") == 1 and err.startswith("batchcheck: interrupted during ") and "stopped" in err
+    assert children and not any(Path(f"/proc/{pid}").exists() for pid in children)
+
+
+@pytest.mark.parametrize("how, expected", [
+    ("os.kill(os.getpid(), signal.SIGSEGV)", "crashed with SIGSEGV (a stack overflow from a deep or recursive "
+                                             "graph?) during trial 3"),
+    ("os.write(2, b'terminate called after throwing an instance of std::bad_alloc\\n'); os.abort()",
+     "ran out of memory during trial 3"),
+    ("os.write(2, b'F tensorflow/core/x.cc:1] Check failed: rank >= 0\\n'); os.abort()",
+     "crashed with SIGABRT during trial 3; TensorFlow said: F tensorflow/core/x.cc:1] Check failed: rank >= 0"),
+])
+def test_crash_becomes_one_line_naming_the_stage(tmp_path, monkeypatch, how, expected):
+    (tmp_path / "crashing.py").write_text(
+        "import os, signal\nfrom batchcheck.safety.supervise import stage\nstage('loading')\nstage('trial 3')\n"
+        f"{how}\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    run = run_child(["crashing"], Limits(30, 0), "model `m.pb`", relay_stdout=False)
+    assert run.code == 2 and run.failure.startswith(f"model `m.pb`: {expected}"), run.failure
+    assert "\n" not in run.failure
+
+
+def test_resident_memory_over_the_limit_stops_the_child(tmp_path, monkeypatch):
+    (tmp_path / "hungry.py").write_text(
+        "import time\nfrom batchcheck.safety.supervise import stage\nstage('calibration')\n"
+        "blocks = [bytearray(2**20) for _ in range(400)]\ntime.sleep(60)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    started = time.monotonic()
+    run = run_child(["hungry"], Limits(60, 200 * 2**20), "model `m.pb`", relay_stdout=False)
+    assert run.failure == ("model `m.pb`: ran out of memory during calibration (limit 200 MB, --max-memory); "
+                           "raise --max-memory or check a smaller model")
+    assert time.monotonic() - started < 20
+
+
+def test_sizes():
+    assert parse_size("4G") == 4 * 2**30 and parse_size("512m") == 512 * 2**20 and parse_size("0") == 0
+    assert 0 < parse_size("50%") < parse_size("100%")
+
+
+def test_plugin_fails_the_bad_model_and_goes_on(tmp_path, base_graph):
+    good = _write(tmp_path / "good.pb", base_graph)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--graph", str(good),
+                           "--graph", str(_endless(tmp_path)), "--graph-timeout", "40", "--graph-trials", "1",
+                           "--graph-examples", "3", "-k", "invariance"], cwd=tmp_path, env=SUPERVISED_ENV,
+                          capture_output=True, text=True, timeout=240)
+    assert "1 failed, 1 passed" in done.stdout, done.stdout[-2000:]
+    assert re.search(r"timed out after 40 s during (analysis|loading)", done.stdout), done.stdout[-2000:]
+
+
+# -- fuzzing: the GraphDef loader and the image reader, for a fixed budget -----------------------------
+
+MUTATIONS = st.lists(st.tuples(st.sampled_from(["op", "input", "drop", "dup", "dtype", "name"]),
+                               st.integers(0, 10**6), st.sampled_from(["WriteFile", "PyFunc", "Identity", "Nope",
+                                                                       "", "relu", "^input", "x:9", "a\nb"])),
+                     min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutations=MUTATIONS)
+def test_fuzz_graph_def_mutations(tmp_path, base_graph, mutations):
+    from batchcheck.load.formats import load_model
+
+    graph_def = _copy(base_graph)
+    for kind, where, word in mutations:
+        node = graph_def.node[where % len(graph_def.node)]
+        if kind == "op":
+            node.op = word
+        elif kind == "input":
+            node.input.append(word)
+        elif kind == "drop" and len(graph_def.node) > 1:
+            graph_def.node.remove(node)
+        elif kind == "dup":
+            graph_def.node.add().CopyFrom(node)
+        elif kind == "dtype":
+            for value in node.attr.values():
+                if value.WhichOneof("value") == "type":
+                    value.type = where % 40
+        elif kind == "name":
+            node.name = word or "x"
+    _fuzz_load(load_model, _write(tmp_path / "fuzz.pb", graph_def))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=3000), cut=st.integers(0, 4000), flips=st.lists(st.integers(0, 10**6), max_size=8))
+def test_fuzz_graph_def_bytes(tmp_path, base_graph, data, cut, flips):
+    from batchcheck.load.formats import load_model
+
+    raw = bytearray(base_graph.SerializeToString()[:cut] + data)
+    for flip in flips:
+        if raw:
+            raw[flip % len(raw)] ^= 1 << (flip % 8)
+    path = tmp_path / "fuzz.pb"
+    path.write_bytes(bytes(raw))
+    _fuzz_load(load_model, path)
+
+
+def _fuzz_load(load_model, path: Path) -> None:
+    """The loader either refuses (UsageError: one line once printed) or loads a graph the scan let through."""
+    try:
+        loaded = load_model(path)
+    except UsageError:
+        return
+    assert loaded.graph_def.node
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"]), cut=st.floats(0, 1),
+       flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=10))
+def test_fuzz_image_reader(tmp_path, fmt, cut, flips):
+    from PIL import Image
+
+    from batchcheck.load.images import pool_from_dir
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(buffer, fmt)
+    data = bytearray(buffer.getvalue()[:max(1, int(len(buffer.getvalue()) * cut))])
+    for where, value in flips:
+        data[where % len(data)] = value
+    folder = tmp_path / "images"
+    folder.mkdir(exist_ok=True)
+    (folder / f"fuzz.{fmt.lower()}").write_bytes(bytes(data))
+    try:
+        pool = pool_from_dir(folder, (16, 16, 3), np.dtype(np.float32), "unit")
+    except UsageError as error:
+        assert "\n" not in str(error) and "fuzz." in str(error)
+        return
+    assert pool.array.shape == (1, 16, 16, 3) and np.isfinite(pool.array).all()
