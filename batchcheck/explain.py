@@ -59,9 +59,8 @@ class Explanation:
     def to_dict(self) -> dict:
         return dict(vars(self))
 
-    def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable,
-                                   allow_nan=False) + "\n")
+    def to_json(self) -> str:
+        return json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable, allow_nan=False) + "\n"
 
 
 class Probe:

@@ -61,11 +61,11 @@ class LintResult:
         return 0 if self else 1
 
     def to_dict(self) -> dict:
-        return {"findings": [f.to_dict() for f in self.findings], "model": self.model, "versions": self.versions}
+        return {"verdict": "clean" if self else "errors", "findings": [f.to_dict() for f in self.findings],
+                "model": self.model, "versions": self.versions}
 
-    def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable,
-                                   allow_nan=False) + "\n")
+    def to_json(self) -> str:
+        return json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable, allow_nan=False) + "\n"
 
 
 @dataclass

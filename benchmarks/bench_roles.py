@@ -41,7 +41,7 @@ def _pool_and_plans(meta: dict, batch: int, trials: int):
     shape = tuple(meta["per_image_shape"])
     main = synthetic_pool(shape, np.dtype(np.float32), config.preprocess, config.seed)
     pool = main + special_pool(shape, np.dtype(np.float32), config.preprocess)
-    stand_in = SimpleNamespace(config=config, main_images=len(main), pool=pool)
+    stand_in = SimpleNamespace(config=config, main_images=len(main), pool=pool, runner=SimpleNamespace(fixed_batch=None))
     plans = [plan for plan, _seed in Checker.default_plans(stand_in)]
     return pool, plans
 
@@ -146,6 +146,7 @@ def role_batchcheck(args, started: float) -> dict:
     argv = ["check", args.model, "--batch-sizes", str(args.batch), "--trials", str(args.trials),
             "--json", str(result_json)]
     os.environ["BATCHCHECK_DEBUG"] = "1"  # a crash shows its traceback instead of one line
+    os.environ["BATCHCHECK_UNSUPERVISED"] = "1"  # the check itself, in this process (bench_supervise.py measures supervision)
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         exit_code = cli.main(argv)

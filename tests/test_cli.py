@@ -143,3 +143,57 @@ def test_subprocess_stderr_clean_and_nothing_written(case_model, tmp_path):
     assert sorted(p.name for p in work.iterdir()) == ["out.json"]
     broken = run_subprocess("check", str(work / "missing.pb"), cwd=work)
     assert broken.returncode == 2 and broken.stderr.count("\n") == 1 and broken.stdout == ""
+
+
+@pytest.mark.parametrize("target, words", [("{tmp}", "is a folder"), ("/proc/batchcheck-report.json", "cannot be written")])
+def test_json_path_checked_before_the_run(case_model, tmp_path, capsys, target, words):
+    """A folder or an unwritable path is refused before any work, never after a finished check."""
+    from conftest import CliRun
+
+    from batchcheck.cli import main
+
+    path, _ = case_model("batch_mean")
+    code = main(["check", str(path), "--json", target.format(tmp=tmp_path)])
+    captured = capsys.readouterr()
+    assert_one_line_error(CliRun(code, captured.out, captured.err, None), "--json", words)
+
+
+def test_json_to_standard_output_stands_alone(case_model, capsys):
+    import json
+
+    from batchcheck.cli import main
+
+    path, _ = case_model("batch_mean")
+    assert main(["check", str(path), "--trials", "2", "--json", "-"]) == 1
+    out = capsys.readouterr().out
+    assert json.loads(out)["first_divergence"]["node"] == "BatchMean/Mean"  # nothing but the JSON
+
+
+def test_an_untestable_model_still_writes_a_json_report(case_model, run_cli):
+    path, _ = case_model("keep_prob_missing")
+    result = run_cli(path)
+    assert result.code == 2 and result.report["verdict"] == "error"
+    assert result.report["stage"] == "load" and "--feed keep_prob=VALUE" in result.report["error"]
+
+
+def test_quiet_prints_the_verdict_line_only(case_model, run_cli):
+    path, _ = case_model("batch_mean")
+    result = run_cli(path, "--trials", "2", "--quiet")
+    assert result.code == 1 and result.out.startswith("FAIL batch_dependent") and result.out.count("\n") == 1
+
+
+def test_every_requested_batch_size_runs(case_model, run_cli):
+    """`--batch-sizes 32 --trials 1` used to run one batch of 4 and pass: now 32 runs too, and the report says
+    that more trials ran than asked for."""
+    path, _ = case_model("grayscale")
+    result = run_cli(path, "--batch-sizes", "32", "--trials", "1")
+    assert sorted(t["batch_size"] for t in result.report["trials"]) == [4, 32]
+    assert "1 more than --trials 1, to run every batch size" in result.out
+
+
+def test_first_divergence_figures_are_the_named_tensors(case_model, run_cli):
+    path, _ = case_model("mobilenet_v1_bn_training")
+    report = run_cli(path, "--trials", "2").report
+    first = report["first_divergence"]
+    named = next(t for t in report["tensors"] if t["tensor"] == f"{first['node']}:{first['output']}")
+    assert (first["max_abs_diff"], first["max_rel_diff"]) == (named["max_abs_diff"], named["max_rel_diff"])

@@ -244,3 +244,17 @@ def test_pytest_page_options_are_checked_up_front(pytester: pytest.Pytester, cas
                                 "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--graph-html no/such/dir: folder `*no/such` does not exist*"])
+
+
+def test_lint_and_fix_write_their_pages_and_summaries(case_model, run_cli, tmp_path: Path) -> None:
+    """`lint` and `fix` take --html and --markdown too: a page with their verdict and whole report."""
+    path, _ = case_model("mobilenet_v1_bn_training")
+    linted = run_cli(path, "--html", tmp_path / "lint.html", "--markdown", tmp_path / "lint.md", command="lint")
+    assert linted.code == 1 and linted.report["verdict"] == "errors"
+    page = (tmp_path / "lint.html").read_text()
+    assert "batchcheck lint: errors" in page and "batchnorm_training" in page
+    assert "errors" in (tmp_path / "lint.md").read_text()
+    fixed = run_cli(path, "-o", tmp_path / "fixed.pb", "--calibrate", Path(__file__).parent.parent / "fixtures" / "images",
+                    "--trials", "2", "--html", tmp_path / "fix.html", command="fix")
+    assert fixed.code == 0 and fixed.report["verdict"] == "fixed"
+    assert "batchcheck fix: fixed" in (tmp_path / "fix.html").read_text()

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ..errors import EXIT_UNTESTABLE, UsageError, first_line
 from ..options import add_check_options, argparse_groups, config_from_options
 from ..safety.supervise import limits_of, relay, run_child, supervising
-from .output import add_json_option, checked_json_path, progress_callback, status
+from .output import (
+    STDOUT,
+    add_json_option,
+    checked_json_path,
+    progress_callback,
+    status,
+    write_json,
+)
 from .reports import (
     add_report_options,
     checked_report_paths,
@@ -28,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_report_options(groups("output"))
     groups("output")("--all-layers", action="store_true", help="list every layer in the table (default: the 16 "
                      "most telling)")
+    groups("output")("--quiet", "-q", action="store_true", help="print the verdict line only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..checker import Checker
     from ..report.failure import cli_command
     from ..report.summary import error_report
-    from ..report.terminal import print_report
+    from ..report.terminal import print_report, verdict_line
 
     config = config_from_options(lambda dest: getattr(args, dest))
     json_path = checked_json_path(args.json)
@@ -44,26 +53,43 @@ def run(args: argparse.Namespace) -> int:
     command, stage = cli_command(args.model, config), "load"
     if supervising():  # the same command again, in a child process under the limits
         child = run_child(["batchcheck", *args.argv], limits_of(config), f"model `{args.model}`")
-        if child.failure:  # stopped or crashed: the child wrote no report, so the page says why here
-            write_reports(args, error_report(str(args.model), child.failure, child.stage), label=str(args.model),
-                          command=command)
+        if child.failure:  # stopped or crashed: the child wrote no report, so the reports say why here
+            write_error_reports(args, json_path, error_report(str(args.model), child.failure, child.stage), command)
         return relay(child)
-    console = Console(file=sys.stdout, highlight=False)
+    quiet = args.quiet or json_path == STDOUT  # JSON on standard output stands alone
+    console = Console(file=sys.stdout, highlight=False, quiet=json_path == STDOUT)
+    progress = None
     try:
         with status(console, "loading and analysing the model…"):
             checker = Checker.open(args.model, config)
         stage = "check"
-        result = checker.check(progress=progress_callback(console))
-    except Exception as exc:  # the page still says why; then the one-line error (exit 2 or 3) as usual
-        why = str(exc) if isinstance(exc, UsageError) else f"internal error: {type(exc).__name__}: {first_line(exc)}"
-        write_reports(args, error_report(str(args.model), why, stage), label=str(args.model), command=command)
+        progress = None if quiet else progress_callback(console)
+        result = checker.check(progress=progress)
+    except BaseException as exc:  # the reports still say why; then the one-line error (exit 2, 3 or 130) as usual
+        if progress is not None:
+            progress.stop()
+        why = str(exc) if isinstance(exc, UsageError) else (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else
+            f"internal error: {type(exc).__name__}: {first_line(exc)}")
+        write_error_reports(args, json_path, error_report(str(args.model), why, stage), command)
         raise
-    print_report(result, console, all_layers=args.all_layers)
+    if quiet:
+        console.print(verdict_line(result), highlight=False, soft_wrap=True)
+    else:
+        print_report(result, console, all_layers=args.all_layers)
     if json_path is not None:
-        result.write_json(json_path)
+        write_json(json_path, result.to_json())
     report = result.to_dict()
     explained = explain_first_root(args.model, config, report) if args.html is not None else {}
     write_reports(args, report, label=str(args.model), command=command, explained=explained)
     if result.exit_code == EXIT_UNTESTABLE:  # a pass over too little of the network: the reports say so too
         raise UsageError(result.coverage.message(args.model))
     return result.exit_code
+
+
+def write_error_reports(args: argparse.Namespace, json_path: Path | None, report: dict, command: str) -> None:
+    """A check that ended in an error still leaves its reports: `{"verdict": "error", "error", "stage"}` as
+    JSON, and the page and summary that say why."""
+    if json_path is not None:
+        write_json(json_path, json.dumps(report, indent=2) + "\n")
+    write_reports(args, report, label=str(args.model), command=command)

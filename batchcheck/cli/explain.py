@@ -10,6 +10,7 @@ import json
 
 from ..options import add_check_options, argparse_groups
 from .output import add_json_option, add_model_argument, run_command
+from .reports import add_report_options
 
 HELP = "explain one node (default: the first divergent one): BatchNorm statistics by hand, rows mixed"
 
@@ -20,13 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, group=groups)
     add_json_option(groups("output"))
+    add_report_options(groups("output"), plot=False)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..explain import explain
 
     return run_command(args, "loading the model and running it…",
-                       lambda config: explain(args.model, config, args.node), print_explanation)
+                       lambda config: explain(args.model, config, args.node), print_explanation, kind="explain")
 
 
 def print_explanation(result, console) -> None:

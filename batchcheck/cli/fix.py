@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..options import add_check_options, argparse_groups
 from .output import add_json_option, run_command
+from .reports import add_report_options
 
 HELP = "rewrite a model for inference (BN, dropout, flags), fold BN, and prove it"
 
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="timed forward passes per latency figure, after 2 warm-up passes (default 10)")
     add_check_options(parser.add_argument, group=groups)
     add_json_option(groups("output"))
+    add_report_options(groups("output"), plot=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,4 +37,4 @@ def run(args: argparse.Namespace) -> int:
     return run_command(args, "rewriting, re-checking and timing…",
                        lambda config: fix(args.model, args.out, config, calibrate=args.calibrate,
                                           fold_bn=args.fold_bn, repeats=args.repeats),
-                       print_fix_report)
+                       print_fix_report, kind="fix")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..options import add_check_options, argparse_groups, config_from_options
-from .output import add_json_option, checked_json_path, status
+from .output import STDOUT, add_json_option, checked_json_path, status, write_json
 
 HELP = "list a model's input, placeholders, outputs, BatchNorm nodes and layers"
 MAX_ROWS = 40
@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_options(lambda dest: getattr(args, dest, None))
     json_path = checked_json_path(args.json)
-    console = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else WIDE)
+    console = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else WIDE,
+                      quiet=json_path == STDOUT)
     with status(console, "loading the model…"):
         inventory = inspect_model(args.model, config)
     out = lambda text="": console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
@@ -67,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     more = f"; {len(inventory.layers) - len(layers)} more with --all-layers" if len(layers) < len(inventory.layers) else ""
     out(f"layers ({len(inventory.layers)}{more}): " + ", ".join(f"{escape(r['layer'])} ({r['nodes']})" for r in layers))
     if json_path is not None:
-        json_path.write_text(inventory.to_json())
+        write_json(json_path, inventory.to_json())
     return 0

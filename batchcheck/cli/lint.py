@@ -7,6 +7,7 @@ import argparse
 
 from ..options import add_check_options, argparse_groups
 from .output import add_json_option, add_model_argument, run_command
+from .reports import add_report_options
 
 HELP = "audit a model's BatchNorm, dropout and flags statically (no images)"
 # The model options of `check`; its image options and seed serve --confirm.
@@ -22,13 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="run each runtime-confirmable finding once (a batch of two images) and set "
                           "`confirmed` true/false")
     add_json_option(groups("output"))
+    add_report_options(groups("output"), plot=False)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..lint import lint
 
     return run_command(args, "loading and reading the model…",
-                       lambda config: lint(args.model, config, confirm=args.confirm), print_lint)
+                       lambda config: lint(args.model, config, confirm=args.confirm), print_lint, kind="lint")
 
 
 def print_lint(result, console) -> None:

@@ -10,16 +10,38 @@ from typing import Any, Callable, ContextManager
 
 from ..errors import UsageError
 
+STDOUT = Path("-")
+
 
 def add_json_option(add_argument: Callable[..., Any]) -> None:
-    add_argument("--json", type=Path, metavar="PATH", help="write the full result as JSON to PATH")
+    add_argument("--json", type=Path, metavar="PATH",
+                 help="write the full result as JSON to PATH (`-`: standard output, instead of the report)")
 
 
 def checked_json_path(path: Path | None) -> Path | None:
-    """`path` if its folder exists (checked before any work is done), else `UsageError`."""
-    if path is not None and not path.parent.is_dir():
+    """`path` once it is known to be writable (checked before any work is done, so that a finished result is
+    never lost to a bad path), else `UsageError`; `-` is standard output."""
+    if path is None or path == STDOUT:
+        return path
+    if path.is_dir():
+        raise UsageError(f"--json {path}: is a folder; give a file path, e.g. {path / 'report.json'}")
+    if not path.parent.is_dir():
         raise UsageError(f"--json {path}: folder `{path.parent}` does not exist; create it or choose another path")
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--json {path}: cannot be written ({exc.strerror}); choose another path") from None
     return path
+
+
+def write_json(path: Path, text: str) -> None:
+    """`text` to the `--json` target: a file, or standard output for `-`."""
+    if path == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        path.write_text(text)
 
 
 def status(console, message: str) -> ContextManager:
@@ -41,6 +63,7 @@ def progress_callback(console) -> Callable[[int, int], None] | None:
         bar.update(task, completed=done, total=total)
         if done == total:
             bar.stop()
+    update.stop = bar.stop  # type: ignore[attr-defined]  # an interrupted run stops the bar and shows the cursor
     return update
 
 
@@ -48,20 +71,23 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
 
 
-def run_command(args: argparse.Namespace, message: str, compute: Callable, show: Callable) -> int:
-    """The shape of a one-result command: options to a config (options the command lacks keep their
-    defaults), the --json folder checked first, `compute(config)` under a spinner, `show(result, console)`,
-    the JSON written; returns the result's exit code."""
+def run_command(args: argparse.Namespace, message: str, compute: Callable, show: Callable, kind: str) -> int:
+    """The shape of a one-result command (`kind`: lint, explain, fix): options to a config (options the command
+    lacks keep their defaults), the output paths checked first, `compute(config)` under a spinner,
+    `show(result, console)`, then the JSON and any `--html`/`--markdown` written; returns the exit code."""
     from rich.console import Console
 
     from ..options import config_from_options
+    from .reports import checked_report_paths, write_reports
 
     config = config_from_options(lambda dest: getattr(args, dest, None))
     json_path = checked_json_path(args.json)
-    console = Console(file=sys.stdout, highlight=False)
+    checked_report_paths(args)
+    console = Console(file=sys.stdout, highlight=False, quiet=json_path == STDOUT)
     with status(console, message):
         result = compute(config)
     show(result, console)
     if json_path is not None:
-        result.write_json(json_path)
+        write_json(json_path, result.to_json())
+    write_reports(args, result.to_dict(), label=str(args.model), kind=kind)
     return result.exit_code

@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from batchcheck.errors import BatchcheckBug, BatchcheckWarning, UsageError, check_argument
+from batchcheck.errors import (
+    BatchcheckBug,
+    BatchcheckWarning,
+    UsageError,
+    check_argument,
+)
 from batchcheck.options import PREPROCESSING
 
 CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68])

@@ -90,7 +90,8 @@ class FixResult:
     def to_json(self) -> str:
         from ..result import _jsonable, finite_for_json
 
-        return json.dumps(finite_for_json(asdict(self)), indent=2, default=_jsonable, allow_nan=False) + "\n"
+        report = {"verdict": "fixed" if self else "not_proven", **asdict(self)}  # the page's and summary's headline
+        return json.dumps(finite_for_json(report), indent=2, default=_jsonable, allow_nan=False) + "\n"
 
     def write_json(self, path: Path) -> None:
         path.write_text(self.to_json())

@@ -60,12 +60,18 @@ def _page(title: str, verdict: str, heading: str, subtitle: str, body: Iterable[
 
 # -- one model -------------------------------------------------------------------------------------
 
+def model_path_of(report: dict, default: str) -> str:
+    """The model's path in any command's report (`model` is a dict for check and lint, a path for fix)."""
+    model = report.get("model", default)
+    return str(model.get("path", default) if isinstance(model, dict) else model)
+
+
 def render_html(report: dict, *, kind: str = "check", command: str | None = None,
                 explained: dict[str, str] | None = None) -> str:
     """The page of one report. `kind` names the command that made it ("check"; others get a generic
     page until they have their own sections); `command` is how to reproduce it; `explained` maps root
     nodes to what `explain` concluded about them."""
-    model_path = report.get("model", {}).get("path", "model")
+    model_path = model_path_of(report, "model")
     verdict = report.get("verdict", "error")
     if verdict == "error":
         sections = _error_sections(report, command or reproduce_command(report, kind))
@@ -84,7 +90,7 @@ def write_html(path: Path | str, report: dict, *, kind: str = "check", command: 
 
 def reproduce_command(report: dict, kind: str = "check") -> str:
     """The command that reruns the check, from what the report records (the model and the seed)."""
-    parts = ["batchcheck", kind, report.get("model", {}).get("path", "MODEL")]
+    parts = ["batchcheck", kind, model_path_of(report, "MODEL")]
     seeds = {trial["seed"][0] for trial in report.get("trials", [])}
     if len(seeds) == 1:
         parts += ["--seed", str(seeds.pop())]

@@ -60,18 +60,7 @@ def print_report(result: CheckResult, console: Console, *, all_layers: bool = Fa
         beyond = f"; {limit.tensors_beyond} tensors beyond it not tested" if limit.tensors_beyond else ""
         out(f"  batch limit `{escape(limit.node)}` ({limit.op}) {escape(limit.reason)}{beyond}")
     out()
-    diverged = sum(t.diverged for t in result.trials)
-    if result.verdict == Verdict.INVARIANT and not result:
-        out(f"[bold yellow]UNTESTED[/] every compared tensor matched, but too little of the network was "
-            f"compared: {escape(result.coverage.limited_by or 'see coverage')}")
-    elif result.verdict == Verdict.INVARIANT:
-        out(f"[bold green]PASS[/] invariant: every compared tensor of the probe matched alone and in "
-            f"{len(result.trials)} batches")
-    elif result.verdict == Verdict.BATCH_DEPENDENT:
-        out(f"[bold red]FAIL[/] batch_dependent: the probe's activations change with its batch-mates "
-            f"({diverged} of {len(result.trials)} trials)")
-    else:
-        out("[bold red]FAIL[/] nondeterministic: the same feed run twice gives different activations")
+    out(verdict_line(result))
     first = result.first_divergence
     if first:
         label = "first divergent layer" if result.verdict == Verdict.BATCH_DEPENDENT else "first random layer"
@@ -86,6 +75,21 @@ def print_report(result: CheckResult, console: Console, *, all_layers: bool = Fa
             out(f"  … {len(result.roots) - 1 - MAX_OTHER_ROOTS} more in --json")
     console.print(layer_table(result, None if all_layers else MAX_LAYER_ROWS))
     print_findings(result, out)
+
+
+def verdict_line(result: CheckResult) -> str:
+    """PASS, FAIL or UNTESTED with what it means, as rich markup."""
+    diverged = sum(t.diverged for t in result.trials)
+    if result.verdict == Verdict.INVARIANT and not result:
+        return (f"[bold yellow]UNTESTED[/] every compared tensor matched, but too little of the network was "
+                f"compared: {escape(result.coverage.limited_by or 'see coverage')}")
+    if result.verdict == Verdict.INVARIANT:
+        return (f"[bold green]PASS[/] invariant: every compared tensor of the probe matched alone and in "
+                f"{len(result.trials)} batches")
+    if result.verdict == Verdict.BATCH_DEPENDENT:
+        return (f"[bold red]FAIL[/] batch_dependent: the probe's activations change with its batch-mates "
+                f"({diverged} of {len(result.trials)} trials)")
+    return "[bold red]FAIL[/] nondeterministic: the same feed run twice gives different activations"
 
 
 def print_findings(result: CheckResult, out) -> None:

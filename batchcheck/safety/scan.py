@@ -233,7 +233,9 @@ def _check_structure(graph_def, path: Path) -> None:
 
 def _check_dtypes(graph_def, path: Path) -> None:
     """Refuse a dtype attribute (or Const value) holding no valid TensorFlow DataType."""
-    from tensorflow.core.framework import types_pb2  # the graph was parsed, so TensorFlow is already loaded
+    from tensorflow.core.framework import (
+        types_pb2,  # the graph was parsed, so TensorFlow is already loaded
+    )
 
     valid = set(types_pb2.DataType.values()) - {types_pb2.DT_INVALID}
     for node in [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]:
