@@ -7,6 +7,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .errors import UsageError
 from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
 from .judge.calibrate import DETAIL_BATCH, Calibration, calibrate
@@ -86,11 +87,14 @@ class Checker:
         prepared.flagged = loaded.scan.flagged
         spec = prepared.input
         dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
+        if config.preprocess is not None and dtype == np.uint8:
+            raise UsageError(f"--preprocess {config.preprocess}: input `{spec.node}` is uint8 and is fed raw 0..255 "
+                             f"pixels, so no scaling applies; drop --preprocess")
         stage("reading images")
-        main = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.preprocess,
+        main = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.scaling,
                               skip_bad=config.skip_bad_images)
-                if config.images else synthetic_pool(spec.per_image_shape, dtype, config.preprocess, config.seed))
-        pool = main + special_pool(spec.per_image_shape, dtype, config.preprocess)
+                if config.images else synthetic_pool(spec.per_image_shape, dtype, config.scaling, config.seed))
+        pool = main + special_pool(spec.per_image_shape, dtype, config.scaling)
         stage("analysis")
         runner = GraphRunner(prepared)
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])

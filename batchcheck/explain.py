@@ -76,8 +76,8 @@ class Probe:
         self.session = tf.compat.v1.Session(graph=self.graph)
         spec = prepared.input
         dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
-        pool = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.preprocess) if config.images
-                else synthetic_pool(spec.per_image_shape, dtype, config.preprocess, config.seed))
+        pool = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.scaling) if config.images
+                else synthetic_pool(spec.per_image_shape, dtype, config.scaling, config.seed))
         if len(pool) < 2:
             raise UsageError(f"--images {config.images}: explain needs at least two images")
         self.images = pool.array

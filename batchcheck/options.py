@@ -34,7 +34,7 @@ class CheckConfig:
     input_shape: tuple[int, ...] | None = None
     feeds: dict[str, str] = field(default_factory=dict)
     images: Path | None = None
-    preprocess: str = "symmetric"
+    preprocess: str | None = None  # None: symmetric for float inputs; uint8 inputs always get raw pixels
     batch_sizes: tuple[int, ...] | None = None  # None: draw from DEFAULT_BATCH_SIZES; given: each runs once
     trials: int = DEFAULT_TRIALS
     seed: int = 0
@@ -47,13 +47,18 @@ class CheckConfig:
     max_memory: int | None = None  # bytes; None = a share of the machine's memory, 0 = no limit
 
     @property
+    def scaling(self) -> str:
+        """The pixel scaling for float inputs."""
+        return self.preprocess or "symmetric"
+
+    @property
     def sizes(self) -> tuple[int, ...]:
         """The batch sizes trials draw from."""
         return self.batch_sizes or DEFAULT_BATCH_SIZES
 
     def __post_init__(self) -> None:
         check_field(self.format in FORMATS, "format", self.format, f"choose one of {', '.join(FORMATS)}")
-        check_field(self.preprocess in PREPROCESSING, "preprocess", self.preprocess,
+        check_field(self.preprocess is None or self.preprocess in PREPROCESSING, "preprocess", self.preprocess,
                     f"choose one of {', '.join(PREPROCESSING)}")
         check_field(isinstance(self.trials, int) and self.trials >= 1, "trials", self.trials,
                     "give a whole number of at least 1")
@@ -177,8 +182,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("images", "images", "images", "value", dict(
         type=Path, metavar="DIR", help="folder of images (default: a seeded synthetic set)")),
     Option("preprocess", "preprocess", "images", "value", dict(
-        choices=PREPROCESSING, default="symmetric",
-        help="pixel scaling for float inputs: raw 0..255, unit 0..1, symmetric -1..1 (default), caffe BGR-mean")),
+        choices=PREPROCESSING,
+        help="pixel scaling for float inputs: raw 0..255, unit 0..1, symmetric -1..1 (default), caffe BGR-mean; "
+             "uint8 inputs always get raw pixels")),
     Option("batch-sizes", "batch_sizes", "trials", "list", dict(
         type=parse_int_list, metavar="N,N,…",
         help=f"batch sizes to try, each at least once (default: drawn from {','.join(map(str, DEFAULT_BATCH_SIZES))})")),

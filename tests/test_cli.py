@@ -148,9 +148,8 @@ def test_subprocess_stderr_clean_and_nothing_written(case_model, tmp_path):
 @pytest.mark.parametrize("target, words", [("{tmp}", "is a folder"), ("/proc/batchcheck-report.json", "cannot be written")])
 def test_json_path_checked_before_the_run(case_model, tmp_path, capsys, target, words):
     """A folder or an unwritable path is refused before any work, never after a finished check."""
-    from conftest import CliRun
-
     from batchcheck.cli import main
+    from conftest import CliRun
 
     path, _ = case_model("batch_mean")
     code = main(["check", str(path), "--json", target.format(tmp=tmp_path)])
@@ -197,3 +196,39 @@ def test_first_divergence_figures_are_the_named_tensors(case_model, run_cli):
     first = report["first_divergence"]
     named = next(t for t in report["tensors"] if t["tensor"] == f"{first['node']}:{first['output']}")
     assert (first["max_abs_diff"], first["max_rel_diff"]) == (named["max_abs_diff"], named["max_rel_diff"])
+
+
+def test_preprocess_on_a_uint8_input_is_refused(case_model, run_cli):
+    """uint8 inputs get raw pixels: a --preprocess given for one would silently do nothing."""
+    path, _ = case_model("uint8_input")
+    assert_one_line_error(run_cli(path, "--preprocess", "unit"), "--preprocess unit: input `input` is uint8",
+                          "drop --preprocess")
+    assert run_cli(path, "--trials", "2").code == 0
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("photo.pb", b"\x89PNG\r\n\x1a\n" + bytes(64), "it is a PNG image"),
+    ("empty.pb", b"", "the file is empty"),
+    ("notes.h5", b"hello\n", "neither a .keras zip archive nor an HDF5 .h5 file"),
+])
+def test_what_a_wrong_file_looks_like_is_said_in_words(run_cli, tmp_path, name, content, words):
+    (tmp_path / name).write_bytes(content)
+    assert_one_line_error(run_cli(tmp_path / name), name, words)
+
+
+def test_truncated_files_are_called_so(case_model, run_cli, tmp_path):
+    for name, size, words in (("mobilenet_v1", 300, "do not parse as a protobuf (truncated or corrupt?)"),
+                              ("keras", 2000, "a zip archive of 2,000 bytes, perhaps truncated")):
+        path, _ = case_model(name)
+        cut = tmp_path / f"cut{path.suffix}"
+        cut.write_bytes(path.read_bytes()[:size])
+        assert_one_line_error(run_cli(cut), "cut", words)
+
+
+def test_a_meta_graph_finds_its_checkpoint_and_says_which(case_model, run_cli):
+    path, args = case_model("meta_checkpoint")
+    output = args[args.index("--output") + 1]
+    report = run_cli(path, "--output", output, "--trials", "2").report
+    assert report["verdict"] == "invariant"
+    assert any(note.startswith("weights from checkpoint `") and "found beside the .meta" in note
+               for note in report["model"]["notes"]), report["model"]["notes"]

@@ -3,7 +3,6 @@ stderr, no traceback, finishes within its bound, and neither acts (no sentinel) 
 from __future__ import annotations
 
 import pytest
-
 from hostile import build_model_corpus
 from hostile.harness import problems, run_corpus
 

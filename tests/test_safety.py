@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile.models import QUICK, _acting_ops, _body, _graph_def, _placed, _write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchcheck.errors import UsageError
 from batchcheck.safety.scan import refusal_category, scan_graph_def
 from batchcheck.safety.supervise import Limits, parse_size, run_child
-from hostile.models import QUICK, _acting_ops, _body, _graph_def, _placed, _write
 
 SUPERVISED_ENV = {k: v for k, v in os.environ.items() if k != "BATCHCHECK_UNSUPERVISED"}
 

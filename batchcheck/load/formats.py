@@ -98,7 +98,8 @@ def _load_graph_def(path: Path, *, model_format: str, **_) -> LoadedModel:
     notes = [f"`{path.name}` holds a text-format GraphDef: read as text"] if is_text and model_format != "pbtxt" else []
     graph_def = _parsed(path, tf.compat.v1.GraphDef(), "TensorFlow GraphDef", text=is_text)
     if not graph_def.node or any(not n.op for n in graph_def.node):
-        raise UsageError(f"model `{path}`: not a TensorFlow GraphDef (no nodes); pass {SUPPORTED}")
+        raise UsageError(f"model `{path}`: not a TensorFlow GraphDef: {describe_content(path, 'GraphDef')} (no nodes); "
+                         f"pass {SUPPORTED}")
     return LoadedModel(path, "frozen-pbtxt" if is_text else "frozen-pb", graph_def, notes=notes)
 
 
@@ -171,8 +172,9 @@ def _load_keras(path: Path, **_) -> LoadedModel:
     try:
         model = keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, TypeError… for unreadable files
-        raise UsageError(f"model `{path}`: not a loadable Keras model ({first_line(exc)}); "
-                         f"save it with model.save('model.keras') and avoid unsafe Lambda layers") from None
+        raise UsageError(f"model `{path}`: not a loadable Keras model: {describe_content(path, 'Keras file')} "
+                         f"({first_line(exc)}); save it again with model.save('model.keras') (safe mode refuses "
+                         f"unsafe Lambda layers)") from None
     specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=_clean_name(tensor.name))
              for tensor in model.inputs]
 
@@ -217,7 +219,8 @@ def _load_meta_graph(path: Path, *, checkpoint: Path | None, outputs: list[str],
                     raise UsageError(f"checkpoint `{prefix}`: cannot be restored into `{path}` "
                                      f"({first_line(exc)}); pass the matching --checkpoint PREFIX") from None
             frozen = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph_def, names)
-    return LoadedModel(path, "meta-checkpoint", frozen, [], list(outputs))
+    found = "given with --checkpoint" if checkpoint is not None else "found beside the .meta or as the folder's latest"
+    return LoadedModel(path, "meta-checkpoint", frozen, [], list(outputs), [f"weights from checkpoint `{prefix}` ({found})"])
 
 
 def _head(path: Path) -> bytes:
@@ -227,6 +230,36 @@ def _head(path: Path) -> bytes:
             return file.read(4096)
     except OSError:
         return b""
+
+
+# The first bytes of files that turn up under a model's name, and what to call them.
+MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+         (b"\x89HDF\r\n\x1a\n", "an HDF5 file"), (b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "a gzip archive"),
+         (b"%PDF", "a PDF document"))
+
+
+def describe_content(path: Path, kind: str) -> str:
+    """What the file at `path` looks like, in words, for a message saying it is not a `kind`."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return "it cannot be read"
+    if not head:
+        return "the file is empty"
+    for magic, name in MAGIC:
+        if head.startswith(magic):
+            if (name, kind) in (("a zip archive", "Keras file"), ("an HDF5 file", "Keras file")):
+                return f"{name} of {size:,} bytes, perhaps truncated or not written by Keras"
+            return f"it is {name}"
+    if kind == "Keras file":
+        return "it is neither a .keras zip archive nor an HDF5 .h5 file"
+    try:
+        head.decode("utf-8")
+        return "it is text but not a text-format protobuf"
+    except UnicodeDecodeError:
+        return f"{size:,} bytes that do not parse as a protobuf (truncated or corrupt?)"
 
 
 def _parsed(path: Path, proto, kind: str, *, text: bool = False):
@@ -240,7 +273,8 @@ def _parsed(path: Path, proto, kind: str, *, text: bool = False):
         else:
             proto.ParseFromString(data)
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, RuntimeWarning) as exc:
-        raise UsageError(f"model `{path}`: not a {kind} ({first_line(exc)}); pass {SUPPORTED}") from None
+        raise UsageError(f"model `{path}`: not a {kind}: {describe_content(path, kind)} ({first_line(exc)}); "
+                         f"pass {SUPPORTED}") from None
     except OSError as exc:
         raise UsageError(f"model `{path}`: cannot be read ({exc.strerror}); check the path and permissions") from None
     return proto

@@ -159,7 +159,7 @@ def _calibrated(prepared, batchnorms: list[BatchNorm], missing: list[BatchNorm],
     spec = prepared.input
     dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
     try:
-        pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.preprocess)
+        pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.scaling)
     except UsageError as exc:  # its messages name --images, the check's option for the same kind of folder
         raise UsageError(str(exc).replace("--images", "--calibrate")) from None
     placeholders = {bn.name: (np.zeros(_channels(bn), np.float32), np.ones(_channels(bn), np.float32))

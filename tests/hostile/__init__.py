@@ -4,7 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .models import Case, _body, _graph_def, _write, acting_cases, byte_cases
-from .structure import allow_op_case, container_cases, flagged_cases, limit_cases, structure_cases
+from .structure import (
+    allow_op_case,
+    container_cases,
+    flagged_cases,
+    limit_cases,
+    structure_cases,
+)
 
 
 def build_model_corpus(root: Path) -> list[Case]:

@@ -8,7 +8,17 @@ import numpy as np
 
 from fixtures._tf import tf
 
-from .models import ANY_VERDICT, QUICK, REFUSED, SIZE, Case, _body, _graph_def, _placed, _write
+from .models import (
+    ANY_VERDICT,
+    QUICK,
+    REFUSED,
+    SIZE,
+    Case,
+    _body,
+    _graph_def,
+    _placed,
+    _write,
+)
 
 OK_OR_FAIL = frozenset({0, 1})
 
