@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError, did_you_mean
+from .errors import UsageError, did_you_mean, op_error_text
 from .graph.batch_rules import batch_axis, batch_mixing
 from .graph.batchnorm import BatchNorm
 from .graph.findings import LintFinding
@@ -88,8 +88,15 @@ class Probe:
         self.session.close()
 
     def run(self, tensors: list[str], rows: list[int]) -> list[np.ndarray]:
+        """`tensors` on the pool images `rows`; `UsageError` when the graph cannot run that batch."""
+        tf = import_tf()
         fetches = [self.graph.get_tensor_by_name(t) for t in tensors]
-        return self.session.run(fetches, {self.input: self.images[rows], **self.feeds})
+        try:
+            return self.session.run(fetches, {self.input: self.images[rows], **self.feeds})
+        except tf.errors.OpError as exc:
+            raise UsageError(f"explain runs the node on batches of 1, 2 and 8 images, and the graph fails on a "
+                             f"batch of {len(rows)} ({op_error_text(exc)}); a graph fixed to one batch size cannot "
+                             f"be explained this way: `batchcheck check` tests it at its own batch") from None
 
     def mixes_rows(self, tensors: list[str]) -> dict[str, dict]:
         """Per tensor: does image 0's value change when image 1 joins the batch? (4 runs for all tensors)"""

@@ -232,3 +232,25 @@ def test_a_meta_graph_finds_its_checkpoint_and_says_which(case_model, run_cli):
     assert report["verdict"] == "invariant"
     assert any(note.startswith("weights from checkpoint `") and "found beside the .meta" in note
                for note in report["model"]["notes"]), report["model"]["notes"]
+
+
+def test_several_models_one_summary_and_the_worst_exit(case_model, run_cli, tmp_path):
+    """`check a.pb 'b*/model.pb' c.pb`: each model's report, one summary table, the worst exit code, and one
+    JSON with every model's report (an error report for the one that cannot be checked)."""
+    clean, _ = case_model("grayscale")
+    dependent, _ = case_model("batch_mean")
+    broken, _ = case_model("keep_prob_missing")
+    pattern = str(dependent.parent.parent / "batch_m*" / "model.pb")
+    result = run_cli(clean, pattern, broken, "--trials", "2", "--quiet", "--markdown", tmp_path / "all.md")
+    assert result.code == 2  # worst of 0, 1 and 2
+    assert [m["verdict"] for m in result.report["models"]] == ["invariant", "batch_dependent", "error"]
+    assert "3 models" in result.out and "BatchMean" in result.out and "batch_reduction" in result.out
+    assert result.err.count("\n") == 1 and "--feed keep_prob=VALUE" in result.err
+    assert "3 models, 1 invariant, 1 not invariant, 1 could not be checked" in (tmp_path / "all.md").read_text()
+
+
+def test_several_models_refuse_one_page_options(case_model, run_cli, tmp_path):
+    clean, _ = case_model("grayscale")
+    dependent, _ = case_model("batch_mean")
+    assert_one_line_error(run_cli(clean, dependent, "--html", tmp_path / "p.html", json_report=False),
+                          "--html: one page per model needs one model per call")

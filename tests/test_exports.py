@@ -26,7 +26,7 @@ def test_export_verdict_culprit_and_coverage(name, export_model, run_cli):
     assert result.code == EXIT[case.verdict], result.out + result.err
     if case.verdict == "error":
         assert result.err.count("\n") == 1 and case.error_mentions in result.err
-        assert "Traceback" not in result.err and result.report is None
+        assert "Traceback" not in result.err and result.report["verdict"] == "error"
         return
     assert result.err == ""
     report = result.report

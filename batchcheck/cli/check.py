@@ -1,5 +1,6 @@
-"""`batchcheck check MODEL`: exit 0 invariant, 1 batch-dependent or nondeterministic,
-2 cannot be tested (one line on stderr says why and what to do), 3 internal error."""
+"""`batchcheck check MODEL…`: exit 0 invariant, 1 batch-dependent or nondeterministic,
+2 cannot be tested (one line on stderr says why and what to do), 3 internal error; with several models,
+the worst of theirs."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from pathlib import Path
 from ..errors import EXIT_UNTESTABLE, UsageError, first_line
 from ..options import add_check_options, argparse_groups, config_from_options
 from ..safety.supervise import limits_of, relay, run_child, supervising
+from .many import check_many, expand_models
 from .output import (
     STDOUT,
     add_json_option,
@@ -25,11 +27,13 @@ from .reports import (
     write_reports,
 )
 
-HELP = "check one model for batch invariance"
+HELP = "check models for batch invariance"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta; several models and quoted "
+                             "globs ('zoo/*.pb') are checked one after the other, then summarised")
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, group=groups)
     add_json_option(groups("output"))
@@ -40,6 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = config_from_options(lambda dest: getattr(args, dest))
+    json_path = checked_json_path(args.json)
+    checked_report_paths(args)
+    models = expand_models(args.models)
+    if len(models) > 1:
+        return check_many(args, models, config, json_path, check_one)
+    args.model = models[0]
+    return check_one(args)
+
+
+def check_one(args: argparse.Namespace) -> int:
+    """`batchcheck check` of the one model `args.model`."""
     from rich.console import Console
 
     from ..checker import Checker

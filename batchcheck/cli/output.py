@@ -27,11 +27,14 @@ def checked_json_path(path: Path | None) -> Path | None:
         raise UsageError(f"--json {path}: is a folder; give a file path, e.g. {path / 'report.json'}")
     if not path.parent.is_dir():
         raise UsageError(f"--json {path}: folder `{path.parent}` does not exist; create it or choose another path")
+    existed = path.exists()
     try:
         with open(path, "a"):
             pass
     except OSError as exc:
         raise UsageError(f"--json {path}: cannot be written ({exc.strerror}); choose another path") from None
+    if not existed:
+        path.unlink()  # only a probe: the report is written when there is one
     return path
 
 
