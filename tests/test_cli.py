@@ -254,3 +254,28 @@ def test_several_models_refuse_one_page_options(case_model, run_cli, tmp_path):
     dependent, _ = case_model("batch_mean")
     assert_one_line_error(run_cli(clean, dependent, "--html", tmp_path / "p.html", json_report=False),
                           "--html: one page per model needs one model per call")
+
+
+def test_version_and_grouped_help_with_defaults(capsys):
+    from batchcheck import __version__
+    from batchcheck.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"batchcheck {__version__}"
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    help_text = capsys.readouterr().out
+    text = " ".join(help_text.split())
+    for group in ("model:", "images:", "trials:", "tolerance:", "output:"):
+        assert f"\n{group}\n" in help_text
+    for default in ("(default 8)", "(default 0)", "symmetric -1..1 (default)", "10x the measured noise floor"):
+        assert default in text
+
+
+def test_all_layers_lists_every_layer(case_model, run_cli):
+    path, _ = case_model("deeplab")
+    short = run_cli(path, "--trials", "2").out
+    every = run_cli(path, "--trials", "2", "--all-layers").out
+    assert "layers (16 of 22 shown; --all-layers lists every one)" in short and "of 22 shown" not in every
+    assert sum(line.count("│") > 0 for line in every.splitlines()) == 22
