@@ -89,8 +89,9 @@ def demo_folder(root: Path) -> Path:
 
 
 def comparable(text: str) -> str:
-    """`text` with its figures masked: measured figures vary with the machine, the words may not."""
-    return NUMBER.sub("#", text)
+    """`text` with its figures masked and spaces folded (columns align to the figures' widths): measured
+    figures vary with the machine, the words may not."""
+    return re.sub(r"[ \t]+", " ", NUMBER.sub("#", text))
 
 
 def main(argv: list[str] | None = None) -> int:

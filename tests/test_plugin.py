@@ -207,7 +207,7 @@ def test_a_model_tensorflow_cannot_read_fails_once_in_one_line(pytester: pytest.
     result = run("--graph", "broken.pb", "-rA", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, skipped=2)
     result.stdout.fnmatch_lines([
-        "batchcheck: model `*broken.pb`: not a TensorFlow GraphDef (*); pass a frozen*",
+        "batchcheck: model `*broken.pb`: not a TensorFlow GraphDef: * (*); pass a frozen*",
         "SKIPPED [[]2] broken.pb: the model cannot be checked: see batchcheck[[]broken.pb]::invariance",
     ])
     assert "Traceback" not in result.stdout.str()

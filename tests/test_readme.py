@@ -21,6 +21,7 @@ def test_a_changed_example_is_caught(tmp_path):
     finally:
         sys.path.remove(str(ROOT / "docs"))
     assert examples.comparable("max |diff| 2.26 (relative 0.45)") == examples.comparable("max |diff| 9.1 (relative 3e-05)")
+    assert examples.comparable("before  12.5   1.0") == examples.comparable("before   2.5  10.0")  # columns follow widths
     assert examples.comparable("first divergent layer `A`") != examples.comparable("first divergent layer `B`")
 
 
