@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,8 +68,7 @@ EXAMPLES = {
     "lint-foldable": Example(f"batchcheck lint {DEMO}/deeplab/model.pb", _batchcheck("lint", f"{DEMO}/deeplab/model.pb")),
     "explain": Example(f"batchcheck explain {COND}", _batchcheck("explain", COND)),
     "fix": Example(f"batchcheck fix {BN_TRAINING} -o {FIXED} --calibrate fixtures/images --fold-bn",
-                   _batchcheck("fix", BN_TRAINING, "-o", FIXED, "--calibrate", str(ROOT / "fixtures" / "images"),
-                               "--fold-bn")),
+                   _batchcheck("fix", BN_TRAINING, "-o", FIXED, "--calibrate", "fixtures/images", "--fold-bn")),
     "deeplab-export": Example(f"batchcheck check {DEMO}/deeplab_export/model.pb",
                               _batchcheck("check", f"{DEMO}/deeplab_export/model.pb"), lines=9),
     "thin-pass": Example(f"batchcheck check {DEMO}/map_fn_folded/model.pb --input image_tensor",
@@ -82,7 +82,8 @@ EXAMPLES = {
 
 
 def demo_folder(root: Path) -> Path:
-    """`root` with the demo fixtures built under out/demo/."""
+    """`root` with the demo fixtures built under out/demo/, and the images under fixtures/images/."""
+    shutil.copytree(ROOT / "fixtures" / "images", root / "fixtures" / "images")
     subprocess.run([sys.executable, "-m", "fixtures.build", str(root / DEMO), *DEMO_CASES], cwd=ROOT, check=True,
                    capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return root
