@@ -64,6 +64,28 @@ class PlanOutcome:
         return not self.divergent
 
 
+
+def draw_plans(config: CheckConfig, main_images: int, pool_size: int,
+               fixed_batch: int | None = None) -> list[tuple[BatchPlan, list[int]]]:
+    """The seeded trial plans, each with the seed that drew it. The first compares every tensor on a small
+    batch (cheap at any model size; the fixed batch of a graph that runs at one size only); with
+    `--batch-sizes` given, the next ones run each of them once (more trials than asked for when needed);
+    the rest draw their size from the batch sizes."""
+    sizes = sorted(set(config.sizes))
+    first = sizes[0] if fixed_batch else min(sizes[0], DETAIL_BATCH)
+    uncovered = [size for size in sizes if size != first] if config.batch_sizes else []
+    plans = []
+    for index in range(max(config.trials, 1 + len(uncovered))):
+        seed = [config.seed, index]
+        rng = np.random.default_rng(seed)
+        size = first if index == 0 else uncovered[index - 1] if index <= len(uncovered) else int(rng.choice(sizes))
+        probe = int(rng.integers(main_images))
+        others = [i for i in range(pool_size) if i != probe]
+        mates = tuple(int(m) for m in rng.choice(others, size - 1, replace=len(others) < size - 1))
+        plans.append((BatchPlan(probe, int(rng.integers(size)), mates), seed))
+    return plans
+
+
 @dataclass
 class Checker:
     """A model loaded, analysed and calibrated once, ready to run many batch plans (CLI, pytest, fuzzing)."""
@@ -129,22 +151,8 @@ class Checker:
     # -- plans -----------------------------------------------------------------------------------
 
     def default_plans(self) -> list[tuple[BatchPlan, list[int]]]:
-        """The seeded trial plans, each with the seed that drew it. The first compares every tensor on a
-        small batch (cheap at any model size); with `--batch-sizes` given, the next ones run each of them
-        once (more trials than asked for when needed); the rest draw their size from the batch sizes."""
-        sizes = sorted(set(self.config.sizes))
-        first = sizes[0] if self.runner.fixed_batch else min(sizes[0], DETAIL_BATCH)
-        uncovered = [size for size in sizes if size != first] if self.config.batch_sizes else []
-        plans = []
-        for index in range(max(self.config.trials, 1 + len(uncovered))):
-            seed = [self.config.seed, index]
-            rng = np.random.default_rng(seed)
-            size = first if index == 0 else uncovered[index - 1] if index <= len(uncovered) else int(rng.choice(sizes))
-            probe = int(rng.integers(self.main_images))
-            others = [i for i in range(len(self.pool)) if i != probe]
-            mates = tuple(int(m) for m in rng.choice(others, size - 1, replace=len(others) < size - 1))
-            plans.append((BatchPlan(probe, int(rng.integers(size)), mates), seed))
-        return plans
+        """The seeded trial plans of this model (see `draw_plans`)."""
+        return draw_plans(self.config, self.main_images, len(self.pool), self.runner.fixed_batch)
 
     def describe(self, plan: BatchPlan) -> str:
         """'batch of 2, probe `noise-0` at 1, mates: flat black'."""

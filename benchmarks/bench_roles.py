@@ -10,7 +10,6 @@ import os
 import resource
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 from profiling import MB, Profiler, RssSampler, maxrss_bytes, plan_dict, rss_bytes
 
@@ -28,22 +27,19 @@ def load_meta(pb: Path) -> dict:
 
 
 def _pool_and_plans(meta: dict, batch: int, trials: int):
-    """The check's image pool and its seeded trial plans, exactly as `Checker.open`/`default_plans`
-    build them for a synthetic pool (`Checker.default_plans` is called on a stand-in: it only reads
-    `config`, `main_images` and `pool`), without loading the model through batchcheck."""
+    """The check's image pool and its seeded trial plans, exactly as `Checker.open` builds them for a
+    synthetic pool (`draw_plans`), without loading the model through batchcheck."""
     import numpy as np
 
-    from batchcheck.checker import Checker
+    from batchcheck.checker import draw_plans
     from batchcheck.load.images import special_pool, synthetic_pool
     from batchcheck.options import CheckConfig
 
     config = CheckConfig(batch_sizes=(batch,), trials=trials)
     shape = tuple(meta["per_image_shape"])
-    main = synthetic_pool(shape, np.dtype(np.float32), config.preprocess, config.seed)
-    pool = main + special_pool(shape, np.dtype(np.float32), config.preprocess)
-    stand_in = SimpleNamespace(config=config, main_images=len(main), pool=pool, runner=SimpleNamespace(fixed_batch=None))
-    plans = [plan for plan, _seed in Checker.default_plans(stand_in)]
-    return pool, plans
+    main = synthetic_pool(shape, np.dtype(np.float32), config.scaling, config.seed)
+    pool = main + special_pool(shape, np.dtype(np.float32), config.scaling)
+    return pool, [plan for plan, _seed in draw_plans(config, len(main), len(pool))]
 
 
 def _load_session(pb: Path, meta: dict):
