@@ -28,7 +28,7 @@ from ..graph.index import (
 from ..load.prepare import PreparedModel
 from ..result import Mode
 from ..tfenv import import_tf
-from .compare import add_node, add_pack, comparison_template, stamped
+from .compare import CHUNK_TENSORS, CHUNK_VALUES, Chunk, build_chunk, comparison_dtype, rows_template, stamp
 
 # How many leading outputs of these ops carry values worth comparing: FusedBatchNorm outputs past
 # y/batch_mean/batch_variance are kernel scratch space; a Switch only forwards its input (and one of
@@ -84,15 +84,18 @@ class GraphRunner:
         self.feeds = {self.graph.get_tensor_by_name(n): v for n, v in prepared.feeds.items()}
         with self.graph.as_default():
             self.positions = tf.compat.v1.placeholder(tf.int32, [None], name=self._scope("positions"))
-        self._callables: dict[str, object] = {}
+        self._callables: dict[object, object] = {}  # per key (a mode, or what a run fetches), its compiled run
+        self._shape_of: dict[str, object] = {}  # tensor name -> its Shape op's output
         self.targets: list[Target] = []
         self.limits: list[BatchLimit] = []
         self.excluded: dict[str, str] = {}  # tensor -> why it is not compared
         self.dead: set[str] = set()
-        self._fetches: dict[str, object] = {}  # "cache", and per watch set "detail" / "screen"
+        self._chunks: dict[Mode, list[Chunk]] = {}  # per watch set, the chunks compared
+        self._solo: list[np.ndarray] = []  # per detail chunk, the cached probe's rows (screen's are a prefix)
         self.ranks: dict[str, int] = {}
-        self.watched: dict[str, list[int]] = {}
-        self.cached: tuple[object, np.ndarray] | None = None  # (probe key, scales) held by the TF variables
+        self.watched: dict[str, list[int]] = {}  # per mode, the targets compare() answers for
+        self._order: dict[str, np.ndarray] = {}  # per mode, fetched values -> watched order
+        self.cached: tuple[object, np.ndarray] | None = None  # (probe key, scales) of the rows in _solo
         self.fixed_batch: int | None = None  # the one batch size the graph runs at, when nothing runs alone
 
     # -- running ---------------------------------------------------------------------------------
@@ -100,21 +103,23 @@ class GraphRunner:
     def _scope(self, name: str) -> str:
         return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
 
-    def _run(self, key: str, fetches, batch: np.ndarray, positions=(0,), literal: bool = False):
-        """Run `fetches`, compiled once per `key`, on `batch`; `literal` runs without grappler. A graph
-        that runs at one batch size only gets `batch` filled up with copies of the probe (the first position)."""
+    def _run(self, key: object, fetches, batch: np.ndarray, positions=(0,), literal: bool = False, fed=()):
+        """Run `fetches`, compiled once per `key`, on `batch`, feeding the pairs `fed` too; `literal` runs
+        without grappler. A graph that runs at one batch size only gets `batch` filled up with copies of
+        the probe (the first position)."""
         if self.fixed_batch and len(batch) < self.fixed_batch:
             probe = batch[positions[0]:positions[0] + 1]
             batch = np.concatenate([batch, np.repeat(probe, self.fixed_batch - len(batch), axis=0)])
         if key not in self._callables:
             session = self.literal_session if literal else self.session
-            self._callables[key] = session.make_callable(fetches, feed_list=[self.input, self.positions, *self.feeds])
-        return self._callables[key](batch, positions, *self.feeds.values())
+            feed_list = [self.input, self.positions, *self.feeds, *(tensor for tensor, _ in fed)]
+            self._callables[key] = session.make_callable(fetches, feed_list=feed_list)
+        return self._callables[key](batch, positions, *self.feeds.values(), *(value for _, value in fed))
 
-    def _run_checked(self, key: str, fetches, batch: np.ndarray, positions=(0,)):
-        """`_run` with grappler, a failure reported as the model failing on this batch."""
+    def _run_checked(self, key: object, fetches, batch: np.ndarray, positions=(0,), literal: bool = False, fed=()):
+        """`_run`, a failure reported as the model failing on this batch."""
         try:
-            return self._run(key, fetches, batch, positions)
+            return self._run(key, fetches, batch, positions, literal, fed)
         except self.tf.errors.OpError as exc:
             node = self._failing_node(exc)
             raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
@@ -129,6 +134,7 @@ class GraphRunner:
     def close(self) -> None:
         """Release the session: the imported graph and the cached activations."""
         self.session.close()
+        self.literal_session.close()
 
     # -- analysis --------------------------------------------------------------------------------
 
@@ -152,6 +158,9 @@ class GraphRunner:
             solo, pair = solo_shapes[tensor], pair_shapes[tensor]
             axis, blocks = _batch_axis(solo, pair) if not self.fixed_batch else _fixed_axis(solo, shipped), 0
             node = tensor.split(":")[0]
+            if not np.prod(solo):
+                self.excluded[tensor] = f"holds no values: shape {list(solo)} alone"
+                continue
             if axis == "folded" and node in in_blocks and solo[1:] == pair[1:] and pair[0] == 2 * solo[0]:
                 axis, blocks = 0, solo[0]  # row b * batch + n holds block b of image n
             elif axis == "folded":  # the batch mixed with other axes some other way; what unfolds it is compared
@@ -166,7 +175,6 @@ class GraphRunner:
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
-        self.literal_session.close()  # analysis is over; only grappler-optimised runs follow
         self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
         # the probe's own row is cached: one image's worth even when its reference is a batch of copies
         self._build_comparisons({t.tensor: (1, *solo_shapes[t.tensor][1:]) if t.batch_axis == 0 and not t.blocks
@@ -213,7 +221,7 @@ class GraphRunner:
                     or name in self.dead):
                 continue
             for output in op.outputs[:COMPARED_OUTPUTS.get(op.type)]:
-                if not output.dtype.is_numpy_compatible or output.dtype == self.tf.string:
+                if comparison_dtype(output.dtype) is None:
                     continue
                 if name in in_loops:
                     self.excluded[output.name] = ("inside a while loop's frame, not fetchable from outside it "
@@ -228,12 +236,8 @@ class GraphRunner:
         tf = self.tf
         alive = list(candidates)
         for attempt in range(MAX_LIMIT_SEARCH):
-            with self.graph.as_default():
-                # raw Shape ops: tf.shape would return a Python-side constant for static shapes
-                shapes = [tf.raw_ops.Shape(input=self.graph.get_tensor_by_name(t), out_type=tf.int64)
-                          for t in alive]
             try:
-                values = self._run(f"shapes-{len(batch)}-{self.fixed_batch}-{attempt}", shapes, batch, literal=True)
+                values = self._run(("shapes", *alive), self._shape_tensors(alive), batch, literal=True)
                 return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
             except tf.errors.OpError as exc:
                 node = self._failing_node(exc)
@@ -251,6 +255,24 @@ class GraphRunner:
                                               len(lost)))
         raise BatchcheckBug(f"more than {MAX_LIMIT_SEARCH} batch limits; giving up the search")
 
+    def _shape_tensors(self, tensors: list[str]) -> list:
+        """A Shape op per tensor, made once (stamped as NodeDefs and imported at once: thousands of ops
+        created from Python would cost seconds)."""
+        tf = self.tf
+        missing = [t for t in tensors if t not in self._shape_of]
+        if missing:
+            graph_def = tf.compat.v1.GraphDef()
+            for index, tensor in enumerate(missing):
+                node = graph_def.node.add(name=f"{index}", op="Shape", input=[f"value_{index}"])
+                node.attr["T"].type = self.graph.get_tensor_by_name(tensor).dtype.as_datatype_enum
+                node.attr["out_type"].type = tf.int64.as_datatype_enum
+            with self.graph.as_default():
+                shapes = tf.graph_util.import_graph_def(
+                    graph_def, input_map={f"value_{i}:0": self.graph.get_tensor_by_name(t) for i, t in enumerate(missing)},
+                    return_elements=[f"{i}:0" for i in range(len(missing))], name=self._scope("shapes"))
+            self._shape_of.update(zip(missing, shapes))
+        return [self._shape_of[t] for t in tensors]
+
     def _failing_node(self, exc) -> str | None:
         """The graph node an OpError names, mapping grappler's renamed nodes back to ours."""
         names = [exc.op.name] if getattr(exc, "op", None) is not None else []
@@ -265,59 +287,79 @@ class GraphRunner:
     # -- in-graph comparisons ----------------------------------------------------------------------
 
     def _build_comparisons(self, solo_shapes: dict[str, tuple[int, ...]]) -> None:
-        """Per target: a variable for the probe's solo value, and max |rows - solo| over the rows at
-        `positions`, reduced in-graph. The ops come from one small template per (dtype, rank, axis),
-        stamped per tensor as NodeDefs and imported at once: creating thousands of ops one by one from
-        Python would cost seconds on a full-size model."""
+        """Per target, its probe rows flattened (ops stamped from one small template per (dtype, rank,
+        axis), imported at once: creating thousands of ops from Python would cost seconds on a big
+        graph); then chunks of them compared as vectors (see `compare.py`). Boundary tensors get chunks
+        of their own, so that a screened run computes only theirs."""
         tf = self.tf
         graph_def = tf.compat.v1.GraphDef()
-        input_map = {"positions:0": self.positions}
         templates: dict[tuple, list] = {}
+        input_map = {"positions:0": self.positions}
+        sizes = [int(np.prod(solo_shapes[t.tensor])) for t in self.targets]
         for index, target in enumerate(self.targets):
             tensor = self.graph.get_tensor_by_name(target.tensor)
-            solo = list(solo_shapes[target.tensor])
-            rows = [None if axis == target.batch_axis else size for axis, size in enumerate(solo)]
-            if target.blocks:
-                rows = [None, *solo]  # positions × blocks × the block's shape
-            key = (tensor.dtype, len(solo), target.batch_axis, bool(target.blocks))
+            key = (tensor.dtype, self.ranks[target.tensor], target.batch_axis, target.blocks)
             if key not in templates:
-                templates[key] = comparison_template(*key)
-            for node in templates[key]:
-                if node.name == "positions":
-                    continue
-                copy = graph_def.node.add()
-                copy.CopyFrom(node)
-                copy.name = f"{index}/{node.name}"
-                copy.input[:] = [stamped(name, index) for name in node.input]
-                if node.op == "VarHandleOp":
-                    copy.attr["shape"].shape.CopyFrom(tf.TensorShape(solo).as_proto())
-                    copy.attr["shared_name"].s = f"batchcheck_solo_{index}".encode()
-                elif node.op == "EnsureShape":
-                    copy.attr["shape"].shape.CopyFrom(tf.TensorShape(rows).as_proto())
+                templates[key] = rows_template(*key)
+            stamp(graph_def, templates[key], index, sizes[index])
             input_map[f"{index}/value:0"] = tensor
-        screen = [i for i, t in enumerate(self.targets) if t.boundary]
-        self.watched = {Mode.DETAIL: list(range(len(self.targets))), Mode.SCREEN: screen or list(range(len(self.targets)))}
-        add_node(graph_def, "cache", "NoOp", [f"^{i}/assign" for i in range(len(self.targets))])
-        add_pack(graph_def, "scales", [f"{i}/scale" for i in range(len(self.targets))])
-        for mode, watched in self.watched.items():
-            add_pack(graph_def, mode, [f"{i}/diff" for i in watched])
         with self.graph.as_default():
-            cache, scales, detail, screen_diffs = tf.graph_util.import_graph_def(
-                graph_def, input_map=input_map, return_elements=["cache", "scales:0", "detail:0", "screen:0"],
-                name=self._scope("compare"))
-        self._fetches = {"cache": [cache, scales], Mode.DETAIL: detail, Mode.SCREEN: screen_diffs}
+            rows = tf.graph_util.import_graph_def(graph_def, input_map=input_map, name=self._scope("rows"),
+                                                  return_elements=[f"{i}/rows:0" for i in range(len(self.targets))])
+            chunks: dict[bool, list] = {True: [], False: []}
+            with tf.name_scope(self._scope("compare")):
+                for boundary in chunks:
+                    watched = [i for i, t in enumerate(self.targets) if t.boundary == boundary]
+                    for group in _chunked(watched, sizes, [r.dtype for r in rows]):
+                        chunks[boundary].append(build_chunk([rows[i] for i in group], [sizes[i] for i in group],
+                                                            group, f"chunk_{len(chunks[True]) + len(chunks[False])}",
+                                                            ))
+        # the screen's chunks are a prefix of the detail's, so both are fed from one list of solo rows
+        self._chunks = {Mode.SCREEN: chunks[True] or chunks[False], Mode.DETAIL: chunks[True] + chunks[False]}
+        # compare() answers in watched order: the screen's targets, then all targets, in graph order
+        fetched = {mode: [i for c in chunks for i in c.targets] for mode, chunks in self._chunks.items()}
+        self.watched = {mode: sorted(order) for mode, order in fetched.items()}
+        self._order = {mode: np.argsort(order) for mode, order in fetched.items()}
 
     def cache_solo(self, one: np.ndarray, key: object) -> np.ndarray:
-        """Run the probe alone and keep its activations in TF (unless the probe known as `key` is cached
-        already); return each target's max |value|."""
+        """Run the probe alone and keep its activations (unless the probe known as `key` is cached
+        already); return each target's max |value| over its finite values, in target order."""
         if self.cached is None or self.cached[0] != key:
-            _, scales = self._run_checked("cache", self._fetches["cache"], one)
-            self.cached = (key, scales)
+            chunks = self._chunks[Mode.DETAIL]
+            self._solo, scales = self._run_checked("cache", ([c.rows for c in chunks], [c.scales for c in chunks]),
+                                                   one, literal=True)
+            scales = [c.finite_scales(s, solo) for c, s, solo in zip(chunks, scales, self._solo)]
+            self.cached = (key, np.concatenate(scales)[self._order[Mode.DETAIL]])
         return self.cached[1]
 
     def compare(self, mode: Mode, batch: np.ndarray, positions: list[int]) -> np.ndarray:
-        """max |row - solo| per watched tensor over the rows at `positions` of `batch`."""
-        return np.maximum(self._run_checked(mode, self._fetches[mode], batch, positions), 0.0)
+        """max |row - solo| per watched tensor (in `watched[mode]` order) over the rows at `positions` of
+        `batch`. Detail runs, like caching, without grappler: with every tensor watched it could fuse
+        nothing. Where a NaN or infinity makes the quick maxima unsure, the batch runs again NaN-aware."""
+        chunks = self._chunks[mode]
+        fed = [(c.solo, row) for c, row in zip(chunks, self._solo)]
+        diffs = np.concatenate(self._run_checked(mode, [c.diffs for c in chunks], batch, positions,
+                                                 literal=mode == Mode.DETAIL, fed=fed))
+        if np.isnan(diffs).any():
+            diffs = np.concatenate(self._run_checked((mode, "exact"), [c.exact_diffs() for c in chunks], batch,
+                                                     positions, literal=mode == Mode.DETAIL, fed=fed))
+        return diffs[self._order[mode]]
+
+
+def _chunked(watched: list[int], sizes: list[int], dtypes: list) -> list[list[int]]:
+    """`watched` split into runs of one comparison dtype holding at most CHUNK_TENSORS tensors and
+    CHUNK_VALUES values (a bigger tensor is a chunk of its own)."""
+    runs: dict[object, list[list[int]]] = {}
+    filled: dict[object, int] = {}
+    for index in watched:
+        dtype = dtypes[index]
+        if (dtype not in runs or filled[dtype] + sizes[index] > CHUNK_VALUES
+                or len(runs[dtype][-1]) == CHUNK_TENSORS):
+            runs.setdefault(dtype, []).append([])
+            filled[dtype] = 0
+        runs[dtype][-1].append(index)
+        filled[dtype] += sizes[index]
+    return [run for dtype_runs in runs.values() for run in dtype_runs]
 
 
 def _fixed_axis(shape: tuple[int, ...], size: int):
