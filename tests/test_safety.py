@@ -3,6 +3,7 @@ child (timeout, crash, memory, Ctrl-C, the pytest plugin) and hypothesis fuzzing
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -219,6 +220,45 @@ def test_resident_memory_over_the_limit_stops_the_child(tmp_path, monkeypatch):
 def test_sizes():
     assert parse_size("4G") == 4 * 2**30 and parse_size("512m") == 512 * 2**20 and parse_size("0") == 0
     assert 0 < parse_size("50%") < parse_size("100%")
+
+
+# -- out of memory ------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+# the children import this checkout's batchcheck wherever they run (not another install's)
+CHILD_ENV = {**SUPERVISED_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def _at_trials(x):
+    """True on a batch of 3 or more different images: the trials, never analysis (1 and 2 images) nor
+    calibration (copies of the probe)."""
+    from fixtures._tf import tf
+
+    differ = tf.reduce_max(tf.abs(x - x[:1])) > 0
+    return tf.logical_and(tf.shape(x)[0] >= 3, differ)
+
+
+def _trial_memory_bomb(x):
+    """Fills 16 GB at the trials only (4 MB otherwise)."""
+    from fixtures._tf import tf
+
+    big = tf.fill(tf.stack([tf.where(_at_trials(x), 4096, 1), 1024, 1024]), 1.0)
+    return _body(x) + tf.reduce_sum(big)
+
+
+def test_out_of_memory_is_fatal_one_line(tmp_path):
+    """TensorFlow refusing an allocation under --max-memory is out of memory (exit 2), not a batch limit."""
+    model = _write(tmp_path / "bomb.pb", _graph_def(_trial_memory_bomb))
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "batchcheck", "check", str(model), "--trials", "2", "--batch-sizes",
+                           "2,4", "--max-memory", "2G", "--json", str(report)], env=CHILD_ENV, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    line = (f"batchcheck: model `{model}`: ran out of memory during trial 1 at node `Fill` on a batch of 4 (OOM when "
+            f"allocating tensor with shape[4096,1024,1024] and type float; limit 2.0 GB, --max-memory); raise "
+            f"--max-memory or lower --batch-sizes\n")
+    assert (done.returncode, done.stderr) == (2, line), done.stderr
+    assert json.loads(report.read_text()) == {"verdict": "error", "error": line[12:-1], "stage": "check",
+                                              "model": {"path": str(model)}}
 
 
 def test_plugin_fails_the_bad_model_and_goes_on(tmp_path, base_graph):

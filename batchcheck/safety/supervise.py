@@ -206,6 +206,15 @@ def _crash(code: int, stage_name: str, stderr: str, limits: Limits) -> str:
             f"a TensorFlow bug")
 
 
+def out_of_memory_at(path: str | os.PathLike[str], node: str | None, batch: int, detail: str) -> str:
+    """One line for TensorFlow refusing an allocation (`detail`, its error text) at `node` on a batch of `batch`."""
+    memory = int(os.environ.get(MEMORY_ENV, "0"))
+    limit = f"limit {format_size(memory)}, --max-memory" if memory else "no --max-memory limit"
+    where = f" at node `{node}`" if node else ""
+    return (f"model `{path}`: ran out of memory during {current_stage()}{where} on a batch of {batch} "
+            f"({detail.split(' on /job:')[0]}; {limit}); raise --max-memory or lower --batch-sizes")
+
+
 def _out_of_memory(stage_name: str, limits: Limits) -> str:
     return (f"ran out of memory during {stage_name} (limit {format_size(limits.max_memory)}, --max-memory); "
             f"raise --max-memory or check a smaller model")
