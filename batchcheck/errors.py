@@ -22,6 +22,10 @@ class UsageError(Exception):
     """The model, an image, a node name or an option cannot be used: one line saying what and what to do."""
 
 
+class OutOfMemory(UsageError):
+    """The model ran out of memory (TensorFlow refused an allocation under --max-memory): the check stops."""
+
+
 class BatchcheckBug(Exception):
     """Something went wrong inside batchcheck itself; please report it."""
 

@@ -16,6 +16,7 @@ so shrinking ends at the simplest failing batch: two images, probe first, a flat
 """
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -28,9 +29,11 @@ from hypothesis.extra.numpy import arrays
 from .checker import BatchPlan
 from .errors import PlanDiverged, check_argument
 from .options import MAX_BATCH
+from .safety.supervise import stage
 
 if TYPE_CHECKING:
     from .checker import Checker
+    from .safety.remote import RemoteChecker
 
 MIN_BATCH = 2  # a batch of one is the probe alone: that is the determinism check, not a batch
 
@@ -73,7 +76,7 @@ def batch_plans(main_images: int, pool_size: int, max_size: int,
     return plans()
 
 
-def checker_plans(checker: Checker, max_size: int | None = None) -> st.SearchStrategy[BatchPlan]:
+def checker_plans(checker: Checker | RemoteChecker, max_size: int | None = None) -> st.SearchStrategy[BatchPlan]:
     """Plans for `checker`'s pool, up to `max_size` images (default: its largest configured batch size)."""
     largest = max(checker.config.sizes) if max_size is None else max_size
     return batch_plans(checker.main_images, len(checker.pool), largest)
@@ -81,7 +84,7 @@ def checker_plans(checker: Checker, max_size: int | None = None) -> st.SearchStr
 
 # -- fuzzing a checker ---------------------------------------------------------------------------
 
-def fuzz(checker: Checker, *, key: bytes = b"", max_examples: int | None = None,
+def fuzz(checker: Checker | RemoteChecker, *, key: bytes = b"", max_examples: int | None = None,
          seed: int | None = None) -> None:
     """Run `checker`'s plans through hypothesis (current profile, no deadline); raise `PlanDiverged` for
     the smallest failing plan. `key` keeps this model's examples apart in the example database;
@@ -89,11 +92,14 @@ def fuzz(checker: Checker, *, key: bytes = b"", max_examples: int | None = None,
     profile = settings()
     database = KeyedDatabase(profile.database, key) if profile.database is not None and key else profile.database
 
+    examples = itertools.count(1)
+
     @settings(parent=profile, deadline=None, report_multiple_bugs=False, database=database,
               max_examples=max_examples or profile.max_examples,
               suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow])
     @given(plan=checker_plans(checker))
     def batch_invariance(plan: BatchPlan) -> None:
+        stage(f"fuzz example {next(examples)}")
         outcome = checker.run_plan(plan)
         if not outcome:
             raise PlanDiverged(checker.describe(plan), outcome)

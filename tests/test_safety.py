@@ -3,6 +3,7 @@ child (timeout, crash, memory, Ctrl-C, the pytest plugin) and hypothesis fuzzing
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -221,14 +222,114 @@ def test_sizes():
     assert 0 < parse_size("50%") < parse_size("100%")
 
 
-def test_plugin_fails_the_bad_model_and_goes_on(tmp_path, base_graph):
-    good = _write(tmp_path / "good.pb", base_graph)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--graph", str(good),
-                           "--graph", str(_endless(tmp_path)), "--graph-timeout", "40", "--graph-trials", "1",
-                           "--graph-examples", "3", "-k", "invariance"], cwd=tmp_path, env=SUPERVISED_ENV,
-                          capture_output=True, text=True, timeout=240)
-    assert "1 failed, 1 passed" in done.stdout, done.stdout[-2000:]
-    assert re.search(r"timed out after 40 s during (analysis|loading)", done.stdout), done.stdout[-2000:]
+# -- out of memory, and the pytest plugin's supervised models -------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+# the children import this checkout's batchcheck wherever they run (not another install's)
+CHILD_ENV = {**SUPERVISED_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def _at_trials(x):
+    """True on a batch of 3 or more different images: the trials, never analysis (1 and 2 images) nor
+    calibration (copies of the probe)."""
+    from fixtures._tf import tf
+
+    differ = tf.reduce_max(tf.abs(x - x[:1])) > 0
+    return tf.logical_and(tf.shape(x)[0] >= 3, differ)
+
+
+def _trial_hang(x):
+    """Waits forever on an empty queue, at the trials only."""
+    from fixtures._tf import tf
+
+    queue = tf.queue.FIFOQueue(4, [tf.float32], shapes=[[]])
+    return _body(x) * tf.compat.v1.cond(_at_trials(x), queue.dequeue, lambda: tf.constant(1.0))
+
+
+def _trial_memory_bomb(x):
+    """Fills 16 GB at the trials only (4 MB otherwise)."""
+    from fixtures._tf import tf
+
+    big = tf.fill(tf.stack([tf.where(_at_trials(x), 4096, 1), 1024, 1024]), 1.0)
+    return _body(x) + tf.reduce_sum(big)
+
+
+def test_out_of_memory_is_fatal_one_line(tmp_path):
+    """TensorFlow refusing an allocation under --max-memory is out of memory (exit 2), not a batch limit."""
+    model = _write(tmp_path / "bomb.pb", _graph_def(_trial_memory_bomb))
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "batchcheck", "check", str(model), "--trials", "2", "--batch-sizes",
+                           "2,4", "--max-memory", "2G", "--json", str(report)], env=CHILD_ENV, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    line = (f"batchcheck: model `{model}`: ran out of memory during trial 1 at node `Fill` on a batch of 4 (OOM when "
+            f"allocating tensor with shape[4096,1024,1024] and type float; limit 2.0 GB, --max-memory); raise "
+            f"--max-memory or lower --batch-sizes\n")
+    assert (done.returncode, done.stderr) == (2, line), done.stderr
+    assert json.loads(report.read_text()) == {"verdict": "error", "error": line[12:-1], "stage": "check",
+                                              "model": {"path": str(model)}}
+
+
+def test_plugin_supervises_each_model(tmp_path):
+    """Trials, fuzzing and the baseline run in each model's supervised child: a model that hangs or runs out
+    of memory at the trials fails its own item with one line, the rest of its items are skipped, the next
+    model passes, and pytest itself never imports TensorFlow."""
+    _write(tmp_path / "good.pb", _graph_def(_body))
+    hang = _write(tmp_path / "hang.pb", _graph_def(_trial_hang))
+    bomb = _write(tmp_path / "bomb.pb", _graph_def(_trial_memory_bomb))
+    (tmp_path / "conftest.py").write_text("import sys\n\ndef pytest_sessionfinish():\n"
+                                          "    print('\\ntensorflow in pytest:', 'tensorflow' in sys.modules)\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--graph", "hang.pb",
+                           "--graph", "bomb.pb", "--graph", "good.pb", "--graph-timeout", "15", "--graph-max-memory",
+                           "2G", "--graph-trials", "3", "--graph-batch-sizes", "2,4", "--graph-examples", "5",
+                           "--graph-baseline", "baseline.json", "--graph-update-baseline"],
+                          cwd=tmp_path, env=CHILD_ENV, capture_output=True, text=True, timeout=180)
+    out = done.stdout
+    assert "2 failed, 4 passed, 6 skipped" in out and done.returncode == 1, out[-3000:]
+    lines = out.splitlines()
+    failures = lines[lines.index(next(line for line in lines if " FAILURES " in line)) + 1:
+                     lines.index(next(line for line in lines if " PASSES " in line))]
+    assert failures == [
+        "_______________________ batchcheck[hang.pb]::invariance ________________________",
+        f"batchcheck: model `{hang}`: timed out after 15 s during trial 1 (--graph-timeout 15); raise "
+        f"--graph-timeout, or check a smaller model",
+        "_______________________ batchcheck[bomb.pb]::invariance ________________________",
+        f"batchcheck: model `{bomb}`: ran out of memory during trial 1 at node `Fill` on a batch of 4 (OOM when "
+        f"allocating tensor with shape[4096,1024,1024] and type float; limit 2.0 GB, --graph-max-memory); raise "
+        f"--graph-max-memory or lower --graph-batch-sizes"], out[-3000:]
+    for name in ("hang.pb", "bomb.pb"):
+        assert f"SKIPPED [3] {name}: the model cannot be checked: see batchcheck[{name}]::invariance" in out
+    for item in ("invariance", "determinism", "fuzz", "baseline"):
+        assert f"PASSED batchcheck[good.pb]::{item}" in out
+    assert list(json.loads((tmp_path / "baseline.json").read_text())["models"]) == ["good.pb"]
+    assert "tensorflow in pytest: False" in out and "Traceback" not in out
+    assert time.monotonic() - started < 120
+
+
+def test_remote_checker_crash_names_the_stage(tmp_path, monkeypatch, base_graph):
+    """A child that dies (here: killed with SIGSEGV while idle) fails the next call, and every later one,
+    with one line naming the model and the stage the plugin was in."""
+    from batchcheck.checker import BatchPlan
+    from batchcheck.options import CheckConfig
+    from batchcheck.safety.remote import ChildStopped, RemoteChecker
+    from batchcheck.safety.supervise import stage
+
+    monkeypatch.setenv("PYTHONPATH", CHILD_ENV["PYTHONPATH"])
+    model = _write(tmp_path / "m.pb", base_graph)
+    remote = RemoteChecker.open(model, CheckConfig(trials=1, batch_sizes=(2,)), Limits(60, 2 * 2**30))
+    try:
+        plan = BatchPlan(0, 1, (remote.main_images,))
+        assert remote.run_plan(plan) and remote.describe(plan) == "batch of 2, probe `noise-0` at 1, mates: flat black"
+        os.kill(remote._child.pid, signal.SIGSEGV)
+        stage("fuzz example 7")
+        for _ in range(2):
+            with pytest.raises(ChildStopped) as stopped:
+                remote.run_plan(plan)
+            assert str(stopped.value) == (f"model `{model}`: crashed with SIGSEGV (a stack overflow from a deep or "
+                                          f"recursive graph?) during fuzz example 7; the model is malformed or "
+                                          f"triggers a TensorFlow bug")
+    finally:
+        remote.close()
 
 
 # -- fuzzing: the GraphDef loader and the image reader, for a fixed budget -----------------------------

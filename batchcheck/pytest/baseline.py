@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..checker import BatchPlan, Checker
     from ..result import CheckResult
+    from ..safety.remote import RemoteChecker
     from .settings import Settings
 
 FORMAT_VERSION = 1
@@ -99,7 +100,7 @@ def _dumps(data: dict) -> str:
 
 # -- measuring -----------------------------------------------------------------------------------
 
-def fixed_plan(checker: Checker) -> BatchPlan:
+def fixed_plan(checker: Checker | RemoteChecker) -> BatchPlan:
     """The plan every baseline entry is measured under: probe 0 at position 1 with a flat black mate,
     another image and the last special, as far as the largest configured batch size allows."""
     from ..checker import BatchPlan
@@ -109,7 +110,7 @@ def fixed_plan(checker: Checker) -> BatchPlan:
     return BatchPlan(0, 1, mates)
 
 
-def measure(checker: Checker, result: CheckResult) -> dict:
+def measure(checker: Checker | RemoteChecker, result: CheckResult) -> dict:
     """The baseline entry for `checker`'s model, whose full check gave `result`."""
     plan = fixed_plan(checker)
     under_plan = checker.result([checker.run_plan(plan, Mode.DETAIL)], trials=[])
@@ -137,7 +138,7 @@ def _layers(result: CheckResult) -> dict[str, dict]:
                            "max_rel_diff": _round(row["max_rel_diff"])} for row in result.layers()}
 
 
-def task_metrics(checker: Checker) -> dict[str, dict]:
+def task_metrics(checker: Checker | RemoteChecker) -> dict[str, dict]:
     """Solo vs batched agreement of each output over the pool's main images: top-1 for classifier outputs
     [N, classes], per-pixel class for segmenter outputs [N, H, W, classes] or label maps [N, H, W]."""
     outputs = checker.compared_outputs()

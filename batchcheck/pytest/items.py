@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pytest
 
-from ..errors import BaselineNotice, ModelFailure, PlanDiverged, UsageError
+from ..errors import (
+    BaselineNotice,
+    BatchcheckBug,
+    ModelFailure,
+    PlanDiverged,
+    UsageError,
+)
 from ..options import CheckConfig, option_args
 from ..report.failure import (
     cli_command,
@@ -20,6 +26,8 @@ from ..report.failure import (
     render,
 )
 from ..result import HEADLINES, Verdict
+from ..safety.remote import RemoteChecker, open_checker
+from ..safety.supervise import limits_of, stage
 from .baseline import compare, measure
 from .pages import PAGES, page_line
 from .settings import PREFIX, SETTINGS, Model, Settings
@@ -57,32 +65,30 @@ class ModelCollector(pytest.Collector):
 
 
 class ModelState:
-    """A model loaded once for all its items. A model that cannot be loaded fails the first item with
-    one line; its other items are skipped with a pointer to it."""
+    """A model loaded once for all its items, in a supervised child process (`--graph-timeout`,
+    `--graph-max-memory`). A model that cannot be loaded, or whose child crashes, hangs or runs out of
+    memory, fails the item it happened in with one line; its other items are skipped with a pointer to it."""
 
     def __init__(self, path: Path, config: CheckConfig) -> None:
         self.path, self.config = path, config
-        self._checker: Checker | None = None
-        self._error: tuple[UsageError, str] | None = None  # (error, node id of the item it failed)
+        self._checker: Checker | RemoteChecker | None = None
+        self._error: tuple[UsageError, str, str] | None = None  # (error, stage, node id of the item it failed in)
         self._result: CheckResult | None = None
+        self._last = ""  # the node id of the item that last used the checker
 
-    def checker(self, nodeid: str) -> Checker:
+    def checker(self, nodeid: str) -> Checker | RemoteChecker:
         """The loaded model, for the item `nodeid`."""
-        from ..checker import Checker
-        from ..safety.supervise import limits_of, preflight
-
         if self._error is None and self._checker is None:
             try:
-                # Load and analyse in a supervised child first: a model that crashes, hangs or eats the memory
-                # fails its own items with one line and the session goes on.
-                preflight(self.path, self.config, limits_of(self.config))
-                self._checker = Checker.open(self.path, self.config)
+                self._checker = open_checker(self.path, self.config, limits_of(self.config))
             except UsageError as exc:
-                self._error = (exc, nodeid)
+                self._error = (exc, "load", nodeid)
                 raise
-        if self._error is not None:
-            pytest.skip(f"the model cannot be checked: see {self._error[1]}")
+        failure = self._failure()
+        if failure is not None:
+            pytest.skip(f"the model cannot be checked: see {failure[2]}")
         assert self._checker is not None
+        self._last = nodeid
         return self._checker
 
     def result(self, nodeid: str) -> CheckResult:
@@ -92,17 +98,26 @@ class ModelState:
         return self._result
 
     def report_dict(self, given: str) -> dict | None:
-        """The full check's report, or the error that stopped loading; None when neither happened yet."""
+        """The full check's report, or the error that stopped the model; None when neither happened yet."""
         from ..report.summary import error_report
 
         if self._result is not None:
             return self._result.to_dict()
-        return error_report(given, for_pytest(str(self._error[0])), "load") if self._error is not None else None
+        failure = self._failure()
+        return error_report(given, for_pytest(str(failure[0])), failure[1]) if failure is not None else None
 
     def close(self) -> None:
         if self._checker is not None:
             self._checker.close()
         self._checker = self._result = None
+
+    def _failure(self) -> tuple[UsageError, str, str] | None:
+        """What stopped the model, in which stage and item: loading, or its child process stopping (a crash,
+        a hang, out of memory) in the item that last used it."""
+        checker = self._checker
+        if self._error is None and isinstance(checker, RemoteChecker) and checker.stopped is not None:
+            self._error = (checker.stopped, checker.stopped.stage, self._last)
+        return self._error
 
 
 class ModelItem(pytest.Item):
@@ -114,7 +129,7 @@ class ModelItem(pytest.Item):
     def model(self) -> Model:
         return self.parent.model
 
-    def checker(self) -> Checker:
+    def checker(self) -> Checker | RemoteChecker:
         """The model's checker, shared with its other items."""
         assert self.parent.state is not None, "ModelCollector.setup() did not run"
         return self.parent.state.checker(self.nodeid)
@@ -134,7 +149,7 @@ class ModelItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
         if isinstance(excinfo.value, ModelFailure):
             return str(excinfo.value)
-        if isinstance(excinfo.value, UsageError):
+        if isinstance(excinfo.value, (UsageError, BatchcheckBug)):
             return f"batchcheck: {for_pytest(str(excinfo.value))}"
         return super().repr_failure(excinfo, style)
 
@@ -182,6 +197,7 @@ class DeterminismItem(ModelItem):
 
     def runtest(self) -> None:
         checker = self.checker()
+        stage("the determinism run")
         rerun = checker.rerun()
         if checker.random_reaches_data or not rerun:
             result = checker.result([rerun], trials=[])
@@ -232,7 +248,9 @@ class BaselineItem(ModelItem):
 
     def runtest(self) -> None:
         settings, key = self.settings, self.settings.baseline_key(self.model)
-        entry = measure(self.checker(), self.check_result())
+        result = self.check_result()
+        stage("the baseline measurement")
+        entry = measure(self.checker(), result)
         if settings.update_baseline:
             self.measured = (key, entry)
             return

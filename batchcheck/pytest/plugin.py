@@ -2,9 +2,10 @@
 
 Each model gets generated test items, `batchcheck[LABEL]::invariance` (the seeded batch plans),
 `::determinism` (the same feed twice), `::fuzz` (hypothesis over batch plans) and, with
-`--graph-baseline FILE`, `::baseline` (the regression gate). The items share one loaded model: it is
-loaded when the first of them runs and released after the last. The `batchcheck` fixture checks models
-from users' own tests. Importing this module does not import TensorFlow.
+`--graph-baseline FILE`, `::baseline` (the regression gate). The items share one loaded model, held by a
+supervised child process (`batchcheck.safety.remote`): it is loaded when the first of them runs and released
+after the last. The `batchcheck` fixture checks models from users' own tests. Importing this module does not
+import TensorFlow.
 """
 from __future__ import annotations
 

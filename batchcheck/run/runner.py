@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BatchcheckBug, UsageError, first_line, op_error_text
+from ..errors import BatchcheckBug, OutOfMemory, UsageError, first_line, op_error_text
 from ..graph.index import (
     SKIPPED_OPS,
     GraphIndex,
@@ -27,6 +27,7 @@ from ..graph.index import (
 )
 from ..load.prepare import PreparedModel
 from ..result import Mode
+from ..safety.supervise import out_of_memory_at
 from ..tfenv import import_tf
 from .compare import CHUNK_TENSORS, CHUNK_VALUES, Chunk, build_chunk, comparison_dtype, rows_template, stamp
 
@@ -120,6 +121,9 @@ class GraphRunner:
         """`_run`, a failure reported as the model failing on this batch."""
         try:
             return self._run(key, fetches, batch, positions, literal, fed)
+        except self.tf.errors.ResourceExhaustedError as exc:  # out of memory: fatal, whatever the batch
+            raise OutOfMemory(out_of_memory_at(self.prepared.path, self._failing_node(exc), len(batch),
+                                               op_error_text(exc))) from None
         except self.tf.errors.OpError as exc:
             node = self._failing_node(exc)
             raise UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
@@ -239,6 +243,9 @@ class GraphRunner:
             try:
                 values = self._run(("shapes", *alive), self._shape_tensors(alive), batch, literal=True)
                 return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
+            except tf.errors.ResourceExhaustedError as exc:  # out of memory is no batch limit: fatal
+                raise OutOfMemory(out_of_memory_at(self.prepared.path, self._failing_node(exc), len(batch),
+                                                   op_error_text(exc))) from None
             except tf.errors.OpError as exc:
                 node = self._failing_node(exc)
                 if node is None:

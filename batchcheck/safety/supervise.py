@@ -3,15 +3,14 @@
 The child is a fresh `python -m batchcheck …` (TensorFlow is not fork-safe) with its data segment capped by
 `setrlimit(RLIMIT_DATA)`; it tells the parent which stage it is in through a pipe. The parent imports no
 TensorFlow: it relays the child's output, enforces `--timeout` and `--max-memory` (resident memory, polled),
-and turns a crash, a hang, running out of memory or Ctrl-C into one line naming the stage.
+and turns a crash, a hang, running out of memory or Ctrl-C into one line naming the stage. The pytest plugin's
+models live in such children too, serving calls (`remote.py`).
 """
 from __future__ import annotations
 
 import argparse
-import base64
 import codecs
 import os
-import pickle
 import re
 import select
 import signal
@@ -20,10 +19,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-from ..errors import EXIT_UNTESTABLE, UsageError, one_line
+from ..errors import EXIT_UNTESTABLE, one_line
 
 STAGE_FD_ENV = "BATCHCHECK_STAGE_FD"
 MEMORY_ENV = "BATCHCHECK_MAX_MEMORY"
@@ -157,10 +155,9 @@ def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdou
                     break  # the child exited: its end of the pipe closed
                 current = data.decode("utf-8", "replace").strip().splitlines()[-1] if data.strip() else current
             if limits.timeout and time.monotonic() - started > limits.timeout:
-                failure = (f"timed out after {limits.timeout:g} s during {current} (--timeout {limits.timeout:g}); "
-                           f"raise --timeout, or check a smaller model")
-            elif limits.max_memory and _resident(child.pid) > limits.max_memory:
-                failure = _out_of_memory(current, limits)
+                failure = timed_out(current, limits)
+            elif limits.max_memory and resident_memory(child.pid) > limits.max_memory:
+                failure = out_of_memory(current, limits)
             if failure:
                 child.kill()
                 break
@@ -175,7 +172,7 @@ def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdou
         reader.join(timeout=5)
     text = b"".join(stderr).decode("utf-8", "replace")
     if failure is None and code < 0:
-        failure = _crash(code, current, text, limits)
+        failure = crashed(code, current, text, limits)
     return ChildRun(EXIT_UNTESTABLE if failure else code, current, text,
                     f"{subject}: {failure}" if failure else None)
 
@@ -192,9 +189,9 @@ def relay(run: ChildRun) -> int:
     return run.code
 
 
-def _crash(code: int, stage_name: str, stderr: str, limits: Limits) -> str:
+def crashed(code: int, stage_name: str, stderr: str, limits: Limits) -> str:
     if any(marker in stderr for marker in OOM_MARKERS):
-        return _out_of_memory(stage_name, limits)
+        return out_of_memory(stage_name, limits)
     try:
         name = signal.Signals(-code).name
     except ValueError:
@@ -206,12 +203,26 @@ def _crash(code: int, stage_name: str, stderr: str, limits: Limits) -> str:
             f"a TensorFlow bug")
 
 
-def _out_of_memory(stage_name: str, limits: Limits) -> str:
+def out_of_memory_at(path: str | os.PathLike[str], node: str | None, batch: int, detail: str) -> str:
+    """One line for TensorFlow refusing an allocation (`detail`, its error text) at `node` on a batch of `batch`."""
+    memory = int(os.environ.get(MEMORY_ENV, "0"))
+    limit = f"limit {format_size(memory)}, --max-memory" if memory else "no --max-memory limit"
+    where = f" at node `{node}`" if node else ""
+    return (f"model `{path}`: ran out of memory during {current_stage()}{where} on a batch of {batch} "
+            f"({detail.split(' on /job:')[0]}; {limit}); raise --max-memory or lower --batch-sizes")
+
+
+def timed_out(stage_name: str, limits: Limits) -> str:
+    return (f"timed out after {limits.timeout:g} s during {stage_name} (--timeout {limits.timeout:g}); "
+            f"raise --timeout, or check a smaller model")
+
+
+def out_of_memory(stage_name: str, limits: Limits) -> str:
     return (f"ran out of memory during {stage_name} (limit {format_size(limits.max_memory)}, --max-memory); "
             f"raise --max-memory or check a smaller model")
 
 
-def _resident(pid: int) -> int:
+def resident_memory(pid: int) -> int:
     """Resident memory of process `pid` in bytes (0 once it is gone)."""
     try:
         with open(f"/proc/{pid}/statm") as statm:
@@ -235,32 +246,3 @@ def _write_stdout(text: str) -> None:
 def _drain(stream, sink: Callable[[bytes], None]) -> None:
     for chunk in iter(lambda: stream.read1(65536), b""):
         sink(chunk)
-
-
-# -- the pytest plugin's per-model child: load and analyse under the limits ----------------------------
-
-def preflight(path: Path, config, limits: Limits) -> None:
-    """Open `path` with `config` (load, analysis, calibration) in a supervised child; `UsageError` with the
-    child's one line if it fails, crashes, hangs or runs out of memory. No-op when supervision is off."""
-    if not supervising():
-        return
-    payload = base64.b64encode(pickle.dumps((Path(path), config))).decode()
-    run = run_child([__name__, payload], limits, f"model `{path}`", relay_stdout=False)
-    if run.failure:
-        raise UsageError(run.failure)
-    if run.code:
-        lines = [line for line in run.stderr.splitlines() if line.startswith("batchcheck: ")]
-        raise UsageError(lines[-1].removeprefix("batchcheck: ") if lines else f"model `{path}`: cannot be checked")
-
-
-def _preflight_child(payload: str) -> int:
-    from ..checker import Checker
-    from ..cli import main_guarded
-
-    path, config = pickle.loads(base64.b64decode(payload))
-    return main_guarded(lambda: Checker.open(path, config).close() or 0)
-
-
-if __name__ == "__main__":
-    enter_child()
-    sys.exit(_preflight_child(sys.argv[1]))
