@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := out/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow test-browser bench fixtures clean
+.PHONY: demo test test-slow test-browser bench bench-large fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test-browser: $(STAMP)
 ## bench: speed and memory against plain forward passes and the naive approach
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_check.py
+
+## bench-large: cost per node on chains of 1k/5k/10k nodes and a Keras NASNetMobile, against plain forward passes
+bench-large: $(STAMP)
+	$(BIN)/python benchmarks/bench_large.py
 
 clean:
 	rm -rf $(VENV) out

@@ -62,7 +62,8 @@ from bench_roles import ROLES, finish  # noqa: E402
 from profiling import MB, PROFILED, resolve  # noqa: E402
 
 
-def _child_env(args) -> dict:
+def child_env(args) -> dict:
+    """The children's environment: quiet TF, the batchcheck to measure first on the path, `--threads`."""
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     root = str(args.batchcheck_root.resolve()) if args.batchcheck_root else str(ROOT)
@@ -82,7 +83,7 @@ def run_child(role: str, args, workdir: Path) -> dict:
                *(["--no-pairs"] if args.no_pairs else [])]
     load_before = os.getloadavg()
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=_child_env(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen(command, env=child_env(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     out, err = process.communicate()  # peak RSS and CPU time come from the child's own getrusage
     wall = time.perf_counter() - started
@@ -125,6 +126,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.alpha, args.size = 0.35, 96
+    args.batch_sizes = (args.batch,)  # what the plain and naive roles draw their plans with
     return args
 
 

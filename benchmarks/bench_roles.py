@@ -26,16 +26,17 @@ def load_meta(pb: Path) -> dict:
     return json.loads(pb.with_suffix(".json").read_text())
 
 
-def _pool_and_plans(meta: dict, batch: int, trials: int):
+def _pool_and_plans(meta: dict, batch_sizes: tuple[int, ...] | None, trials: int):
     """The check's image pool and its seeded trial plans, exactly as `Checker.open` builds them for a
-    synthetic pool (`draw_plans`), without loading the model through batchcheck."""
+    synthetic pool (`draw_plans`), without loading the model through batchcheck. `batch_sizes` None:
+    the check's default sizes, as without `--batch-sizes`."""
     import numpy as np
 
     from batchcheck.checker import draw_plans
     from batchcheck.load.images import special_pool, synthetic_pool
     from batchcheck.options import CheckConfig
 
-    config = CheckConfig(batch_sizes=(batch,), trials=trials)
+    config = CheckConfig(batch_sizes=batch_sizes, trials=trials)
     shape = tuple(meta["per_image_shape"])
     main = synthetic_pool(shape, np.dtype(np.float32), config.scaling, config.seed)
     pool = main + special_pool(shape, np.dtype(np.float32), config.scaling)
@@ -74,8 +75,10 @@ def finish(result: dict, path: Path, started: float) -> None:
     path.write_text(json.dumps(result, indent=1))
 
 
-def role_freeze(args, started: float) -> dict:
-    """Keras MobileNetV2 with random weights, frozen to `args.model` (plus its meta as .json)."""
+def freeze_keras_application(name: str, size: int, pb: Path, **options) -> dict:
+    """`keras.applications.NAME(weights=None, input_shape=(size, size, 3), **options)` with seeded random
+    weights (nothing is downloaded), frozen for inference to `pb`; its meta is written beside it as .json
+    and returned."""
     tf = _import_tf()
     import keras
     from tensorflow.python.framework.convert_to_constants import (
@@ -83,19 +86,24 @@ def role_freeze(args, started: float) -> dict:
     )
 
     keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(alpha=args.alpha, input_shape=(args.size, args.size, 3),
-                                           weights=None)
-    spec = tf.TensorSpec((None, args.size, args.size, 3), tf.float32, name="input")
+    model = getattr(keras.applications, name)(input_shape=(size, size, 3), weights=None, **options)
+    spec = tf.TensorSpec((None, size, size, 3), tf.float32, name="input")
     function = tf.function(lambda x: model(x, training=False))
     frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
     graph_def = frozen.graph.as_graph_def()
-    pb = Path(args.model)
     pb.write_bytes(graph_def.SerializeToString())
     inputs = [t.name for t in frozen.inputs if t.dtype != tf.resource]
-    meta = {"input": inputs[0], "output": frozen.outputs[0].name, "per_image_shape": [args.size, args.size, 3],
-            "alpha": args.alpha, "size": args.size, "nodes": len(graph_def.node),
+    meta = {"input": inputs[0], "output": frozen.outputs[0].name, "per_image_shape": [size, size, 3],
+            "application": name, **options, "size": size, "nodes": len(graph_def.node),
             "params": int(model.count_params()), "tensorflow": tf.__version__, "keras": keras.__version__}
     pb.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def role_freeze(args, started: float) -> dict:
+    """Keras MobileNetV2 with random weights, frozen to `args.model` (plus its meta as .json)."""
+    pb = Path(args.model)
+    meta = freeze_keras_application("MobileNetV2", args.size, pb, alpha=args.alpha)
     return {"meta": meta, "pb_bytes": pb.stat().st_size}
 
 
@@ -104,7 +112,7 @@ def role_plain(args, started: float) -> dict:
     pb = Path(args.model)
     meta = load_meta(pb)
     import_s, load_s, _graph, session, x, y = _load_session(pb, meta)
-    pool, plans = _pool_and_plans(meta, args.batch, args.trials)
+    pool, plans = _pool_and_plans(meta, args.batch_sizes, args.trials)
     trials = []
     for plan in plans:
         c0, t0 = time.process_time(), time.perf_counter()
@@ -208,7 +216,7 @@ def role_naive(args, started: float) -> dict:
     tensors = [out for op in graph.get_operations() if op.name in downstream for out in op.outputs
                if out.dtype.is_numpy_compatible and out.dtype.name != "string"]
     load_s += time.perf_counter() - t
-    pool, plans = _pool_and_plans(meta, args.batch, args.trials)
+    pool, plans = _pool_and_plans(meta, args.batch_sizes, args.trials)
     trials = []
     for plan in plans[:args.naive_trials]:
         t0 = time.perf_counter()
