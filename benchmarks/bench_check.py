@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark `batchcheck check` against plain forward passes and against the naive approach.
 
-The issue's targets, on Keras MobileNetV2 1.0 at 224x224 with `--batch-sizes 32 --trials 12`:
+The targets (issue 7 raised them), on Keras MobileNetV2 1.0 at 224x224 with `--batch-sizes 32 --trials 12`:
 
-* per trial:   a screened trial costs <= 1.25x the plain forward passes it needs (probe alone + batch);
-* whole check: `batchcheck check` costs <= 1.5x a script that only runs those forward passes;
-* memory:      peak RSS <= 1.5x that script's.
+* per trial:   a screened trial costs <= 1.1x the plain forward passes it needs (probe alone + batch);
+* whole check: `batchcheck check` costs <= 1.2x a script that only runs those forward passes;
+* memory:      peak RSS <= 1.3x that script's.
 
 The model is built with random weights (`weights=None`, nothing is downloaded) and frozen once to a
 GraphDef. Each approach then runs in its own child process (`--role NAME`), all with the same TF

@@ -1,12 +1,14 @@
 """Runner: import the prepared graph once and compare activations inside TensorFlow.
 
-The probe's solo activations are cached in TF variables (one image's worth); a batched run then
-slices the probe's row out of every watched tensor and reduces |row - solo| to one number per
-tensor in-graph, so only a vector of maxima leaves the session.
+The probe's solo activations are fetched once (its rows of every compared tensor, one image's worth) and
+fed back; a batched run then slices the probe's row out of every watched tensor and reduces
+|row - solo| to one number per tensor in-graph, so only a vector of maxima leaves the session.
 
-Two watch sets share one import: `detail` (every comparable tensor) and `screen` (fusion
-boundaries only, so grappler still fuses Conv+BN+activation and a trial costs little more than the
-forward pass). A screened divergence is localised by re-running the same batch in detail.
+Two watch sets share one import: `detail` (every comparable tensor) and `screen` (fusion boundaries
+only, so grappler still fuses Conv+BN+activation and a trial costs little more than the forward pass).
+A screened divergence is localised by re-running the same batch in detail. Screened runs are compiled
+with grappler; analysis, caching and detail runs without it (every tensor is consumed there, so grappler
+could fuse nothing, and its compile time grows faster than the graph).
 """
 from __future__ import annotations
 
