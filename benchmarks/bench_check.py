@@ -62,6 +62,16 @@ from bench_roles import ROLES, finish  # noqa: E402
 from profiling import MB, PROFILED, resolve  # noqa: E402
 
 
+def add_child_options(parser: argparse.ArgumentParser, models: str) -> None:
+    """The options every benchmark shares: threads, the batchcheck measured, where `models` go, JSON out."""
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TF intra/inter-op threads in every child (default: TF's own default)")
+    parser.add_argument("--batchcheck-root", type=Path, metavar="DIR",
+                        help="measure the batchcheck package under DIR (e.g. another checkout) instead of this one")
+    parser.add_argument("--out", type=Path, help=f"folder for {models} (kept and reused); default: a temp dir")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+
+
 def child_env(args) -> dict:
     """The children's environment: quiet TF, the batchcheck to measure first on the path, `--threads`."""
     env = dict(os.environ)
@@ -113,12 +123,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-pairs", action="store_true",
                         help="skip the paired per-trial measurement run after the check in the batchcheck child")
     parser.add_argument("--repeat", type=int, default=1, help="run plain and batchcheck N times, keep the best")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="TF intra/inter-op threads in every child (default: TF's own default)")
-    parser.add_argument("--batchcheck-root", type=Path, metavar="DIR",
-                        help="measure the batchcheck package under DIR (e.g. another checkout) instead of this one")
-    parser.add_argument("--out", type=Path, help="folder for the frozen model (kept and reused); default: a temp dir")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    add_child_options(parser, "the frozen model")
     parser.add_argument("--profile", action="store_true", help="print batchcheck's profile even when all targets pass")
     parser.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)

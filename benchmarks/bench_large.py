@@ -42,7 +42,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench_check import child_env  # importing bench_check puts the batchcheck to measure on sys.path
+from bench_check import add_child_options, child_env  # importing bench_check puts the batchcheck to measure on sys.path
 from bench_roles import finish, freeze_keras_application, role_plain
 from profiling import MB
 
@@ -320,12 +320,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: chains of {','.join(map(str, QUICK_SIZES))} nodes, no Keras model")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds each child may run (default 600)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="TF intra/inter-op threads in every child (default: TF's own default)")
-    parser.add_argument("--batchcheck-root", type=Path, metavar="DIR",
-                        help="measure the batchcheck package under DIR (e.g. another checkout) instead of this one")
-    parser.add_argument("--out", type=Path, help="folder for the models (kept and reused); default: a temp dir")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    add_child_options(parser, "the models")
     parser.add_argument("--role", choices=("build-chains", "freeze-keras", "plain"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
