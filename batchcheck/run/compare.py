@@ -2,10 +2,11 @@
 
 Each compared tensor contributes a few stamped ops: its probe rows at `positions`, flattened to
 `[positions, values]` in its comparison dtype (`rows_template`). Consecutive tensors of one dtype are then
-concatenated into chunks of at most `CHUNK_TENSORS` tensors and `CHUNK_VALUES` values per image, and each chunk is compared as one
-vector (`Chunk`): the probe's solo values are fetched once and fed back, and |rows - solo| is reduced
-per tensor (NaN-aware only where a NaN turns up). A graph of thousands of tensors thus costs thousands of small
-ops, not tens of thousands, which keeps grappler's compile time and the executor's per-run cost down.
+joined into chunks of at most `CHUNK_TENSORS` tensors and `CHUNK_VALUES` values per image, each compared
+as one vector (`Chunk`): the probe's solo values are fetched once and fed back, and |rows - solo| is
+reduced per tensor (NaN-aware only where a NaN turns up). A graph of thousands of tensors thus costs
+thousands of small ops, not tens of thousands, which keeps grappler's compile time and the executor's
+per-run cost down.
 """
 from __future__ import annotations
 

@@ -275,10 +275,10 @@ class GraphRunner:
                 node = graph_def.node.add(name=f"{index}", op="Shape", input=[f"value_{index}"])
                 node.attr["T"].type = self.graph.get_tensor_by_name(tensor).dtype.as_datatype_enum
                 node.attr["out_type"].type = tf.int64.as_datatype_enum
+            inputs = {f"value_{i}:0": self.graph.get_tensor_by_name(t) for i, t in enumerate(missing)}
             with self.graph.as_default():
-                shapes = tf.graph_util.import_graph_def(
-                    graph_def, input_map={f"value_{i}:0": self.graph.get_tensor_by_name(t) for i, t in enumerate(missing)},
-                    return_elements=[f"{i}:0" for i in range(len(missing))], name=self._scope("shapes"))
+                shapes = tf.graph_util.import_graph_def(graph_def, input_map=inputs, name=self._scope("shapes"),
+                                                        return_elements=[f"{i}:0" for i in range(len(missing))])
             self._shape_of.update(zip(missing, shapes))
         return [self._shape_of[t] for t in tensors]
 
