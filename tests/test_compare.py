@@ -85,3 +85,20 @@ def test_vectorised_comparison_matches_numpy(runner, mode) -> None:
     if mode == Mode.DETAIL:
         assert by_name["batch_mean:0"] > 0.01  # the batch-dependent tensor is seen
         assert by_name["nan_where_small:0"] < 1e-5  # NaN where NaN, -inf where -inf: no difference
+
+
+def test_complex_tensors_are_reported_not_compared(tmp_path: Path) -> None:
+    """A complex tensor cannot be compared as real numbers: the report lists it as not compared, with why."""
+    from fixtures._tf import image_input, tf, write_frozen_graph
+
+    from batchcheck import check
+
+    def complex_view():
+        x = image_input(8)
+        return tf.identity(tf.math.real(tf.complex(x, x, name="as_complex")) * 2.0, name="output")
+
+    result = check(write_frozen_graph(complex_view, tmp_path / "complex.pb"))
+    report = {t.tensor: t for t in result.tensors}
+    assert report["as_complex:0"].status == "not_compared"
+    assert "complex64 values are not compared" in report["as_complex:0"].note
+    assert report["output:0"].status == "ok"

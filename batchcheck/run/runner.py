@@ -228,6 +228,8 @@ class GraphRunner:
                 continue
             for output in op.outputs[:COMPARED_OUTPUTS.get(op.type)]:
                 if comparison_dtype(output.dtype) is None:
+                    if output.dtype.is_complex:  # numbers, but not compared: say so (strings and handles are no data)
+                        self.excluded[output.name] = f"{output.dtype.name} values are not compared"
                     continue
                 if name in in_loops:
                     self.excluded[output.name] = ("inside a while loop's frame, not fetchable from outside it "
