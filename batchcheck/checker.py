@@ -162,9 +162,9 @@ class Checker:
     def run_plan(self, plan: BatchPlan, mode: Mode = Mode.SCREEN) -> PlanOutcome:
         """Compare the probe alone with its row in `plan`'s batch; a screened divergence is localised
         by re-running the plan with every tensor compared."""
-        scales = self.runner.cache_solo(self.pool.array[[plan.probe]], key=plan.probe)
+        scales = self.runner.cache_solo(self.pool.array[[plan.probe]], plan.probe, mode)
         diffs = self.runner.compare(mode, self.pool.array[plan.rows()], [plan.position])
-        outcome = self._judge(plan, mode, diffs, scales[self.runner.watched[mode]])
+        outcome = self._judge(plan, mode, diffs, scales)
         if outcome.divergent and mode == Mode.SCREEN:
             outcome = self.run_plan(plan, Mode.DETAIL)
             outcome.localised = True

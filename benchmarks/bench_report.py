@@ -32,10 +32,10 @@ def _session_calls(events: list[dict]) -> list[dict]:
 
 
 def first_calls(events: list[dict]) -> dict[str, dict]:
-    """The first session call of each callable (`cache`, then each compare mode): the one that compiles it."""
+    """The first session call of each mode's callable (its probe's solo run): the one that compiles it."""
     first: dict[str, dict] = {}
     for event in _session_calls(events):
-        first.setdefault(event["info"].get("mode", "cache"), event)
+        first.setdefault(event["info"]["mode"], event)
     return first
 
 

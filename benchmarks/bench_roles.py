@@ -190,7 +190,7 @@ def _paired_trials(checker) -> list[dict]:
         checker.forward([plan.probe])
         checker.forward(plan.rows())
         c1, t1 = time.process_time(), time.perf_counter()
-        checker.runner.cached = None  # a fresh probe: the trial pays for its solo run too
+        checker.runner.cached.clear()  # a fresh probe: the trial pays for its solo run too
         checker.run_plan(plan, Mode.SCREEN)
         c2, t2 = time.process_time(), time.perf_counter()
         pairs.append({"plain_s": t1 - t0, "trial_s": t2 - t1, "plain_cpu_s": c1 - c0, "trial_cpu_s": c2 - c1})

@@ -36,8 +36,9 @@ def _rows(arguments: dict) -> dict:
 
 
 def _solo(arguments: dict) -> dict:
-    cached = arguments["self"].cached
-    return {"key": arguments["key"], "hit": cached is not None and cached[0] == arguments["key"]}
+    runner = arguments["self"]
+    return {"key": arguments["key"], "mode": str(arguments["mode"]),
+            "hit": runner.solo_cached(arguments["key"], arguments["mode"])}
 
 
 def _compare(arguments: dict) -> dict:
@@ -45,9 +46,9 @@ def _compare(arguments: dict) -> dict:
 
 
 def _plan(arguments: dict) -> dict:
-    plan, cached = arguments["plan"], arguments["self"].runner.cached
-    return {"mode": str(arguments["mode"]), "plan": plan_dict(plan),
-            "solo_cached": cached is not None and cached[0] == plan.probe}
+    plan, mode = arguments["plan"], arguments["mode"]
+    return {"mode": str(mode), "plan": plan_dict(plan),
+            "solo_cached": arguments["self"].runner.solo_cached(plan.probe, mode)}
 
 
 # Labels the summaries look for.

@@ -26,14 +26,14 @@ class Calibration:
 
 def calibrate(runner: GraphRunner, probe: np.ndarray, config: CheckConfig) -> Calibration:
     """Calibrate on `probe` (a batch of one image) under `config`'s tolerance options."""
-    scales = runner.cache_solo(probe, key=0)
     noise = []
     for mode, size in ((Mode.SCREEN, max(config.sizes)), (Mode.DETAIL, DETAIL_BATCH)):
+        scales = runner.cache_solo(probe, 0, mode)
         rows = sorted({0, size // 2, size - 1})  # first, middle and last: kernels may treat the tail apart
         diffs = runner.compare(mode, np.repeat(probe, size, axis=0), rows)
-        noise.append(relative_diff(diffs, scales[runner.watched[mode]]))
+        noise.append(relative_diff(diffs, scales))
     tolerance = user_tolerance(config.atol, config.rtol, config.exact) or measured_tolerance(np.concatenate(noise))
-    rerun = runner.compare(Mode.DETAIL, probe, [0])
+    rerun = runner.compare(Mode.DETAIL, probe, [0])  # detail watches every target: indices are targets
     run_to_run = set(np.flatnonzero(rerun > tolerance.allowed(scales)).tolist())
     kinds = value_kinds(runner.index, runner.prepared.input.node)
     targets = runner.targets

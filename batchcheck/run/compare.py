@@ -34,7 +34,7 @@ def comparison_dtype(dtype):
 def rows_template(dtype, rank: int, axis: int | None, blocks: int = 0) -> list:
     """NodeDefs turning one tensor `value` into the probe's rows at `positions`, as `rows`
     `[len(positions), values per image]` in its comparison dtype. The `flat` Const (`[-1, values]`) is
-    stamped per tensor, so a row whose size differs from the probe's solo size fails at run time instead
+    set per tensor, so a row whose size differs from the probe's solo size fails at run time instead
     of broadcasting. With `blocks` the batch is folded with that many spatial blocks (SpaceToBatchND): the
     probe's rows are b * batch + position for each block b."""
     tf = import_tf()
@@ -59,43 +59,63 @@ def rows_template(dtype, rank: int, axis: int | None, blocks: int = 0) -> list:
     return list(graph.as_graph_def().node)
 
 
-def stamp(graph_def, template: list, index: int, values: int) -> None:
-    """Add `template`'s nodes to `graph_def` for target `index` (prefixed `index/`) whose probe has
-    `values` values; the shared `positions` input stays as it is."""
-    tf = import_tf()
-    flat = tf.make_tensor_proto([-1, values], tf.int32)
-    for node in template:
-        if node.name == "positions":
-            continue
-        copy = graph_def.node.add()
-        copy.CopyFrom(node)
-        copy.name = f"{index}/{node.name}"
-        copy.input[:] = [_stamped(name, index) for name in node.input]
-        if node.name == "flat":
-            copy.attr["value"].tensor.CopyFrom(flat)
+class RowStamps:
+    """Every target's rows as NodeDefs in one GraphDef, stamped from one template per (dtype, rank,
+    axis, blocks) under `INDEX/`: only the ops are per target; Consts are shared (`flat` by size), which
+    halves the nodes a common tensor costs (a gather and a reshape)."""
+
+    def __init__(self) -> None:
+        tf = import_tf()
+        self.graph_def = tf.compat.v1.GraphDef()
+        self._templates: dict[tuple, list] = {}
+        self._made: set[str] = set()  # shared Consts already in graph_def
+
+    def add(self, index: int, key: tuple, values: int) -> None:
+        """Stamp target `index` (`key`: dtype, rank, batch axis, blocks) whose probe has `values` values;
+        its input is `INDEX/value`, its rows `INDEX/rows`, and the shared input `positions`."""
+        tf = import_tf()
+        if key not in self._templates:
+            self._templates[key] = rows_template(*key)
+        template = list(self._templates).index(key)
+        names = {node.name: ("positions" if node.name == "positions" else
+                             f"shared/flat_{values}" if node.name == "flat" else
+                             f"shared/{template}/{node.name}" if node.op == "Const" else
+                             f"{index}/{node.name}") for node in self._templates[key]}
+        for node in self._templates[key]:
+            name = names[node.name]
+            if name == "positions" or name in self._made:
+                continue
+            copy = self.graph_def.node.add()
+            copy.CopyFrom(node)
+            copy.name = name
+            copy.input[:] = [_renamed(raw, names) for raw in node.input]
+            if node.name == "flat":
+                copy.attr["value"].tensor.CopyFrom(tf.make_tensor_proto([-1, values], tf.int32))
+            if node.op == "Const":
+                self._made.add(name)
 
 
-def _stamped(name: str, index: int) -> str:
-    control = name.startswith("^")
-    bare = name.lstrip("^")
-    renamed = bare if bare.split(":")[0] == "positions" else f"{index}/{bare}"
-    return f"^{renamed}" if control else renamed
+def _renamed(raw: str, names: dict[str, str]) -> str:
+    """A NodeDef input (`^node`, `node`, `node:1`) with its node renamed."""
+    control, bare = raw.startswith("^"), raw.lstrip("^")
+    node, colon, port = bare.partition(":")
+    return f"{'^' if control else ''}{names[node]}{colon}{port}"
 
 
 @dataclass
 class Chunk:
     """Consecutive compared tensors of one comparison dtype, compared as one vector.
 
-    From a run of the probe alone (one position): `rows`, their probe rows joined (what `solo` is fed with
-    later), and `scales`, each tensor's max |value|. From a batch: `diffs`, each tensor's max |rows - solo|
-    over `positions`. Both take two passes over the values and give NaN where a NaN or an infinity makes
-    them unsure; `exact_diffs()` and `finite_scales()` then settle it: equal infinities and NaN pairs count
-    as equal, a NaN against a number as infinitely far, and scales are taken over the finite values."""
+    `rows` are the tensors' rows at `positions`, joined; `diffs` each tensor's max |rows - solo| over them.
+    The probe alone, with `solo` fed a zero (`[1, 1]`, broadcast), gives its rows (what `solo` is fed
+    later) and, as `diffs`, each tensor's max |value|: one callable serves both runs. `diffs` give NaN
+    where a NaN or an infinity makes them unsure; `exact_diffs()` and `finite_scales()` then settle it:
+    equal infinities and NaN pairs count as equal, a NaN against a number as infinitely far, and scales
+    are taken over the finite values."""
     targets: list[int]
     sizes: list[int]
     rows: object
     solo: object
-    scales: object
     diffs: object
     _exact_diffs: object = None
 
@@ -126,10 +146,9 @@ def build_chunk(rows: list, sizes: list[int], targets: list[int], name: str) -> 
     tf = import_tf()
     with tf.name_scope(name):
         joined = tf.concat(rows, axis=1) if len(rows) > 1 else rows[0]
-        solo = tf.compat.v1.placeholder(joined.dtype, [1, int(sum(sizes))], name="solo")
-        scales = _per_tensor_max(tf.reshape(tf.abs(joined), [-1]), sizes)
+        solo = tf.compat.v1.placeholder(joined.dtype, [1, None], name="solo")  # [1, 1]: zero, broadcast
         diffs = _per_tensor_max(tf.reduce_max(tf.abs(joined - solo), axis=0), sizes)  # TF's max propagates NaN
-    return Chunk(targets, sizes, joined, solo, scales, diffs)
+    return Chunk(targets, sizes, joined, solo, diffs)
 
 
 def _per_tensor_max(values, sizes: list[int]):

@@ -6,9 +6,10 @@ fed back; a batched run then slices the probe's row out of every watched tensor 
 
 Two watch sets share one import: `detail` (every comparable tensor) and `screen` (fusion boundaries
 only, so grappler still fuses Conv+BN+activation and a trial costs little more than the forward pass).
-A screened divergence is localised by re-running the same batch in detail. Screened runs are compiled
-with grappler; analysis, caching and detail runs without it (every tensor is consumed there, so grappler
-could fuse nothing, and its compile time grows faster than the graph).
+A screened divergence is localised by re-running the same batch in detail. Each watch set compiles one
+callable, run both on the probe alone (fetching its rows) and on batches. Screened runs are compiled
+with grappler; analysis and detail runs without it (every tensor is consumed there, so grappler could
+fuse nothing, and its compile time grows faster than the graph).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from ..load.prepare import PreparedModel
 from ..result import Mode
 from ..safety.supervise import out_of_memory_at
 from ..tfenv import import_tf
-from .compare import CHUNK_TENSORS, CHUNK_VALUES, Chunk, build_chunk, comparison_dtype, rows_template, stamp
+from .compare import CHUNK_TENSORS, CHUNK_VALUES, Chunk, RowStamps, build_chunk, comparison_dtype
 
 # How many leading outputs of these ops carry values worth comparing: FusedBatchNorm outputs past
 # y/batch_mean/batch_variance are kernel scratch space; a Switch only forwards its input (and one of
@@ -50,6 +51,14 @@ class Target:
     batch_axis: int | None  # None: compared as a whole (no batch axis)
     boundary: bool          # watched on screened trials too
     blocks: int = 0         # > 0: the batch is folded with this many spatial blocks (SpaceToBatchND)
+
+
+@dataclass(frozen=True)
+class SoloRun:
+    """The probe known as `key` run alone in one mode: its rows per chunk and each watched tensor's scale."""
+    key: object
+    rows: list[np.ndarray]
+    scales: np.ndarray  # max |value| over the finite values, in watched order
 
 
 @dataclass(frozen=True)
@@ -94,11 +103,10 @@ class GraphRunner:
         self.excluded: dict[str, str] = {}  # tensor -> why it is not compared
         self.dead: set[str] = set()
         self._chunks: dict[Mode, list[Chunk]] = {}  # per watch set, the chunks compared
-        self._solo: list[np.ndarray] = []  # per detail chunk, the cached probe's rows (screen's are a prefix)
         self.ranks: dict[str, int] = {}
         self.watched: dict[str, list[int]] = {}  # per mode, the targets compare() answers for
         self._order: dict[str, np.ndarray] = {}  # per mode, fetched values -> watched order
-        self.cached: tuple[object, np.ndarray] | None = None  # (probe key, scales) of the rows in _solo
+        self.cached: dict[Mode, SoloRun] = {}  # per mode, the probe run alone that its compares are against
         self.fixed_batch: int | None = None  # the one batch size the graph runs at, when nothing runs alone
 
     # -- running ---------------------------------------------------------------------------------
@@ -106,18 +114,23 @@ class GraphRunner:
     def _scope(self, name: str) -> str:
         return self.graph.unique_name(f"batchcheck/{name}", mark_as_used=False)
 
-    def _run(self, key: object, fetches, batch: np.ndarray, positions=(0,), literal: bool = False, fed=()):
+    def _run(self, key: object, fetches, batch: np.ndarray, positions=(0,), literal: bool = False, fed=(),
+             trace=None):
         """Run `fetches`, compiled once per `key`, on `batch`, feeding the pairs `fed` too; `literal` runs
-        without grappler. A graph that runs at one batch size only gets `batch` filled up with copies of
-        the probe (the first position)."""
+        without grappler; `trace` (a RunMetadata) gets the run's step stats. A graph that runs at one batch
+        size only gets `batch` filled up with copies of the probe (the first position)."""
         if self.fixed_batch and len(batch) < self.fixed_batch:
             probe = batch[positions[0]:positions[0] + 1]
             batch = np.concatenate([batch, np.repeat(probe, self.fixed_batch - len(batch), axis=0)])
         if key not in self._callables:
             session = self.literal_session if literal else self.session
             feed_list = [self.input, self.positions, *self.feeds, *(tensor for tensor, _ in fed)]
-            self._callables[key] = session.make_callable(fetches, feed_list=feed_list)
-        return self._callables[key](batch, positions, *self.feeds.values(), *(value for _, value in fed))
+            self._callables[key] = session.make_callable(fetches, feed_list=feed_list, accept_options=trace is not None)
+        values = (batch, positions, *self.feeds.values(), *(value for _, value in fed))
+        if trace is None:
+            return self._callables[key](*values)
+        options = self.tf.compat.v1.RunOptions(trace_level=self.tf.compat.v1.RunOptions.SOFTWARE_TRACE)
+        return self._callables[key](*values, options=options, run_metadata=trace)
 
     def _run_checked(self, key: object, fetches, batch: np.ndarray, positions=(0,), literal: bool = False, fed=()):
         """`_run`, a failure reported as the model failing on this batch."""
@@ -245,8 +258,7 @@ class GraphRunner:
         alive = list(candidates)
         for attempt in range(MAX_LIMIT_SEARCH):
             try:
-                values = self._run(("shapes", *alive), self._shape_tensors(alive), batch, literal=True)
-                return {t: tuple(int(d) for d in v) for t, v in zip(alive, values)}
+                return self._traced_shapes(alive, batch)
             except tf.errors.ResourceExhaustedError as exc:  # out of memory is no batch limit: fatal
                 raise OutOfMemory(out_of_memory_at(self.prepared.path, self._failing_node(exc), len(batch),
                                                    op_error_text(exc))) from None
@@ -265,6 +277,22 @@ class GraphRunner:
                                               f"fails on a batch of {len(batch)}: {op_error_text(exc)}",
                                               len(lost)))
         raise BatchcheckBug(f"more than {MAX_LIMIT_SEARCH} batch limits; giving up the search")
+
+    def _traced_shapes(self, tensors: list[str], batch: np.ndarray) -> dict[str, tuple[int, ...]]:
+        """Each tensor's shape on `batch`, from the step stats of one traced run of their ops (they record
+        every output's shape: no op is added per tensor). A tensor that the trace misses (e.g. merged into
+        an identical one by TF's common subexpression elimination) gets a Shape op."""
+        ops = list(dict.fromkeys(t.split(":")[0] for t in tensors))
+        trace = self.tf.compat.v1.RunMetadata()
+        self._run(("traced", *ops), [self.graph.get_operation_by_name(n) for n in ops], batch, literal=True,
+                  trace=trace)
+        shapes = {f"{node.node_name}:{output.slot}": tuple(d.size for d in output.tensor_description.shape.dim)
+                  for device in trace.step_stats.dev_stats for node in device.node_stats for output in node.output}
+        missing = [t for t in tensors if t not in shapes]
+        if missing:
+            values = self._run(("shapes", *missing), self._shape_tensors(missing), batch, literal=True)
+            shapes.update((t, tuple(int(d) for d in v)) for t, v in zip(missing, values))
+        return {t: shapes[t] for t in tensors}
 
     def _shape_tensors(self, tensors: list[str]) -> list:
         """A Shape op per tensor, made once (stamped as NodeDefs and imported at once: thousands of ops
@@ -298,24 +326,19 @@ class GraphRunner:
     # -- in-graph comparisons ----------------------------------------------------------------------
 
     def _build_comparisons(self, solo_shapes: dict[str, tuple[int, ...]]) -> None:
-        """Per target, its probe rows flattened (ops stamped from one small template per (dtype, rank,
-        axis), imported at once: creating thousands of ops from Python would cost seconds on a big
-        graph); then chunks of them compared as vectors (see `compare.py`). Boundary tensors get chunks
-        of their own, so that a screened run computes only theirs."""
+        """Per target, its probe rows flattened (`RowStamps`, imported at once: creating thousands of ops
+        from Python would cost seconds on a big graph); then chunks of them compared as vectors (see
+        `compare.py`). Boundary tensors get chunks of their own, so that a screened run computes only theirs."""
         tf = self.tf
-        graph_def = tf.compat.v1.GraphDef()
-        templates: dict[tuple, list] = {}
+        stamps = RowStamps()
         input_map = {"positions:0": self.positions}
         sizes = [int(np.prod(solo_shapes[t.tensor])) for t in self.targets]
         for index, target in enumerate(self.targets):
             tensor = self.graph.get_tensor_by_name(target.tensor)
-            key = (tensor.dtype, self.ranks[target.tensor], target.batch_axis, target.blocks)
-            if key not in templates:
-                templates[key] = rows_template(*key)
-            stamp(graph_def, templates[key], index, sizes[index])
+            stamps.add(index, (tensor.dtype, self.ranks[target.tensor], target.batch_axis, target.blocks), sizes[index])
             input_map[f"{index}/value:0"] = tensor
         with self.graph.as_default():
-            rows = tf.graph_util.import_graph_def(graph_def, input_map=input_map, name=self._scope("rows"),
+            rows = tf.graph_util.import_graph_def(stamps.graph_def, input_map=input_map, name=self._scope("rows"),
                                                   return_elements=[f"{i}/rows:0" for i in range(len(self.targets))])
             chunks: dict[bool, list] = {True: [], False: []}
             with tf.name_scope(self._scope("compare")):
@@ -325,32 +348,42 @@ class GraphRunner:
                         chunks[boundary].append(build_chunk([rows[i] for i in group], [sizes[i] for i in group],
                                                             group, f"chunk_{len(chunks[True]) + len(chunks[False])}",
                                                             ))
-        # the screen's chunks are a prefix of the detail's, so both are fed from one list of solo rows
         self._chunks = {Mode.SCREEN: chunks[True] or chunks[False], Mode.DETAIL: chunks[True] + chunks[False]}
         # compare() answers in watched order: the screen's targets, then all targets, in graph order
         fetched = {mode: [i for c in chunks for i in c.targets] for mode, chunks in self._chunks.items()}
         self.watched = {mode: sorted(order) for mode, order in fetched.items()}
         self._order = {mode: np.argsort(order) for mode, order in fetched.items()}
 
-    def cache_solo(self, one: np.ndarray, key: object) -> np.ndarray:
-        """Run the probe alone and keep its activations (unless the probe known as `key` is cached
-        already); return each target's max |value| over its finite values, in target order."""
-        if self.cached is None or self.cached[0] != key:
-            chunks = self._chunks[Mode.DETAIL]
-            self._solo, scales = self._run_checked("cache", ([c.rows for c in chunks], [c.scales for c in chunks]),
-                                                   one, literal=True)
-            scales = [c.finite_scales(s, solo) for c, s, solo in zip(chunks, scales, self._solo)]
-            self.cached = (key, np.concatenate(scales)[self._order[Mode.DETAIL]])
-        return self.cached[1]
+    def cache_solo(self, one: np.ndarray, key: object, mode: Mode = Mode.DETAIL) -> np.ndarray:
+        """Run the probe alone as `mode` runs it (unless the probe known as `key` is cached for `mode`
+        already) and keep its rows; return each watched tensor's max |value| over its finite values, in
+        `watched[mode]` order. The mode's own callable runs, with the solo rows fed a zero, so no other
+        callable is compiled and the rows come from the kernels that the batches will run."""
+        if not self.solo_cached(key, mode):
+            chunks = self._chunks[mode]
+            zero = [(c.solo, np.zeros((1, 1), c.solo.dtype.as_numpy_dtype)) for c in chunks]
+            scales, rows = self._run_checked(mode, ([c.diffs for c in chunks], [c.rows for c in chunks]), one,
+                                             literal=mode == Mode.DETAIL, fed=zero)
+            scales = np.concatenate([c.finite_scales(s, r) for c, s, r in zip(chunks, scales, rows)])
+            # one probe at a time: the other mode's rows of an older probe are dropped
+            self.cached = {m: run for m, run in self.cached.items() if run.key == key}
+            self.cached[mode] = SoloRun(key, rows, scales[self._order[mode]])
+        return self.cached[mode].scales
+
+    def solo_cached(self, key: object, mode: Mode) -> bool:
+        """Whether `mode`'s compares are against the probe known as `key`."""
+        run = self.cached.get(mode)
+        return run is not None and run.key == key
 
     def compare(self, mode: Mode, batch: np.ndarray, positions: list[int]) -> np.ndarray:
         """max |row - solo| per watched tensor (in `watched[mode]` order) over the rows at `positions` of
-        `batch`. Detail runs, like caching, without grappler: with every tensor watched it could fuse
-        nothing. Where a NaN or infinity makes the quick maxima unsure, the batch runs again NaN-aware."""
+        `batch`, against the probe cached for `mode` (`cache_solo`). Where a NaN or infinity makes the
+        quick maxima unsure, the batch runs again NaN-aware."""
         chunks = self._chunks[mode]
-        fed = [(c.solo, row) for c, row in zip(chunks, self._solo)]
-        diffs = np.concatenate(self._run_checked(mode, [c.diffs for c in chunks], batch, positions,
-                                                 literal=mode == Mode.DETAIL, fed=fed))
+        fed = [(c.solo, row) for c, row in zip(chunks, self.cached[mode].rows)]
+        diffs, _rows = self._run_checked(mode, ([c.diffs for c in chunks], [c.rows for c in chunks]), batch,
+                                         positions, literal=mode == Mode.DETAIL, fed=fed)
+        diffs = np.concatenate(diffs)
         if np.isnan(diffs).any():
             diffs = np.concatenate(self._run_checked((mode, "exact"), [c.exact_diffs() for c in chunks], batch,
                                                      positions, literal=mode == Mode.DETAIL, fed=fed))
