@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := out/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow test-browser bench bench-large fixtures clean
+.PHONY: demo test test-slow test-browser bench bench-deeplab bench-large fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ test-browser: $(STAMP)
 ## bench: speed and memory against plain forward passes and the naive approach
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_check.py
+
+## bench-deeplab: a 513 px DeepLabV3 MobileNetV2 core checked with --trials 8 (default batch sizes) against plain
+## forward passes of the same plans, with the check's profile
+bench-deeplab: $(STAMP)
+	$(BIN)/python benchmarks/bench_check.py --net deeplab --profile
 
 ## bench-large: cost per node on chains of 1k/5k/10k nodes and a Keras NASNetMobile, against plain forward passes
 bench-large: $(STAMP)

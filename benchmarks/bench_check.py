@@ -7,14 +7,19 @@ The targets (issue 7 raised them), on Keras MobileNetV2 1.0 at 224x224 with `--b
 * whole check: `batchcheck check` costs <= 1.2x a script that only runs those forward passes;
 * memory:      peak RSS <= 1.3x that script's.
 
-The model is built with random weights (`weights=None`, nothing is downloaded) and frozen once to a
+With `--net deeplab` (`make bench-deeplab`), issue 7 §5's segmentation setting: the DeepLabV3 MobileNetV2
+core at 513x513 (`fixtures/deeplab_core.py`: output stride 8, atrous depthwise convs, `sub_7` -> `ArgMax`)
+checked with `--trials 8` at the check's default batch sizes; target: the whole check <= 3x the plain
+forward passes (the per-trial and memory ratios are printed without a target; no naive run).
+
+The model is built with random weights (`weights=None` / seeded, nothing is downloaded) and frozen once to a
 GraphDef. Each approach then runs in its own child process (`--role NAME`), all with the same TF
 settings (`--threads`, default TF's own), so that wall time, CPU time and peak RSS are its own:
 
 * plain:      imports the .pb into a tf.compat.v1 Session and, for each of the check's trial plans
               (`Checker.default_plans`, so the same images, probes, positions and mates), runs the probe
               alone and the batch, fetching only the model output;
-* batchcheck: runs the real `batchcheck check MODEL --batch-sizes B --trials N` (`cli.main`), timed
+* batchcheck: runs the real `batchcheck check MODEL [--batch-sizes B] --trials N` (`cli.main`), timed
               from outside by wrapping the public functions listed in `profiling.PROFILED` (phases,
               each solo run and comparison, each trial, and the RSS peak inside each call, sampled
               every 5 ms); then, in the same process, pairs each screened trial (fresh probe) with
@@ -30,6 +35,7 @@ keeps its fastest run and its highest peak.
 
     python benchmarks/bench_check.py                     # the issue's setting (about 3 minutes)
     python benchmarks/bench_check.py --quick             # smoke run: alpha 0.35 at 96 px
+    python benchmarks/bench_check.py --net deeplab       # DeepLab core at 513 px, default batch sizes, 8 trials
     python benchmarks/bench_check.py --repeat 3 --json out/bench.json
     python benchmarks/bench_check.py --skip-naive --batchcheck-root ../other-checkout   # compare code
 
@@ -58,7 +64,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench_report import report  # noqa: E402 - after choosing the batchcheck to measure
-from bench_roles import ROLES, finish  # noqa: E402
+from bench_roles import NETS, ROLES, finish  # noqa: E402
 from profiling import MB, PROFILED, resolve  # noqa: E402
 
 
@@ -88,9 +94,9 @@ def child_env(args) -> dict:
 def run_child(role: str, args, workdir: Path) -> dict:
     result = workdir / f"{role}-{time.monotonic_ns()}.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--role", role, "--model", str(args.model),
-               "--result", str(result), "--alpha", str(args.alpha), "--size", str(args.size),
-               "--batch", str(args.batch), "--trials", str(args.trials), "--naive-trials", str(args.naive_trials),
-               *(["--no-pairs"] if args.no_pairs else [])]
+               "--result", str(result), "--net", args.net, "--alpha", str(args.alpha), "--size", str(args.size),
+               *(["--batch", str(args.batch)] if args.batch else []), "--trials", str(args.trials),
+               "--naive-trials", str(args.naive_trials), *(["--no-pairs"] if args.no_pairs else [])]
     load_before = os.getloadavg()
     started = time.perf_counter()
     process = subprocess.Popen(command, env=child_env(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -113,12 +119,18 @@ def run_child(role: str, args, workdir: Path) -> dict:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--alpha", type=float, default=1.0, help="MobileNetV2 width (default 1.0)")
-    parser.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
-    parser.add_argument("--batch", type=int, default=32, help="the check's --batch-sizes (default 32)")
-    parser.add_argument("--trials", type=int, default=12, help="the check's --trials (default 12)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: --alpha 0.35 --size 96")
-    parser.add_argument("--skip-naive", action="store_true", help="do not run the naive approach")
+    parser.add_argument("--net", choices=NETS, default="mobilenet_v2",
+                        help="the model: Keras MobileNetV2 (default) or the DeepLabV3 MobileNetV2 core; the defaults "
+                             "below are given as MobileNetV2 / DeepLab")
+    parser.add_argument("--alpha", type=float,
+                        help="width: MobileNetV2's alpha / DeepLab's depth multiplier (1.0 / 1.0)")
+    parser.add_argument("--size", type=int, help="input height and width (224 / 513)")
+    parser.add_argument("--batch", type=int, help="the check's --batch-sizes (32 / none: the check's default sizes)")
+    parser.add_argument("--trials", type=int, help="the check's --trials (12 / 8)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: width 0.35 at 96 px / 65 px")
+    parser.add_argument("--skip-naive", action="store_true",
+                        help="do not run the naive approach (never run on DeepLab: it would fetch every activation "
+                             "of 513 px batches of up to 32 images)")
     parser.add_argument("--naive-trials", type=int, default=2, help="trials the naive approach runs (default 2)")
     parser.add_argument("--no-pairs", action="store_true",
                         help="skip the paired per-trial measurement run after the check in the batchcheck child")
@@ -129,10 +141,19 @@ def parse_args(argv=None):
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    net = NETS[args.net]
     if args.quick:
-        args.alpha, args.size = 0.35, 96
-    args.batch_sizes = (args.batch,)  # what the plain and naive roles draw their plans with
+        args.alpha, args.size = net.quick
+    args.alpha, args.size = args.alpha or net.width, args.size or net.size
+    args.batch, args.trials = args.batch or net.batch, args.trials or net.trials
+    args.skip_naive = args.skip_naive or not net.naive
+    args.batch_sizes = (args.batch,) if args.batch else None  # what the plain and naive roles draw their plans with
     return args
+
+
+def model_path(args, folder: Path) -> Path:
+    """Where the `--net` model at its width and size is frozen in `folder` (and reused from)."""
+    return folder / f"{args.net}_{args.alpha:g}_{args.size}.pb"
 
 
 def main(argv=None) -> int:
@@ -150,11 +171,13 @@ def main(argv=None) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_check-")))
         folder = args.out or workdir
         folder.mkdir(parents=True, exist_ok=True)
-        args.model = str(folder / f"mobilenet_v2_a{args.alpha:g}_{args.size}.pb")
+        args.model = str(model_path(args, folder))
         runs: dict = {}
         load_start = list(os.getloadavg())
         if not (Path(args.model).exists() and Path(args.model).with_suffix(".json").exists()):
-            print(f"freezing MobileNetV2 alpha={args.alpha} {args.size}px to {args.model} …", flush=True)
+            net = NETS[args.net]
+            print(f"freezing {net.label} {net.width_name} {args.alpha:g} at {args.size}px to {args.model} …",
+                  flush=True)
             run_child("freeze", args, workdir)
         for i in range(args.repeat):
             for role in ("plain", "batchcheck"):

@@ -43,10 +43,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench_check import add_child_options, child_env  # importing bench_check puts the batchcheck to measure on sys.path
-from bench_roles import finish, freeze_keras_application, role_plain
+from bench_roles import REPO, finish, freeze_keras_application, role_plain
 from profiling import MB
 
-REPO = Path(__file__).resolve().parent.parent  # the fixtures always come from this checkout
 CHAIN_SIZES = (1252, 5002, 10002)  # nodes, as in the issue's table
 QUICK_SIZES = (102, 252)
 CHAIN_OPTIONS = ("--trials", "3", "--batch-sizes", "2,4")  # as in the issue; the Keras models: the defaults

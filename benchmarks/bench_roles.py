@@ -8,10 +8,15 @@ import io
 import json
 import os
 import resource
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from profiling import MB, Profiler, RssSampler, maxrss_bytes, plan_dict, rss_bytes
+
+REPO = Path(__file__).resolve().parent.parent  # the fixtures always come from this checkout
 
 
 def _import_tf():
@@ -100,10 +105,51 @@ def freeze_keras_application(name: str, size: int, pb: Path, **options) -> dict:
     return meta
 
 
+def freeze_deeplab_core(size: int, pb: Path, depth_multiplier: float) -> dict:
+    """`fixtures.deeplab_core` (DeepLabV3 MobileNetV2, output stride 8, seeded random weights) on a
+    `sub_7` of `size` px, frozen to `pb`; its meta is written beside it as .json and returned."""
+    tf = _import_tf()
+    sys.path.insert(0, str(REPO))
+    from fixtures.deeplab_core import write_deeplab_core
+
+    meta = write_deeplab_core(pb, size=size, depth_multiplier=depth_multiplier)
+    meta.update(depth_multiplier=depth_multiplier, size=size, tensorflow=tf.__version__)
+    pb.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+@dataclass(frozen=True)
+class Net:
+    """A benchmarked model: its name in the report, how it is frozen at (size, width), the check's
+    default setting, and the most each ratio batchcheck / plain may be (`per_trial`, `whole`, `rss`)."""
+    label: str
+    width_name: str
+    freeze: Callable[[int, Path, float], dict]
+    width: float
+    size: int
+    batch: int | None  # the check's --batch-sizes; None: the check's default sizes
+    trials: int
+    quick: tuple[float, int]  # (width, size) of a smoke run
+    targets: dict[str, float]
+    naive: bool  # whether the naive approach (every tensor fetched) fits in memory
+
+
+NETS = {
+    "mobilenet_v2": Net("Keras MobileNetV2", "alpha",
+                        lambda size, pb, width: freeze_keras_application("MobileNetV2", size, pb, alpha=width),
+                        width=1.0, size=224, batch=32, trials=12, quick=(0.35, 96),
+                        # issue 7 §5 raised the bar from 1.25, 1.5, 1.5
+                        targets={"per_trial": 1.1, "whole": 1.2, "rss": 1.3}, naive=True),
+    "deeplab": Net("DeepLabV3 MobileNetV2 core (sub_7 -> ArgMax, output stride 8)", "depth multiplier",
+                   freeze_deeplab_core, width=1.0, size=513, batch=None, trials=8, quick=(0.35, 65),
+                   targets={"whole": 3.0}, naive=False),  # issue 7 §5
+}
+
+
 def role_freeze(args, started: float) -> dict:
-    """Keras MobileNetV2 with random weights, frozen to `args.model` (plus its meta as .json)."""
+    """The `--net` model with random weights, frozen to `args.model` (plus its meta as .json)."""
     pb = Path(args.model)
-    meta = freeze_keras_application("MobileNetV2", args.size, pb, alpha=args.alpha)
+    meta = NETS[args.net].freeze(args.size, pb, args.alpha)
     return {"meta": meta, "pb_bytes": pb.stat().st_size}
 
 
@@ -147,8 +193,8 @@ def role_batchcheck(args, started: float) -> dict:
 
     check_module.Checker.open = open_and_keep
     result_json = Path(args.result).with_suffix(".check.json")
-    argv = ["check", args.model, "--batch-sizes", str(args.batch), "--trials", str(args.trials),
-            "--json", str(result_json)]
+    sizes = ["--batch-sizes", str(args.batch)] if args.batch else []
+    argv = ["check", args.model, *sizes, "--trials", str(args.trials), "--json", str(result_json)]
     os.environ["BATCHCHECK_DEBUG"] = "1"  # a crash shows its traceback instead of one line
     os.environ["BATCHCHECK_UNSUPERVISED"] = "1"  # the check itself, in this process (bench_supervise.py measures supervision)
     stdout = io.StringIO()
