@@ -71,8 +71,9 @@ class RowStamps:
         self._made: set[str] = set()  # shared Consts already in graph_def
 
     def add(self, index: int, key: tuple, values: int) -> None:
-        """Stamp target `index` (`key`: dtype, rank, batch axis, blocks) whose probe has `values` values;
-        its input is `INDEX/value`, its rows `INDEX/rows`, and the shared input `positions`."""
+        """Stamp target `index` (`key`: dtype, rank, batch axis, blocks) whose probe has `values` values:
+        its rows `INDEX/rows` from the inputs `INDEX/value` and `positions` (not in the GraphDef: the
+        import maps them onto graph tensors)."""
         tf = import_tf()
         if key not in self._templates:
             self._templates[key] = rows_template(*key)
@@ -83,7 +84,7 @@ class RowStamps:
                              f"{index}/{node.name}") for node in self._templates[key]}
         for node in self._templates[key]:
             name = names[node.name]
-            if name == "positions" or name in self._made:
+            if node.op == "Placeholder" or name in self._made:  # inputs are mapped at import, not made
                 continue
             copy = self.graph_def.node.add()
             copy.CopyFrom(node)
@@ -106,9 +107,10 @@ def _renamed(raw: str, names: dict[str, str]) -> str:
 class Chunk:
     """Consecutive compared tensors of one comparison dtype, compared as one vector.
 
-    `rows` are the tensors' rows at `positions`, joined; `diffs` each tensor's max |rows - solo| over them.
-    The probe alone, with `solo` fed a zero (`[1, 1]`, broadcast), gives its rows (what `solo` is fed
-    later) and, as `diffs`, each tensor's max |value|: one callable serves both runs. `diffs` give NaN
+    `rows` are the tensors' rows at `positions`, joined; `diffs` each tensor's max |rows - solo| over them;
+    `kept` the rows at the fed indices `kept` (none for a batch). The probe alone, with `solo` fed a zero
+    (`[1, 1]`, broadcast) and its row kept, gives its rows (what `solo` is fed later) and, as `diffs`,
+    each tensor's max |value|: one callable serves both runs. `diffs` give NaN
     where a NaN or an infinity makes them unsure; `exact_diffs()` and `finite_scales()` then settle it:
     equal infinities and NaN pairs count as equal, a NaN against a number as infinitely far, and scales
     are taken over the finite values."""
@@ -117,6 +119,7 @@ class Chunk:
     rows: object
     solo: object
     diffs: object
+    kept: object
     _exact_diffs: object = None
 
     def finite_scales(self, scales: np.ndarray, solo: np.ndarray) -> np.ndarray:
@@ -141,14 +144,15 @@ class Chunk:
         return self._exact_diffs
 
 
-def build_chunk(rows: list, sizes: list[int], targets: list[int], name: str) -> Chunk:
-    """A chunk over the `rows` tensors (`[positions, sizes[i]]` each, none empty) of `targets`."""
+def build_chunk(rows: list, sizes: list[int], targets: list[int], kept, name: str) -> Chunk:
+    """A chunk over the `rows` tensors (`[positions, sizes[i]]` each, none empty) of `targets`; `kept`
+    is the shared placeholder of the row indices to return."""
     tf = import_tf()
     with tf.name_scope(name):
         joined = tf.concat(rows, axis=1) if len(rows) > 1 else rows[0]
         solo = tf.compat.v1.placeholder(joined.dtype, [1, None], name="solo")  # [1, 1]: zero, broadcast
         diffs = _per_tensor_max(tf.reduce_max(tf.abs(joined - solo), axis=0), sizes)  # TF's max propagates NaN
-    return Chunk(targets, sizes, joined, solo, diffs)
+        return Chunk(targets, sizes, joined, solo, diffs, tf.gather(joined, kept))
 
 
 def _per_tensor_max(values, sizes: list[int]):
