@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 
 from bench_roles import NETS, load_meta
-from profiling import CACHE_SOLO, CHECK, COMPARE, MB, OPEN, RUN_PLAN
+from profiling import CACHE_SOLO, CHECK, COMPARE, COMPILE, MB, OPEN, RUN_PLAN
 
 
 def _mean(values) -> float:
@@ -29,14 +29,6 @@ def _session_calls(events: list[dict]) -> list[dict]:
     return [e for e in events if e["name"] == COMPARE or (e["name"] == CACHE_SOLO and not e["info"]["hit"])]
 
 
-def first_calls(events: list[dict]) -> dict[str, dict]:
-    """The first session call of each mode's callable (its probe's solo run): the one that compiles it."""
-    first: dict[str, dict] = {}
-    for event in _session_calls(events):
-        first.setdefault(event["info"]["mode"], event)
-    return first
-
-
 def summarise_batchcheck(bc: dict) -> dict:
     events = bc["events"]
     plans = [e for e in events if e["name"] == RUN_PLAN]
@@ -48,11 +40,8 @@ def summarise_batchcheck(bc: dict) -> dict:
         lo, hi = parent["start_s"], parent["start_s"] + parent["seconds"]
         return [e for e in calls if lo <= e["start_s"] <= hi]
 
-    first = first_calls(events)
-    compiling = [id(e) for e in first.values()]
     calls = _session_calls(events)
-    # steady state: the screened trials that compile nothing (the callables compile during calibration)
-    steady = [e for e in screened if not any(id(c) in compiling for c in inside(e, calls))] or screened
+    steady = screened  # both callables compile during the analysis (`GraphRunner._compile`)
     solo_calls = [c for e in steady for c in inside(e, calls) if c["name"] == CACHE_SOLO]
     compare_calls = [c for e in steady for c in inside(e, calls) if c["name"] == COMPARE]
     # judging and bookkeeping: a trial's time outside its session calls
@@ -62,7 +51,7 @@ def summarise_batchcheck(bc: dict) -> dict:
     localised = [e for e in screened if any(p["info"]["mode"] == "detail" for p in inside(e, plans))]
     return {"trial_s": _mean(e["seconds"] for e in steady),
             "trial_cpu_s": _mean(e["cpu_s"] for e in steady),
-            "first_call_s": {key: e["seconds"] for key, e in first.items()},
+            "compile_s": next((e["seconds"] for e in events if e["name"] == COMPILE), None),
             "solo_s": _mean(c["seconds"] for c in solo_calls) if solo_calls else None,
             "compare_s": _mean(c["seconds"] for c in compare_calls),
             "judge_s": _mean(judge),
@@ -81,13 +70,12 @@ def summarise_naive(naive: dict, trials: int) -> dict:
             "setup_s": setup, "fetched_mb": max(t["fetched_mb"] for t in naive["trials"])}
 
 
-def _describe(event: dict, compiling: list[int]) -> str:
-    """'screen rows=32 first call, compiles', 'key=3 cached', …: what a call was given."""
+def _describe(event: dict) -> str:
+    """'screen rows=32', 'detail key=3 cached', …: what a call was given."""
     info = event.get("info", {})
     words = [str(info["mode"])] if "mode" in info else []
     words += [f"{key}={info[key]}" for key in ("key", "rows") if key in info]
     words += ["cached"] if info.get("hit") else []
-    words += ["first call, compiles"] if id(event) in compiling else []
     return " ".join(words)
 
 
@@ -98,7 +86,6 @@ def print_profile(bc: dict, plain: dict) -> None:
     print(f"  {'':<76}{'':>16}  {'after':>6} {'during':>6} {'so far':>6}")
     print(f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck {bc['import_batchcheck_s']:.2f}s "
           f"(plain: import tensorflow {plain['import_tf_s']:.2f}s, load .pb + Session {plain['load_s']:.2f}s)")
-    compiling = [id(e) for e in first_calls(bc["events"]).values()]
     in_check = False
     for event in bc["events"]:
         name = event["name"]
@@ -106,7 +93,7 @@ def print_profile(bc: dict, plain: dict) -> None:
         if name == RUN_PLAN or (in_check and name in (CACHE_SOLO, COMPARE)):
             continue
         indent = "  " * event["depth"]
-        print(f"  {indent + name:<34}{_describe(event, compiling):<42}{event['seconds']:7.2f}s {event['cpu_s']:6.2f}s"
+        print(f"  {indent + name:<34}{_describe(event):<42}{event['seconds']:7.2f}s {event['cpu_s']:6.2f}s"
               f"  {event['rss_after_mb']:6.0f} {event['peak_mb']:6.0f} {event['maxrss_after_mb']:6.0f}")
     print("  trials (wall, cpu, peak rss during the trial):")
     for event in bc["events"]:
@@ -178,14 +165,13 @@ def report(args, runs: dict, load_start: list[float]) -> dict:
     def rss_note(values):
         return "" if len(values) < 2 else f"; peak RSS over runs {min(values):.0f}..{max(values):.0f} MB"
 
-    compiles = ", ".join(f"{key} {seconds:.2f}s" for key, seconds in b["first_call_s"].items())
     print(f"\n{'approach':<12}{'wall s':>9}{'cpu s':>9}{'per-trial s':>13}{'peak RSS MB':>13}  notes")
     print(f"{'plain':<12}{plain['wall_s']:9.2f}{plain['cpu_s']:9.2f}{p['trial_s']:13.3f}{plain_rss:13.0f}  "
           f"solo {p['solo_s']:.3f}s + batch {p['batch_s']:.3f}s; first trial {p['first_trial_s']:.2f}s "
           f"(graph optimisation){rss_note(plain_rss_all)}")
     print(f"{'batchcheck':<12}{bc['wall_s']:9.2f}{bc['cpu_s']:9.2f}{b['trial_s']:13.3f}{bc_rss:13.0f}  "
           f"open {b['open_s']:.2f}s, check {b['check_s']:.2f}s; screened trial: solo {b['solo_s'] or 0:.3f}s + "
-          f"compare {b['compare_s']:.3f}s; first call, compiles: {compiles}; "
+          f"compare {b['compare_s']:.3f}s; compiling both callables (in parallel) {_secs(b['compile_s'])}; "
           f"detail trial {_secs(b['detail_trial_s'])}{rss_note(bc_rss_all)}")
     if n:
         note = (f"ran {n['trials_run']} of {args.trials} trials; whole extrapolated to {args.trials}: "

@@ -174,7 +174,9 @@ def role_plain(args, started: float) -> dict:
 def role_batchcheck(args, started: float) -> dict:
     """The real `batchcheck check` command, profiled from outside, then the paired per-trial measurements."""
     t = time.perf_counter()
-    _import_tf()
+    from batchcheck.tfenv import import_tf
+
+    import_tf()  # as the CLI imports it (quietly, then gc.freeze())
     import_s = time.perf_counter() - t
     t = time.perf_counter()
     import batchcheck.checker as check_module
@@ -236,7 +238,7 @@ def _paired_trials(checker) -> list[dict]:
         checker.forward([plan.probe])
         checker.forward(plan.rows())
         c1, t1 = time.process_time(), time.perf_counter()
-        checker.runner.cached.clear()  # a fresh probe: the trial pays for its solo run too
+        checker.runner.cached = None  # a fresh probe: the trial pays for its solo run too
         checker.run_plan(plan, Mode.SCREEN)
         c2, t2 = time.process_time(), time.perf_counter()
         pairs.append({"plain_s": t1 - t0, "trial_s": t2 - t1, "plain_cpu_s": c1 - c0, "trial_cpu_s": c2 - c1})

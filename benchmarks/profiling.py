@@ -53,7 +53,7 @@ def _plan(arguments: dict) -> dict:
 
 # Labels the summaries look for.
 OPEN, CHECK, RUN_PLAN = "Checker.open", "Checker.check", "Checker.run_plan"
-CACHE_SOLO, COMPARE = "GraphRunner.cache_solo", "GraphRunner.compare"
+CACHE_SOLO, COMPARE, COMPILE = "GraphRunner.cache_solo", "GraphRunner.compare", "GraphRunner._compile"
 
 PROFILED = (
     Profiled("batchcheck.cli.check", "run", "cli check.run"),
@@ -64,6 +64,7 @@ PROFILED = (
     Profiled("batchcheck.checker", "special_pool", "special_pool"),
     Profiled("batchcheck.run.runner", "GraphRunner.__init__", "GraphRunner() import+Session"),
     Profiled("batchcheck.run.runner", "GraphRunner.analyse", "GraphRunner.analyse"),
+    Profiled("batchcheck.run.runner", "GraphRunner._compile", COMPILE),
     Profiled("batchcheck.checker", "calibrate", "calibrate"),
     Profiled("batchcheck.checker", "Checker.check", CHECK),
     Profiled("batchcheck.checker", "Checker.run_plan", RUN_PLAN, _plan),
