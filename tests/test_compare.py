@@ -103,3 +103,21 @@ def test_complex_tensors_are_reported_not_compared(tmp_path: Path) -> None:
     assert report["as_complex:0"].status == "not_compared"
     assert "complex64 values are not compared" in report["as_complex:0"].note
     assert report["output:0"].status == "ok"
+
+
+def test_shapes_of_tensors_merged_by_common_subexpression_elimination(tmp_path: Path) -> None:
+    """Shapes come from a traced run's step stats; TF merges one of two identical ops into the other, so
+    the merged one never runs under its own name: it still gets its shape (from a Shape op) and is compared."""
+    from fixtures._tf import image_input, tf, write_frozen_graph
+
+    from batchcheck import check
+    from batchcheck.options import CheckConfig
+
+    def twins():
+        x = image_input(8)
+        return tf.add(tf.nn.relu(x, name="twin_a") * 2.0, tf.nn.relu(x, name="twin_b"), name="output")
+
+    result = check(write_frozen_graph(twins, tmp_path / "twins.pb"), CheckConfig(trials=2))
+    report = {t.tensor: t for t in result.tensors}
+    assert (report["twin_a:0"].status, report["twin_b:0"].status) == ("ok", "ok")
+    assert report["twin_b:0"].batch_axis == 0 and report["twin_b:0"].trials >= 1
