@@ -110,10 +110,11 @@ class Chunk:
     `rows` are the tensors' rows at `positions`, joined; `diffs` each tensor's max |rows - solo| over them;
     `kept` the rows at the fed indices `kept` (none for a batch). The probe alone, with `solo` fed a zero
     (`[1, 1]`, broadcast) and its row kept, gives its rows (what `solo` is fed later) and, as `diffs`,
-    each tensor's max |value|: one callable serves both runs. `diffs` give NaN
-    where a NaN or an infinity makes them unsure; `exact_diffs()` and `finite_scales()` then settle it:
-    equal infinities and NaN pairs count as equal, a NaN against a number as infinitely far, and scales
-    are taken over the finite values."""
+    each tensor's max |value|: one callable serves both runs.
+
+    `diffs` give NaN where a NaN or an infinity makes them unsure; `exact_diffs()` and `finite_scales()`
+    then settle it: equal infinities and NaN pairs count as equal, a NaN against a number as infinitely
+    far, and scales are taken over the finite values."""
     targets: list[int]
     sizes: list[int]
     rows: object

@@ -1,6 +1,6 @@
 """Runner: import the prepared graph once and compare activations inside TensorFlow.
 
-The probe's solo activations are fetched once (its rows of every compared tensor, one image's worth) and
+The probe's solo activations are fetched once (its rows of every watched tensor, one image's worth) and
 fed back; a batched run then slices the probe's row out of every watched tensor and reduces
 |row - solo| to one number per tensor in-graph, so only a vector of maxima leaves the session.
 
