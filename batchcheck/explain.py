@@ -136,8 +136,12 @@ def confirm_findings(facts: GraphFacts, findings: list[LintFinding], config: Che
                 figures = measured[row_tensors[finding.node]]
                 finding = finding.confirm(figures["mixes_rows"], measured=figures)
             elif finding.kind == "random_op":
-                figures = probe.varies_between_runs(f"{finding.evidence['reaches']}:0")
-                finding = finding.confirm(figures["differs_between_runs"], measured=figures)
+                reached = f"{finding.evidence['reaches']}:0"
+                figures = probe.varies_between_runs(reached)
+                if not figures["differs_between_runs"]:  # a stateless mask: the same every run, but per batch
+                    figures.update(probe.mixes_rows([reached])[reached])
+                finding = finding.confirm(figures["differs_between_runs"] or figures.get("mixes_rows", False),
+                                          measured=figures)
             confirmed.append(finding)
         return confirmed
     finally:
@@ -242,11 +246,17 @@ def _explain_op(probe: Probe, node: str) -> Explanation:
     measured = probe.mixes_rows([tensor])[tensor]
     mixes = measured["mixes_rows"]
     if info.op in RANDOM_OPS:
+        batch_diff = measured["max_abs_diff"]
         measured.update(probe.varies_between_runs(tensor))
         conclusion = (f"{info.op} is random: its values differ between two runs of the same image "
-                      f"(max |diff| {measured['max_abs_diff']:.2g}); lint says whether they reach the data")
-        return Explanation(node, info.op, "random", layer_of(node), None, conclusion,
-                           attributes=attributes, figures=measured)
+                      f"(max |diff| {measured['max_abs_diff']:.2g})" if measured["differs_between_runs"] else
+                      f"{info.op} is random but seeded: the same on every run, yet drawn for the whole batch, so "
+                      f"image 0's values change by up to {batch_diff:.2g} when another image joins the batch"
+                      if mixes else f"{info.op} is random but gave the same values on every run and in a batch")
+        seeded = not measured["differs_between_runs"]  # only then do its differences come from the batch
+        return Explanation(node, info.op, "random", layer_of(node), mixes if seeded else None,
+                           conclusion + "; lint says whether they reach the data", attributes=attributes,
+                           figures=measured)
     conclusion = (f"{info.op} mixes rows: image 0's output changes by up to {measured['max_abs_diff']:.2g} "
                   f"when another image joins the batch" if mixes else
                   f"{info.op} does not mix rows (max |diff| {measured['max_abs_diff']:.2g})")

@@ -101,6 +101,14 @@ def test_random_op(case_model, run_cli):
     assert report["kind"] == "random" and report["figures"]["differs_between_runs"] is True
 
 
+def test_seeded_random_op_is_the_same_every_run_but_mixes_rows(case_model, run_cli):
+    """A stateless draw (Keras 3 dropout with training=True) agrees run to run; its batch changes it."""
+    path, _ = case_model("stateless_dropout")
+    report = explain(run_cli, path, "--node", "dropout/stateless_random_uniform/StatelessRandomUniformV2").report
+    assert report["kind"] == "random" and report["depends_on_batch"] is True
+    assert report["figures"]["differs_between_runs"] is False and "seeded" in report["conclusion"]
+
+
 def test_bad_node_exits_2_with_one_line(case_model, run_cli):
     path, _ = case_model("mobilenet_v1")
     result = explain(run_cli, path, "--node", f"{MN}/Conv2d_0/BatchNorm/FusedBatchNormV")

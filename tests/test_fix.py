@@ -25,6 +25,7 @@ CASES = [
     ("mobilenet_v1_unfused_bn_training", "graphs", {"calibrate": IMAGES}, {"bn_inference": 1}, ("calibration", 1)),
     ("dropout", "graphs", {}, {"dropout_identity": 1}, (None, 0)),
     ("keep_prob_half", "graphs", {}, {"dropout_identity": 1}, (None, 0)),
+    ("stateless_dropout", "graphs", {}, {"dropout_identity": 1}, (None, 0)),
     ("cond_v1", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, ("graph", 11)),
     ("cond_v2", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, ("graph", 11)),
     ("keras_bn_training", "graphs", {}, {"bn_inference": 1}, ("keras", 1)),

@@ -22,6 +22,8 @@ from fixtures._tf import tf  # noqa: E402
 PROBE = 1  # probe's row in the batch; not 0, so row-index arithmetic shows up
 BATCH = 3
 SHAPE_OPS = {"Shape", "ShapeN", "Size", "Rank"}
+# stateless random ops draw from a constant seed, but their values depend on the shape they are drawn for
+SEEDED_RANDOM_OPS = {"StatelessRandomUniform", "StatelessRandomUniformV2", "StatelessRandomNormalV2"}
 # keep_prob=1.0: RandomUniform differs per run, but Floor(keep_prob + u) is all ones,
 # so the difference never reaches the outputs.
 HARMLESS_ROOTS = {"keep_prob_1": ["dropout/random_uniform/RandomUniform"]}
@@ -246,12 +248,14 @@ def _check_fixed_batch(model: Model, probe: np.ndarray) -> None:
 
 
 def _static_ops(graph: tf.Graph) -> set[str]:
-    """Ops whose value cannot depend on the images' content: Const, shape ops and math on them."""
+    """Ops whose value cannot depend on the images' content nor on the batch: Const, shape ops and math on
+    them (not a random draw of the batch's shape)."""
     static: set[str] = set()
     for op in graph.get_operations():
         if op.type == "Const" or op.type in SHAPE_OPS:
             static.add(op.name)
         elif (op.inputs and not op.op_def.is_stateful and "Placeholder" not in op.type
+              and op.type not in SEEDED_RANDOM_OPS
               and all(t.op.name in static for t in op.inputs)):
             static.add(op.name)
     return static

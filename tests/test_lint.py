@@ -130,7 +130,8 @@ def test_dropout_flag_and_neutral_feeds(case_model, run_cli):
 
 def test_confirm_runs_each_finding(case_model, run_cli):
     for name, kind in (("batch_mean", "batch_reduction"), ("row_selection", "row_selection"),
-                       ("dropout", "random_op"), ("mobilenet_v1_bn_training_deep", "batchnorm_training"),
+                       ("dropout", "random_op"), ("stateless_dropout", "random_op"),
+                       ("mobilenet_v1_bn_training_deep", "batchnorm_training"),
                        ("batch_size_arith", "batch_size"), ("row_index_arith", "position")):
         report = lint(run_cli, case_model(name)[0], "--confirm").report
         finding = by_kind(report, kind)[0]

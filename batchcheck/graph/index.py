@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 SHAPE_OPS = frozenset({"Shape", "ShapeN", "Size", "Rank", "TensorArraySizeV3"})
-RANDOM_OPS = frozenset({
+# Stateless random ops draw the same values for the same seed (Keras 3's dropout, frozen with its seed): run
+# to run they agree, but a mask drawn for the whole batch gives an image a different mask in each batch.
+STATELESS_RANDOM_OPS = frozenset({
+    "StatelessRandomUniform", "StatelessRandomUniformV2", "StatelessRandomNormal", "StatelessRandomNormalV2",
+    "StatelessTruncatedNormal", "StatelessTruncatedNormalV2", "StatelessRandomUniformInt",
+    "StatelessRandomUniformIntV2", "StatelessRandomUniformFullInt", "StatelessRandomUniformFullIntV2",
+    "StatelessMultinomial", "StatelessRandomBinomial", "StatelessRandomGammaV2", "StatelessRandomGammaV3",
+    "StatelessRandomPoisson", "StatelessParameterizedTruncatedNormal", "StatelessShuffle",
+})
+RANDOM_OPS = STATELESS_RANDOM_OPS | {
     "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
     "RandomShuffle", "Multinomial", "RandomGamma", "RandomGammaGrad", "RandomPoisson",
     "RandomPoissonV2", "RandomCrop", "ParameterizedTruncatedNormal", "RandomBinomial",
-})
+}
 PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
 LOOP_ENTRY_OPS = frozenset({"Enter", "RefEnter"})
 LOOP_EXIT_OPS = frozenset({"Exit", "RefExit"})

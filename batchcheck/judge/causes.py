@@ -19,7 +19,8 @@ EXPLANATIONS = {
                            "export for inference: is_training=False (slim), training=False (Keras), or "
                            "FusedBatchNorm is_training=false with the moving mean/variance"),
     "random_op": ("a random op (dropout?) is active at inference",
-                  "export with is_training=False, or feed keep_prob=1.0 / rate=0 with --feed NAME=VALUE"),
+                  "export with is_training=False (slim) or training=False (Keras), or feed keep_prob=1.0 / rate=0 "
+                  "with --feed NAME=VALUE"),
     "batch_reduction": ("reduces or normalises across the batch axis",
                         "reduce over per-image axes only (e.g. axis=[1, 2] for spatial pooling)"),
     "batch_size": ("uses the batch size (tf.shape(x)[0]) as a value",
