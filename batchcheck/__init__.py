@@ -1,10 +1,9 @@
 """batchcheck: prove an image model gives each image the same answer whatever batch it runs in."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .errors import BatchcheckBug, NotInvariant, UsageError  # noqa: E402
-from .options import CheckConfig  # noqa: E402
+from .errors import BatchcheckBug, NotInvariant, UsageError
+from .options import CheckConfig
+from .version import __version__
 
 __all__ = ["BatchcheckBug", "CheckConfig", "NotInvariant", "UsageError", "__version__", "check", "fix"]
 

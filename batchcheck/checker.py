@@ -10,17 +10,19 @@ import numpy as np
 from .errors import UsageError
 from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
-from .judge.calibrate import DETAIL_BATCH, Calibration, calibrate
+from .judge.calibrate import Calibration, calibrate
 from .judge.causes import classify_cause, find_roots, hint_for
-from .judge.coverage import Coverage, measure_coverage
+from .judge.coverage import measure_coverage
 from .judge.tolerance import relative_diff
-from .load.formats import load_model
-from .load.images import ImagePool, pool_from_dir, special_pool, synthetic_pool
-from .load.prepare import PreparedModel, prepare
+from .load.images import ImagePool, input_pool, special_input_pool
+from .load.open import backend_for, open_model
+from .model import PreparedModel
 from .options import CheckConfig
+from .plans import BatchPlan, PlanOutcome, draw_plans
 from .result import (
     Cause,
     CheckResult,
+    Coverage,
     Divergence,
     Mode,
     ModelInfo,
@@ -31,59 +33,8 @@ from .result import (
     describe_batch,
     versions,
 )
-from .run.runner import GraphRunner
+from .run.runner import Runner
 from .safety.supervise import stage
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """One batch: the probe and its batch-mates (indices into the checker's pool), probe at `position`."""
-    probe: int
-    position: int
-    mates: tuple[int, ...]
-
-    @property
-    def batch_size(self) -> int:
-        return len(self.mates) + 1
-
-    def rows(self) -> list[int]:
-        return [*self.mates[:self.position], self.probe, *self.mates[self.position:]]
-
-
-@dataclass
-class PlanOutcome:
-    """What one plan showed: divergent tensors (indices into the runner's targets) with their figures."""
-    plan: BatchPlan
-    mode: Mode
-    divergent: set[int]
-    abs_diff: dict[int, float]
-    rel_diff: dict[int, float]
-    localised: bool = False
-
-    def __bool__(self) -> bool:
-        return not self.divergent
-
-
-
-def draw_plans(config: CheckConfig, main_images: int, pool_size: int,
-               fixed_batch: int | None = None) -> list[tuple[BatchPlan, list[int]]]:
-    """The seeded trial plans, each with the seed that drew it. The first compares every tensor on a small
-    batch (cheap at any model size; the fixed batch of a graph that runs at one size only); with
-    `--batch-sizes` given, the next ones run each of them once (more trials than asked for when needed);
-    the rest draw their size from the batch sizes."""
-    sizes = sorted(set(config.sizes))
-    first = sizes[0] if fixed_batch else min(sizes[0], DETAIL_BATCH)
-    uncovered = [size for size in sizes if size != first] if config.batch_sizes else []
-    plans = []
-    for index in range(max(config.trials, 1 + len(uncovered))):
-        seed = [config.seed, index]
-        rng = np.random.default_rng(seed)
-        size = first if index == 0 else uncovered[index - 1] if index <= len(uncovered) else int(rng.choice(sizes))
-        probe = int(rng.integers(main_images))
-        others = [i for i in range(pool_size) if i != probe]
-        mates = tuple(int(m) for m in rng.choice(others, size - 1, replace=len(others) < size - 1))
-        plans.append((BatchPlan(probe, int(rng.integers(size)), mates), seed))
-    return plans
 
 
 @dataclass
@@ -92,7 +43,7 @@ class Checker:
     path: Path
     config: CheckConfig
     prepared: PreparedModel
-    runner: GraphRunner
+    runner: Runner
     pool: ImagePool
     main_images: int  # pool[:main_images] are probes; the rest are special batch-mates
     calibration: Calibration
@@ -102,23 +53,17 @@ class Checker:
         """Load, prepare and analyse `path`; measure the noise floor and run-to-run determinism."""
         path, config = Path(path), config or CheckConfig()
         stage("loading")
-        loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
-                            outputs=list(config.outputs), allowed_ops=config.allow_ops)
-        prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),
-                           input_shape=config.input_shape, feeds=config.feeds)
-        prepared.flagged = loaded.scan.flagged
+        _, prepared = open_model(path, config)
         spec = prepared.input
-        dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
+        dtype = spec.numpy_dtype
         if config.preprocess is not None and dtype == np.uint8:
             raise UsageError(f"--preprocess {config.preprocess}: input `{spec.node}` is uint8 and is fed raw 0..255 "
                              f"pixels, so no scaling applies; drop --preprocess")
         stage("reading images")
-        main = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.scaling,
-                              skip_bad=config.skip_bad_images)
-                if config.images else synthetic_pool(spec.per_image_shape, dtype, config.scaling, config.seed))
-        pool = main + special_pool(spec.per_image_shape, dtype, config.scaling)
+        main = input_pool(spec, config)
+        pool = main + special_input_pool(spec, config)
         stage("analysis")
-        runner = GraphRunner(prepared)
+        runner = Runner(backend_for(prepared).session(prepared))
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
         if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
             config = replace(config, batch_sizes=(runner.fixed_batch,))
@@ -217,10 +162,11 @@ class Checker:
         verdict = (Verdict.BATCH_DEPENDENT if batch_roots else
                    Verdict.NONDETERMINISTIC if nondet_roots else Verdict.INVARIANT)
         roots = batch_roots or nondet_roots
-        return CheckResult(verdict, roots[0] if roots else None, roots,
-                           self._tensor_reports(divergent, abs_diff, rel_diff, counts), trials, self._model_info(),
-                           self.calibration.tolerance, list(self.runner.limits),
-                           batchnorm_findings(self.runner.index), versions(), self._coverage())
+        return CheckResult(verdict=verdict, first_divergence=roots[0] if roots else None, roots=roots,
+                           tensors=self._tensor_reports(divergent, abs_diff, rel_diff, counts), trials=trials,
+                           model=self._model_info(), tolerance=self.calibration.tolerance,
+                           limits=list(self.runner.limits), findings=batchnorm_findings(self.runner.index),
+                           versions=versions(backend_for(self.prepared).versions()), coverage=self._coverage())
 
     def _tensor_reports(self, divergent: set[int], abs_diff, rel_diff, counts) -> list[TensorReport]:
         runner, index, calibration = self.runner, self.runner.index, self.calibration
@@ -244,12 +190,14 @@ class Checker:
 
     def _model_info(self) -> ModelInfo:
         spec, runner = self.prepared.input, self.runner
-        return ModelInfo(str(self.path), self.prepared.format, spec.tensor, spec.dtype, list(spec.per_image_shape),
-                         spec.shipped_batch, spec.shipped_batch is not None, self.prepared.outputs,
-                         list(self.prepared.placeholders), str(self.config.images) if self.config.images else "synthetic",
-                         len(runner.targets), len(runner.watched[Mode.SCREEN]), self.config.trials,
-                         list(self.prepared.notes), self.prepared.outputs_chosen,
-                         [vars(flag) for flag in self.prepared.flagged])
+        return ModelInfo(path=str(self.path), format=self.prepared.format, input=spec.tensor, input_dtype=spec.dtype,
+                         per_image_shape=list(spec.per_image_shape), shipped_batch=spec.shipped_batch,
+                         batch_relaxed=spec.shipped_batch is not None, outputs=self.prepared.outputs,
+                         placeholders=list(self.prepared.placeholders),
+                         images=str(self.config.images) if self.config.images else "synthetic",
+                         compared_tensors=len(runner.targets), screened_tensors=len(runner.watched[Mode.SCREEN]),
+                         requested_trials=self.config.trials, notes=list(self.prepared.notes),
+                         outputs_chosen=self.prepared.outputs_chosen, flagged=list(self.prepared.flagged))
 
     def _roots(self, divergent: set[int], abs_diff, rel_diff, cause_default: Cause | None = None) -> list[Divergence]:
         runner, index = self.runner, self.runner.index

@@ -7,10 +7,8 @@ A model that fails its check is not an error but a verdict (exit 1); in tests it
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any, Iterable
-
-if TYPE_CHECKING:
-    from .checker import PlanOutcome
+from pathlib import Path
+from typing import Any, Iterable
 
 EXIT_INVARIANT = 0
 EXIT_DIVERGENT = 1
@@ -26,6 +24,22 @@ class OutOfMemory(UsageError):
     """The model ran out of memory (TensorFlow refused an allocation under --max-memory): the check stops."""
 
 
+class UnreadableImage(UsageError):
+    """An image file that cannot be used: its path and why (a FIFO, truncated, over the pixel cap…)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"image `{path}`: not an image Pillow can read ({reason})")
+        self.path, self.reason = path, reason
+
+
+class ChildStopped(UsageError):
+    """The model's child process crashed, hung or ran out of memory during `stage`; it is gone."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
 class BatchcheckBug(Exception):
     """Something went wrong inside batchcheck itself; please report it."""
 
@@ -34,14 +48,24 @@ class BatchcheckWarning(UserWarning):
     """Something the user should know that does not stop the check (a skipped image, a flagged op)."""
 
 
+class NodeFailed(Exception):
+    """A backend's session failed on a batch at `node` (None: the runtime did not say where), with the runtime's
+    message; the runner turns it into a batch limit or a `UsageError`, so it never reaches the user as is."""
+
+    def __init__(self, node: str | None, message: str) -> None:
+        super().__init__(message)
+        self.node, self.message = node, message
+
+
 class NotInvariant(AssertionError):
     """A model is batch-dependent or nondeterministic (raised by `assert_invariant`); the message is the report."""
 
 
 class PlanDiverged(AssertionError):
-    """The probe's row diverged in a plan; `outcome` holds the plan and the divergent tensors."""
+    """The probe's row diverged in a plan; `outcome` (a `plans.PlanOutcome`) holds the plan and the divergent
+    tensors."""
 
-    def __init__(self, describe: str, outcome: PlanOutcome) -> None:
+    def __init__(self, describe: str, outcome: Any) -> None:
         super().__init__(f"{describe}: {len(outcome.divergent)} tensors diverge")
         self.outcome = outcome
 
@@ -101,12 +125,3 @@ def names_list(names: Iterable[str], most: int = 6) -> str:
     names = list(names)
     shown = ", ".join(f"`{n}`" for n in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "") if names else "none"
-
-
-def op_error_text(exc: BaseException) -> str:
-    """The line of a TensorFlow OpError that says what went wrong, without the graph-execution preamble."""
-    lines = [line.strip() for line in getattr(exc, "message", str(exc)).splitlines()]
-    useful = [line for line in lines if line and not line.startswith(
-        ("Graph execution error", "Detected at node", "File ", "[[", "Node:", "Traceback", "Original stack"))
-        and not line.endswith(":")]
-    return (useful[0] if useful else first_line(exc))[:200]

@@ -3,14 +3,15 @@ would feed (or why it finds none), every placeholder with its dtype, shape and d
 BatchNorm nodes with their mode, and the layers."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .graph.index import PLACEHOLDER_OPS, GraphIndex, layer_of
+from .graph import kinds
+from .graph.index import GraphIndex, layer_of
 from .options import CheckConfig
+from .serial import Report
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ class BatchNormEntry:
     per_sample: bool
 
 
-@dataclass
-class Inventory:
+@dataclass(kw_only=True)
+class Inventory(Report):
     """The model's names and what batchcheck makes of them."""
     path: str
     format: str
@@ -49,31 +50,24 @@ class Inventory:
     batchnorms: list[BatchNormEntry]
     layers: list[dict[str, Any]]  # {"layer", "nodes"} in topological order
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
 
 
 def inspect_model(path: Path | str, config: CheckConfig | None = None) -> Inventory:
     """Load `path` (with `config`'s model options) and list its names; `UsageError` if it cannot be read."""
     from .graph.batchnorm import find_batchnorms
-    from .load.formats import load_model
-    from .load.prepare import prepare
+    from .load.open import load_model, prepare, whole_graph
 
     path, config = Path(path), config or CheckConfig()
-    loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
-                        outputs=list(config.outputs), allowed_ops=config.allow_ops)
-    index = GraphIndex(loaded.graph_def)
+    loaded = load_model(path, config)
+    index = whole_graph(loaded)
     try:
-        prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),
-                           input_shape=config.input_shape, feeds=config.feeds)
+        prepared = prepare(loaded, config)
         chosen, shape, outputs = prepared.input.tensor, list(prepared.input.per_image_shape), prepared.outputs
         note = "given with --input" if config.input else "found automatically"
     except UsageError as exc:  # inspect lists what there is even when check would stop here
         chosen, shape, outputs, note = None, None, list(loaded.outputs), str(exc)
-    placeholders = [_placeholder(index, name, chosen) for name in index.order if index.nodes[name].op in PLACEHOLDER_OPS]
+    placeholders = [_placeholder(index, name, chosen) for name in index.order
+                    if index.nodes[name].kind in kinds.PLACEHOLDERS]
     batchnorms = [BatchNormEntry(bn.name, bn.op, bn.kind, layer_of(bn.name), bn.training.training,
                                  f"cond flag `{bn.training.flag}`" if bn.training.flag else bn.training.origin,
                                  bn.per_sample)
@@ -81,12 +75,13 @@ def inspect_model(path: Path | str, config: CheckConfig | None = None) -> Invent
     layers: dict[str, int] = {}
     for name in index.order:
         layers[layer_of(name)] = layers.get(layer_of(name), 0) + 1
-    return Inventory(str(path), loaded.format, len(index.order), chosen, shape, note, placeholders, outputs,
-                     batchnorms, [{"layer": layer, "nodes": count} for layer, count in layers.items()])
+    return Inventory(path=str(path), format=loaded.format, nodes=len(index.order), input=chosen,
+                     per_image_shape=shape, input_note=note, placeholders=placeholders, outputs=outputs,
+                     batchnorms=batchnorms, layers=[{"layer": layer, "nodes": count} for layer, count in layers.items()])
 
 
 def _placeholder(index: GraphIndex, name: str, chosen: str | None) -> PlaceholderEntry:
-    from .load.prepare import describe_placeholder
+    from .load.placeholders import describe_placeholder
 
     op, dtype, shape, default = describe_placeholder(index, name)
     return PlaceholderEntry(name, op, dtype, shape, default,

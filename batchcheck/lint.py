@@ -6,13 +6,12 @@ that mix rows (found from TensorFlow's shape inference), training flags and the 
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .graph.batch_rules import BatchMixing, batch_mixing, static_shapes
-from .graph.batchnorm import BatchNorm, find_batchnorms
+from .graph import kinds
+from .graph.batch_rules import BatchMixing, batch_mixing
 from .graph.findings import (
     SEVERITY_ORDER,
     LintFinding,
@@ -21,33 +20,43 @@ from .graph.findings import (
     make_finding,
     training_findings,
 )
-from .graph.index import (
-    PLACEHOLDER_OPS,
-    RANDOM_OPS,
-    SWITCH_OPS,
-    GraphIndex,
-    dead_nodes,
-    value_kinds,
-)
-from .graph.values import constant_value, flag_of, placeholder_default
+from .graph.index import GraphIndex, dead_nodes
+from .graph.values import flag_of
 from .judge.causes import EXPLANATIONS
-from .load.formats import LoadedModel, load_model
-from .load.prepare import PreparedModel, prepare
+from .load.open import backend_for, open_model, whole_graph
+from .model import LoadedModel
 from .options import CheckConfig
-from .result import _jsonable, finite_for_json, versions
+from .probe import GraphFacts, Probe, graph_facts
+from .result import versions
+from .serial import Report
 
 FLAG_NAMES = re.compile(r"(?i)(is_?train|training|learning_phase|phase|train_?mode|keep_?prob|dropout|(^|/|_)rate$)")
 KEEP_NAMES = re.compile(r"(?i)keep")
 RATE_NAMES = re.compile(r"(?i)(rate|drop)")
 STATIC_KINDS = ("stale_statistics", "tiny_variance", "no_scale")
+ROW_KINDS = ("batchnorm_training", "batch_reduction", "batch_size", "position", "row_selection")
 
 
-@dataclass
-class LintResult:
+@dataclass(frozen=True, kw_only=True)
+class LintedModel:
+    """What lint read: the model, its input and outputs, its size, and the flag values it resolved."""
+    path: str
+    format: str
+    input: str
+    input_dtype: str
+    per_image_shape: list[int]
+    outputs: list[str]
+    nodes: int
+    batchnorms: int
+    flags: dict[str, str]
+
+
+@dataclass(kw_only=True)
+class LintResult(Report):
     """Lint's findings; `bool(result)` is True when no finding is an error."""
     findings: list[LintFinding]
-    model: dict
-    versions: dict = field(default_factory=dict)
+    model: LintedModel
+    versions: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return not self.errors
@@ -60,106 +69,67 @@ class LintResult:
     def exit_code(self) -> int:
         return 0 if self else 1
 
-    def to_dict(self) -> dict:
-        return {"verdict": "clean" if self else "errors", "findings": [f.to_dict() for f in self.findings],
-                "model": self.model, "versions": self.versions}
-
-    def to_json(self) -> str:
-        return json.dumps(finite_for_json(self.to_dict()), indent=2, default=_jsonable, allow_nan=False) + "\n"
-
-
-@dataclass
-class GraphFacts:
-    """What lint and explain read from a prepared graph: live nodes, value kinds, shapes, BatchNorms."""
-    prepared: PreparedModel
-    index: GraphIndex
-    live: set[str]
-    kinds: dict[str, str]
-    shapes: dict
-    norms: list[BatchNorm]
-    flag_values: dict[str, str]
-
-
-def load(path: Path | str, config: CheckConfig) -> tuple[LoadedModel, PreparedModel]:
-    """Load and prepare `path` exactly as `check` does."""
-    loaded = load_model(Path(path), config.format, signature=config.signature, checkpoint=config.checkpoint,
-                        outputs=list(config.outputs), allowed_ops=config.allow_ops)
-    prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),
-                       input_shape=config.input_shape, feeds=config.feeds)
-    return loaded, prepared
-
-
-def graph_facts(prepared: PreparedModel, feeds: dict[str, str]) -> GraphFacts:
-    """Resolve flags, dead branches and live nodes, infer shapes and find the BatchNorms."""
-    index = prepared.index or GraphIndex(prepared.graph_def)
-    flag_values = _flag_values(index, {name.split(":")[0]: value for name, value in feeds.items()})
-    taken = {}
-    for switch, info in index.nodes.items():
-        if info.op in SWITCH_OPS and len(info.data_inputs) == 2:
-            value = _predicate_value(index, info.data_inputs[1][0], flag_values)
-            if value is not None:
-                taken[switch] = value
-    dead = dead_nodes(index, taken)
-    live = index.ancestors(t.split(":")[0] for t in prepared.outputs) - dead
-    return GraphFacts(prepared, index, live, value_kinds(index, prepared.input.node),
-                      static_shapes(prepared.graph_def), find_batchnorms(index, flag_values), flag_values)
+    def report_keys(self) -> dict:
+        return {"verdict": "clean" if self else "errors"}
 
 
 def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = False) -> LintResult:
     """Lint `path`; with `confirm`, run each runtime-confirmable finding once on a batch of two images."""
     config = config or CheckConfig()
-    loaded, prepared = load(path, config)
+    loaded, prepared = open_model(path, config)
     facts = graph_facts(prepared, config.feeds)
     index = facts.index
     findings = training_findings(index, facts.norms, facts.live)
     findings += _random_findings(facts)
     reported = {f.node for f in findings} | {n for bn in facts.norms if bn.batch_statistics for n in bn.nodes}
-    findings += [_mixing_finding(index, m) for m in batch_mixing(index, facts.shapes, facts.kinds, facts.live)
+    findings += [_mixing_finding(index, m) for m in batch_mixing(index, facts.shapes, facts.values, facts.live)
                  if m.node not in reported]
     live_norms = [bn for bn in facts.norms if bn.name in facts.live]
     findings += constant_findings(index, live_norms, STATIC_KINDS)
     findings += foldable_findings(index, facts.norms, facts.live, facts.shapes)
     findings += _flag_findings(loaded, facts)
-    findings += _update_ops_findings(loaded, prepared)
+    findings += backend_for(loaded).lint_findings(loaded)
     if confirm:
-        from .explain import confirm_findings
-
         findings = confirm_findings(facts, findings, config)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], index.position.get(f.node, -1)))
     spec = prepared.input
-    model = {"path": str(prepared.path), "format": prepared.format, "input": spec.tensor, "input_dtype": spec.dtype,
-             "per_image_shape": list(spec.per_image_shape), "outputs": prepared.outputs,
-             "nodes": len(index.nodes), "batchnorms": len(facts.norms),
-             "flags": dict(facts.flag_values)}
-    return LintResult(findings, model, versions())
+    model = LintedModel(path=str(prepared.path), format=prepared.format, input=spec.tensor, input_dtype=spec.dtype,
+                        per_image_shape=list(spec.per_image_shape), outputs=prepared.outputs, nodes=len(index.nodes),
+                        batchnorms=len(facts.norms), flags=dict(facts.flag_values))
+    return LintResult(findings=findings, model=model, versions=versions(backend_for(loaded).versions()))
+
+
+def confirm_findings(facts: GraphFacts, findings: list[LintFinding], config: CheckConfig) -> list[LintFinding]:
+    """Run each runtime-confirmable finding once: rows mixed, or the random value differing run to run."""
+    probe = Probe(facts, config)
+    try:
+        row_tensors = {f.node: f.evidence.get("output", f"{f.node}:0") for f in findings if f.kind in ROW_KINDS}
+        measured = probe.mixes_rows(sorted(set(row_tensors.values()))) if row_tensors else {}
+        confirmed = []
+        for finding in findings:
+            if finding.kind in ROW_KINDS:
+                figures = measured[row_tensors[finding.node]]
+                finding = finding.confirm(figures["mixes_rows"], measured=figures)
+            elif finding.kind == "random_op":
+                reached = f"{finding.evidence['reaches']}:0"
+                figures = probe.varies_between_runs(reached)
+                if not figures["differs_between_runs"]:  # a stateless mask: the same every run, but per batch
+                    figures.update(probe.mixes_rows([reached])[reached])
+                finding = finding.confirm(figures["differs_between_runs"] or figures.get("mixes_rows", False),
+                                          measured=figures)
+            confirmed.append(finding)
+        return confirmed
+    finally:
+        probe.close()
 
 
 # -- flags and branches ------------------------------------------------------------------------
 
 
-def _flag_values(index: GraphIndex, feeds: dict[str, str]) -> dict[str, str]:
-    """Placeholder → the value it takes: the --feed, else a PlaceholderWithDefault's default."""
-    values = {name: feeds.get(name, placeholder_default(index, name)) for name, info in index.nodes.items()
-              if info.op in PLACEHOLDER_OPS}
-    return {name: value for name, value in values.items() if value is not None}
-
-
-def _predicate_value(index: GraphIndex, predicate: str, flag_values: dict[str, str]) -> bool | None:
-    """A cond predicate's value when it is a constant or a flag with a known value."""
-    value = constant_value(index, predicate)
-    if value is not None and value.size == 1:
-        return bool(value.reshape(-1)[0])
-    flag = flag_of(index, predicate)
-    negated = flag is not None and any(index.nodes[n].op == "LogicalNot" for n in index.ancestors([predicate]))
-    if flag is None or flag not in flag_values or negated:
-        return None
-    return flag_values[flag].strip().lower() in ("true", "1", "1.0")
-
-
 def _training_nodes(facts: GraphFacts) -> set[str]:
     """BatchNorms with batch statistics and random ops: what a training flag switches on."""
     return ({bn.name for bn in facts.norms if bn.batch_statistics}
-            | {n for n, info in facts.index.nodes.items() if info.op in RANDOM_OPS})
+            | {n for n, info in facts.index.nodes.items() if info.kind in kinds.RANDOMS})
 
 
 def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[LintFinding]:
@@ -167,7 +137,7 @@ def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[LintFinding]:
     training = _training_nodes(facts)
     switches_by_flag: dict[str, list[str]] = {}
     for switch, info in index.nodes.items():
-        if info.op in SWITCH_OPS and len(info.data_inputs) == 2:
+        if info.kind == kinds.SWITCH and len(info.data_inputs) == 2:
             flag = flag_of(index, info.data_inputs[1][0])
             if flag and flag != facts.prepared.input.node:
                 switches_by_flag.setdefault(flag, []).append(switch)
@@ -187,8 +157,8 @@ def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[LintFinding]:
             f"--feed {flag}={inference} selects inference; or export with the flag removed",
             default=_default_text(facts, flag), inference_value=inference, training_nodes=switched[:8]))
     kept = set(index.nodes)
-    for node in loaded.graph_def.node:
-        if (node.op in PLACEHOLDER_OPS and node.name not in kept and node.name != facts.prepared.input.node
+    for node in whole_graph(loaded).nodes.values():
+        if (node.kind in kinds.PLACEHOLDERS and node.name not in kept and node.name != facts.prepared.input.node
                 and FLAG_NAMES.search(node.name)):
             findings.append(LintFinding(
                 "unused_flag", "warning", node.name, node.op, node.name,
@@ -199,25 +169,25 @@ def _flag_findings(loaded: LoadedModel, facts: GraphFacts) -> list[LintFinding]:
 
 
 def _default_text(facts: GraphFacts, flag: str) -> str | None:
-    return facts.flag_values.get(flag) if facts.index.nodes[flag].op == "PlaceholderWithDefault" else None
+    return facts.flag_values.get(flag) if facts.index.nodes[flag].kind == kinds.INPUT_WITH_DEFAULT else None
 
 
 # -- random ops --------------------------------------------------------------------------------
 
 
 def _random_findings(facts: GraphFacts) -> list[LintFinding]:
-    index, kinds, findings = facts.index, facts.kinds, []
+    index, values, findings = facts.index, facts.values, []
     for name in index.order:
-        if name not in facts.live or index.nodes[name].op not in RANDOM_OPS:
+        if name not in facts.live or index.nodes[name].kind not in kinds.RANDOMS:
             continue
         downstream = index.descendants([name]) & facts.live
-        reaches = [n for n in index.order if n in downstream and kinds.get(n) == "data"
-                   and any(kinds.get(s) == "random" for s, _ in index.nodes[n].data_inputs)]
+        reaches = [n for n in index.order if n in downstream and values.get(n) == "data"
+                   and any(values.get(s) == "random" for s, _ in index.nodes[n].data_inputs)]
         if not reaches:
             continue
-        random_part = {n for n in downstream if kinds.get(n) == "random"}
+        random_part = {n for n in downstream if values.get(n) == "random"}
         flags = sorted(n for n in index.ancestors(random_part | {name})
-                       if index.nodes[n].op in PLACEHOLDER_OPS and n != facts.prepared.input.node)
+                       if index.nodes[n].kind in kinds.PLACEHOLDERS and n != facts.prepared.input.node)
         if any(_neutral(flag, facts.flag_values.get(flag)) for flag in flags):
             continue
         off = [f"--feed {flag}={_off_value(index, flag)}" for flag in flags]
@@ -231,7 +201,7 @@ def _random_findings(facts: GraphFacts) -> list[LintFinding]:
 
 def _off_value(index: GraphIndex, flag: str) -> str:
     """The value that turns dropout off through `flag`: false for a bool flag, 1.0 for keep_prob, else 0."""
-    if index.defs[flag].attr["dtype"].type == 10:  # DT_BOOL
+    if index.nodes[flag].attrs.get("dtype") == "bool":
         return "false"
     return "1.0" if KEEP_NAMES.search(flag) else "0"
 
@@ -253,36 +223,3 @@ def _neutral(flag: str, value: str | None) -> bool:
 def _mixing_finding(index: GraphIndex, mixing: BatchMixing) -> LintFinding:
     explanation, fix = EXPLANATIONS[mixing.cause]
     return make_finding(index, mixing.cause, mixing.node, f"{mixing.op}: {explanation}", fix, **mixing.evidence)
-
-
-# -- meta graph update ops ---------------------------------------------------------------------
-
-
-def _update_ops_findings(loaded: LoadedModel, prepared: PreparedModel) -> list[LintFinding]:
-    """`update_ops_not_run` when a meta graph's train op does not depend on its UPDATE_OPS collection."""
-    if loaded.format != "meta-checkpoint":
-        return []
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    meta = meta_graph_pb2.MetaGraphDef()
-    meta.ParseFromString(Path(loaded.path).read_bytes())
-    update_ops = [n.split(":")[0] for n in meta.collection_def["update_ops"].node_list.value]
-    if not update_ops:
-        return []
-    index = GraphIndex(meta.graph_def)
-    train_ops = [n.split(":")[0] for n in meta.collection_def["train_op"].node_list.value]
-    train_ops = train_ops or [n for n, info in index.nodes.items()
-                              if info.op.startswith(("Apply", "ResourceApply")) and not info.consumers]
-    train_ops = [t for t in train_ops if t in index]
-    missing = {t: sorted(set(update_ops) - index.ancestors([t])) for t in train_ops}
-    skipping = [t for t, ops in missing.items() if ops]
-    if not skipping:
-        return []
-    train_op = skipping[0]
-    return [LintFinding(
-        "update_ops_not_run", "error", train_op, index.nodes[train_op].op, train_op,
-        f"the train op `{train_op}` does not run the {len(missing[train_op])} UPDATE_OPS (e.g. "
-        f"`{missing[train_op][0]}`): the moving mean/variance are never updated during training",
-        "build the train op under tf.control_dependencies(tf.compat.v1.get_collection(tf.GraphKeys.UPDATE_OPS)) "
-        "(slim: create_train_op does it), train again and export",
-        evidence={"update_ops": len(update_ops), "not_run": missing[train_op][:8], "train_ops": train_ops})]

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from .errors import InvalidOption, UsageError, check_field
+from .formats import FORMAT_NAMES
 from .safety.scan import refusal_category
 from .safety.supervise import DEFAULT_TIMEOUT, parse_seconds, parse_size
 
-FORMATS = ("auto", "pb", "pbtxt", "savedmodel", "keras", "meta")
 PREPROCESSING = ("raw", "unit", "symmetric", "caffe")
 DEFAULT_BATCH_SIZES = (2, 3, 4, 5, 8, 16, 17, 32)
 DEFAULT_TRIALS = 8
@@ -57,7 +57,7 @@ class CheckConfig:
         return self.batch_sizes or DEFAULT_BATCH_SIZES
 
     def __post_init__(self) -> None:
-        check_field(self.format in FORMATS, "format", self.format, f"choose one of {', '.join(FORMATS)}")
+        check_field(self.format in FORMAT_NAMES, "format", self.format, f"choose one of {', '.join(FORMAT_NAMES)}")
         check_field(self.preprocess is None or self.preprocess in PREPROCESSING, "preprocess", self.preprocess,
                     f"choose one of {', '.join(PREPROCESSING)}")
         check_field(isinstance(self.trials, int) and self.trials >= 1, "trials", self.trials,
@@ -162,7 +162,7 @@ def _unique_pairs(option: Option, pairs) -> dict[str, str]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("format", "format", "model", "value", dict(
-        choices=FORMATS, default="auto",
+        choices=FORMAT_NAMES, default="auto",
         help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, Keras .keras/.h5, TF1 .meta")),
     Option("signature", "signature", "model", "value", dict(
         default="serving_default", metavar="NAME", help="SavedModel signature to check (default: serving_default)")),

@@ -1,24 +1,18 @@
 """Result values: truthy when the model is batch-invariant, with the numbers, serialisable to JSON.
 
-Every part is a dataclass; `to_dict()` is the one serialisation (`dataclasses.asdict`), and its keys are
-the `--json` contract that users' CI reads.
+Every part is a dataclass; `serial.Report` is the one serialisation (and its inverse, `from_dict`), and its keys
+are the `--json` contract that users' CI reads.
 """
 from __future__ import annotations
 
-import json
-import math
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .graph.findings import Finding
-    from .judge.coverage import Coverage
-    from .judge.tolerance import Tolerance
-    from .load.prepare import PlaceholderInfo
-    from .run.runner import BatchLimit
+from .safety.scan import Finding as Flagged
+from .serial import Report
+
+MIN_NETWORK_SHARE = 0.5  # a pass must have compared at least this share of the conv/matmul/BN ops
 
 
 class _Name(str, Enum):
@@ -114,6 +108,78 @@ class TrialReport:
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """A tensor diverges when max |row - solo| > atol + rtol * max |solo|."""
+    atol: float
+    rtol: float
+    source: str               # "measured" | "user" | "exact"
+    noise_floor: float | None  # largest relative rounding seen in a batch of copies, when measured
+
+    def allowed(self, scales):
+        """The largest |row - solo| each tensor of max |solo| `scales` may show (an array in, an array out)."""
+        return self.atol + self.rtol * scales
+
+    def describe(self) -> str:
+        return f"atol {self.atol:.1e} + rtol {self.rtol:.1e} × max|solo|"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Compared vs comparable tensors, and the share of the network's conv/matmul/BN ops compared;
+    `bool(coverage)` is True when the share is enough for a pass to mean something."""
+    compared_tensors: int
+    comparable_tensors: int      # compared + not compared (beyond a batch limit, inside a loop…)
+    network_ops: int             # conv/matmul/BN nodes downstream of the input
+    network_ops_compared: int
+    network_share: float
+    limited_by: str              # what kept the rest from being compared ("" when nothing did)
+    suggestion: str              # the --input/--output that would test more ("" when none)
+
+    def __bool__(self) -> bool:
+        return self.network_share >= MIN_NETWORK_SHARE
+
+    def summary(self) -> str:
+        ops = (f", {self.network_ops_compared} of {self.network_ops} conv/matmul/BN ops "
+               f"({self.network_share:.0%})" if self.network_ops else "")
+        return f"{self.compared_tensors} of {self.comparable_tensors} tensors{ops}"
+
+    def message(self, path) -> str:
+        """The one line of a pass that compared too little."""
+        limited = f"; limited by {self.limited_by}" if self.limited_by else ""
+        suggestion = f"; {self.suggestion}" if self.suggestion else ""
+        return (f"model `{path}`: passed, but compared only {self.summary()}, less than "
+                f"{MIN_NETWORK_SHARE:.0%} of the network{limited}{suggestion}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A BatchNorm pitfall as `check` reports it in its `findings` (the JSON keys are a contract)."""
+    kind: str
+    node: str
+    layer: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PlaceholderInfo:
+    """A placeholder other than the image input, as the report lists it."""
+    name: str
+    op: str
+    dtype: str
+    shape: str
+    fed: str | None  # the --feed value, or None (default kept)
+
+
+@dataclass(frozen=True)
+class BatchLimit:
+    """A node that cannot run with a batch (e.g. a Reshape to a hard-coded [1, N]): nothing after it is tested."""
+    node: str
+    op: str
+    reason: str
+    tensors_beyond: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo:
     """What was checked: the model, its input and outputs, the other placeholders, the images."""
     path: str
@@ -131,11 +197,11 @@ class ModelInfo:
     requested_trials: int  # --trials; more ran when needed to run every batch size once
     notes: list[str] = field(default_factory=list)  # what was inferred or worked around (core, shape, loader)
     outputs_chosen: str = ""  # how the outputs were chosen: given, declared by the model, or found (and why)
-    flagged: list[dict] = field(default_factory=list)  # constructs the op scan flagged: can hang or hold state
+    flagged: list[Flagged] = field(default_factory=list)  # constructs the op scan flagged: can hang or hold state
 
 
-@dataclass
-class CheckResult:
+@dataclass(kw_only=True)
+class CheckResult(Report):
     """The outcome of a check; `bool(result)` is True when the model is batch-invariant."""
     verdict: Verdict
     first_divergence: Divergence | None
@@ -162,16 +228,6 @@ class CheckResult:
     def headline(self) -> str:
         return HEADLINES[self.verdict]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON report as plain values (enums as their strings)."""
-        return json.loads(self.to_json())
-
-    def to_json(self) -> str:
-        return json.dumps(finite_for_json(asdict(self)), indent=2, default=_jsonable, allow_nan=False) + "\n"
-
-    def write_json(self, path: Path) -> None:
-        path.write_text(self.to_json())
-
     def layers(self) -> list[dict]:
         """Per-layer summary in topological order: tensors compared, divergent, worst figures."""
         rows: dict[str, dict] = {}
@@ -187,31 +243,11 @@ class CheckResult:
         return list(rows.values())
 
 
-def versions() -> dict[str, str]:
-    """Versions that matter for reproducing a result."""
+def versions(runtime: dict[str, str]) -> dict[str, str]:
+    """Versions that matter for reproducing a result: batchcheck, the `runtime`'s packages, numpy and Python."""
     import numpy
-    import tensorflow
 
-    from . import __version__
+    from .version import __version__
 
-    return {"batchcheck": __version__, "tensorflow": tensorflow.__version__, "numpy": numpy.__version__,
+    return {"batchcheck": __version__, **runtime, "numpy": numpy.__version__,
             "python": platform.python_version()}
-
-
-def finite_for_json(value):
-    """Strict JSON: non-finite figures become the strings "inf", "-inf", "nan" (read back with `float`)."""
-    if isinstance(value, dict):
-        return {k: finite_for_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_for_json(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def _jsonable(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")

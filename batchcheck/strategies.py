@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
 from hypothesis.extra.numpy import arrays
 
-from .checker import BatchPlan
 from .errors import PlanDiverged, check_argument
 from .options import MAX_BATCH
+from .plans import BatchPlan
 from .safety.supervise import stage
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def freeze(size: int, alpha: float, out_dir: Path) -> dict[str, Path]:
     """The inference and training-mode exports of one seeded MobileNetV2, as frozen GraphDefs."""
-    from batchcheck.tfenv import import_tf
+    from batchcheck.backends.tf.env import import_tf
 
     tf = import_tf()
     import keras

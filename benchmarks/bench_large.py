@@ -48,7 +48,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench_check import add_child_options, child_env  # importing bench_check puts the batchcheck to measure on sys.path
+from bench_check import (  # importing bench_check puts the batchcheck to measure on sys.path
+    add_child_options,
+    child_env,
+)
 from bench_roles import REPO, finish, freeze_keras_application, role_plain
 from profiling import MB
 
@@ -63,11 +66,11 @@ TARGET_GROWTH = 1.1  # (cost ratio / node ratio), smallest to largest chain: lin
 TARGET_KERAS_RATIO = 2.0  # whole check / plain forward passes
 POLL_SECONDS = 0.02
 # the baseline imports TF as the check does (quietly, then gc.freeze(), which also shortens the exit)
-IMPORT_AS_BATCHCHECK = "from batchcheck.tfenv import import_tf; import_tf()"
+IMPORT_AS_BATCHCHECK = "from batchcheck.backends.tf.env import import_tf; import_tf()"
 # the check child: `python -c TIMED_CHECK IMPORT_JSON MODEL OPTIONS…` times its TF import, then runs the CLI
 TIMED_CHECK = """import json, sys, time
 started = time.perf_counter()
-from batchcheck.tfenv import import_tf
+from batchcheck.backends.tf.env import import_tf
 import_tf()
 with open(sys.argv[1], "w") as out:
     json.dump({"import_tf_s": time.perf_counter() - started}, out)

@@ -41,7 +41,7 @@ def summarise_batchcheck(bc: dict) -> dict:
         return [e for e in calls if lo <= e["start_s"] <= hi]
 
     calls = _session_calls(events)
-    steady = screened  # both callables compile during the analysis (`GraphRunner._compile`)
+    steady = screened  # both callables compile during the analysis (`TFSession.compile`)
     solo_calls = [c for e in steady for c in inside(e, calls) if c["name"] == CACHE_SOLO]
     compare_calls = [c for e in steady for c in inside(e, calls) if c["name"] == COMPARE]
     # judging and bookkeeping: a trial's time outside its session calls

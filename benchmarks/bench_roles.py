@@ -37,9 +37,9 @@ def _pool_and_plans(meta: dict, batch_sizes: tuple[int, ...] | None, trials: int
     the check's default sizes, as without `--batch-sizes`."""
     import numpy as np
 
-    from batchcheck.checker import draw_plans
     from batchcheck.load.images import special_pool, synthetic_pool
     from batchcheck.options import CheckConfig
+    from batchcheck.plans import draw_plans
 
     config = CheckConfig(batch_sizes=batch_sizes, trials=trials)
     shape = tuple(meta["per_image_shape"])
@@ -174,7 +174,7 @@ def role_plain(args, started: float) -> dict:
 def role_batchcheck(args, started: float) -> dict:
     """The real `batchcheck check` command, profiled from outside, then the paired per-trial measurements."""
     t = time.perf_counter()
-    from batchcheck.tfenv import import_tf
+    from batchcheck.backends.tf.env import import_tf
 
     import_tf()  # as the CLI imports it (quietly, then gc.freeze())
     import_s = time.perf_counter() - t
@@ -216,7 +216,7 @@ def role_batchcheck(args, started: float) -> dict:
             "argv": argv, "exit_code": exit_code, "verdict": report["verdict"],
             "tolerance": report.get("tolerance"), "compared_tensors": report["model"]["compared_tensors"],
             "screened_tensors": report["model"]["screened_tensors"],
-            "graph_nodes": len(checkers[0].runner.graph.get_operations()),
+            "graph_nodes": len(checkers[0].runner.session.graph.get_operations()),
             "report_tail": stdout.getvalue().strip().splitlines()[-6:],
             "events": profiler.events, "rss_end_bytes": rss_bytes(), "check_maxrss_bytes": check_maxrss,
             "check_end_s": check_end_s, "check_cpu_s": check_cpu_s, "paired": paired}

@@ -53,24 +53,23 @@ def _plan(arguments: dict) -> dict:
 
 # Labels the summaries look for.
 OPEN, CHECK, RUN_PLAN = "Checker.open", "Checker.check", "Checker.run_plan"
-CACHE_SOLO, COMPARE, COMPILE = "GraphRunner.cache_solo", "GraphRunner.compare", "GraphRunner._compile"
+CACHE_SOLO, COMPARE, COMPILE = "Runner.cache_solo", "Runner.compare", "TFSession.compile"
 
 PROFILED = (
     Profiled("batchcheck.cli.check", "run", "cli check.run"),
     Profiled("batchcheck.checker", "Checker.open", OPEN),
-    Profiled("batchcheck.checker", "load_model", "load_model"),
-    Profiled("batchcheck.checker", "prepare", "prepare"),
+    Profiled("batchcheck.checker", "open_model", "open_model"),
     Profiled("batchcheck.checker", "synthetic_pool", "synthetic_pool"),
     Profiled("batchcheck.checker", "special_pool", "special_pool"),
-    Profiled("batchcheck.run.runner", "GraphRunner.__init__", "GraphRunner() import+Session"),
-    Profiled("batchcheck.run.runner", "GraphRunner.analyse", "GraphRunner.analyse"),
-    Profiled("batchcheck.run.runner", "GraphRunner._compile", COMPILE),
+    Profiled("batchcheck.backends.tf.session", "TFSession.__init__", "TFSession() import+Session"),
+    Profiled("batchcheck.run.runner", "Runner.analyse", "Runner.analyse"),
+    Profiled("batchcheck.backends.tf.session", "TFSession.compile", COMPILE),
     Profiled("batchcheck.checker", "calibrate", "calibrate"),
     Profiled("batchcheck.checker", "Checker.check", CHECK),
     Profiled("batchcheck.checker", "Checker.run_plan", RUN_PLAN, _plan),
-    Profiled("batchcheck.run.runner", "GraphRunner.cache_solo", CACHE_SOLO, _solo),
-    Profiled("batchcheck.run.runner", "GraphRunner.compare", COMPARE, _compare),
-    Profiled("batchcheck.run.runner", "GraphRunner.forward", "GraphRunner.forward", _rows),
+    Profiled("batchcheck.run.runner", "Runner.cache_solo", CACHE_SOLO, _solo),
+    Profiled("batchcheck.run.runner", "Runner.compare", COMPARE, _compare),
+    Profiled("batchcheck.run.runner", "Runner.forward", "Runner.forward", _rows),
     Profiled("batchcheck.checker", "Checker.result", "Checker.result"),
     Profiled("batchcheck.report.terminal", "print_report", "print_report"),
 )

@@ -15,31 +15,36 @@ from batchcheck.pytest.baseline import (
     METRIC_TOLERANCE,
     _agreement,
     _metric_kind,
-    baseline_key,
     compare,
     fixed_plan,
-    load_baseline,
     measure,
+)
+from batchcheck.pytest.baseline_file import (
+    BaselineEntry,
+    LayerFigures,
+    RootSummary,
+    TaskMetric,
+    baseline_key,
+    load_baseline,
     write_baseline,
 )
 
-CLEAN = {
-    "verdict": "invariant",
-    "nondeterministic": False,
-    "roots": [],
-    "plan": "batch of 4, probe `noise-0` at 1, mates: flat black, gaussian-1, extreme checkerboard",
-    "layers": {"Conv0": {"status": "ok", "max_abs_diff": 0.0, "max_rel_diff": 0.0},
-               "Conv1": {"status": "ok", "max_abs_diff": 1e-7, "max_rel_diff": 1e-7}},
-    "metrics": {"Predictions:0": {"kind": "top1", "agreement": 1.0, "images": 12}},
-}
+CLEAN = BaselineEntry(
+    verdict="invariant",
+    nondeterministic=False,
+    roots=[],
+    plan="batch of 4, probe `noise-0` at 1, mates: flat black, gaussian-1, extreme checkerboard",
+    layers={"Conv0": LayerFigures("ok", 0.0, 0.0), "Conv1": LayerFigures("ok", 1e-7, 1e-7)},
+    metrics={"Predictions:0": TaskMetric("top1", 1.0, 12)},
+)
 
 
-def broken() -> dict:
+def broken() -> BaselineEntry:
     entry = copy.deepcopy(CLEAN)
-    root = {"node": "Conv0/BN", "layer": "Conv0", "op": "FusedBatchNormV3", "cause": "batchnorm_training"}
-    entry.update(verdict="batch_dependent", roots=[root])
-    entry["layers"]["Conv0"] = {"status": "divergent", "max_abs_diff": 2.0, "max_rel_diff": 0.5}
-    entry["metrics"]["Predictions:0"]["agreement"] = 0.75
+    entry.verdict = "batch_dependent"
+    entry.roots = [RootSummary("Conv0/BN", "Conv0", "FusedBatchNormV3", "batchnorm_training")]
+    entry.layers["Conv0"] = LayerFigures("divergent", 2.0, 0.5)
+    entry.metrics["Predictions:0"].agreement = 0.75
     return entry
 
 
@@ -85,7 +90,7 @@ def test_file_has_one_line_per_layer_and_metric(tmp_path: Path) -> None:
 def test_infinite_figures_are_strict_json_and_compare_as_numbers(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     entry = broken()
-    entry["layers"]["Conv0"]["max_rel_diff"] = float("inf")
+    entry.layers["Conv0"].max_rel_diff = float("inf")
     write_baseline(path, {"a.pb": entry})
     assert '"max_rel_diff": "inf"' in path.read_text()
     stored = load_baseline(path)["a.pb"]
@@ -98,6 +103,7 @@ def test_infinite_figures_are_strict_json_and_compare_as_numbers(tmp_path: Path)
     ('{"models": {}}', "not a batchcheck baseline"),
     ('{"batchcheck_baseline": 99, "models": {}}', "not a batchcheck baseline"),
     ("[]", "not a batchcheck baseline"),
+    ('{"batchcheck_baseline": 1, "models": {"a.pb": {"verdict": "invariant"}}}', "not a batchcheck baseline entry"),
 ])
 def test_unusable_files_are_usage_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "baseline.json"
@@ -133,24 +139,24 @@ def test_a_model_that_is_fixed_improves() -> None:
 
 def test_figures_regress_only_beyond_the_slack() -> None:
     worse = broken()
-    worse["layers"]["Conv0"]["max_rel_diff"] = 0.5 * FIGURE_SLACK * 0.99
+    worse.layers["Conv0"].max_rel_diff = 0.5 * FIGURE_SLACK * 0.99
     assert compare(broken(), worse) == []
-    worse["layers"]["Conv0"]["max_rel_diff"] = 0.5 * FIGURE_SLACK * 1.01
+    worse.layers["Conv0"].max_rel_diff = 0.5 * FIGURE_SLACK * 1.01
     [change] = compare(broken(), worse)
     assert change.regression and change.what == "layer `Conv0` diverges more"
 
 
 def test_metric_drops_within_tolerance_pass() -> None:
     slightly = copy.deepcopy(CLEAN)
-    slightly["metrics"]["Predictions:0"]["agreement"] = 1.0 - METRIC_TOLERANCE / 2
+    slightly.metrics["Predictions:0"].agreement = 1.0 - METRIC_TOLERANCE / 2
     assert compare(CLEAN, slightly) == []
 
 
 def test_new_layers_nondeterminism_and_plan_changes_regress() -> None:
     changed = copy.deepcopy(CLEAN)
-    changed["layers"]["Extra"] = {"status": "divergent", "max_abs_diff": 1.0, "max_rel_diff": 1.0}
-    changed["nondeterministic"] = True
-    changed["plan"] = "batch of 2, probe `cat.jpg` at 1, mates: flat black"
+    changed.layers["Extra"] = LayerFigures("divergent", 1.0, 1.0)
+    changed.nondeterministic = True
+    changed.plan = "batch of 2, probe `cat.jpg` at 1, mates: flat black"
     whats = {c.what for c in compare(CLEAN, changed) if c.regression}
     assert whats == {"layer `Extra`", "run to run", "fixed plan (images or options changed; refresh the baseline)"}
 
@@ -190,17 +196,17 @@ def open_case(tmp_path_factory: pytest.TempPathFactory):
 def test_measure_a_clean_classifier_and_a_batch_dependent_one(open_case) -> None:
     clean = open_case("grayscale")
     entry = measure(clean, clean.check())
-    assert entry["verdict"] == "invariant" and entry["roots"] == [] and not entry["nondeterministic"]
-    assert entry["plan"] == clean.describe(fixed_plan(clean))
-    assert entry["plan"].startswith("batch of 4, probe `noise-0` at 1, mates: flat black,")
-    assert {layer["status"] for layer in entry["layers"].values()} == {"ok"}
-    [(output, metric)] = entry["metrics"].items()
-    assert metric == {"kind": "top1", "agreement": 1.0, "images": clean.main_images}
+    assert entry.verdict == "invariant" and entry.roots == [] and not entry.nondeterministic
+    assert entry.plan == clean.describe(fixed_plan(clean))
+    assert entry.plan.startswith("batch of 4, probe `noise-0` at 1, mates: flat black,")
+    assert {layer.status for layer in entry.layers.values()} == {"ok"}
+    [(output, metric)] = entry.metrics.items()
+    assert metric == TaskMetric("top1", 1.0, clean.main_images)
 
     bad = open_case("batch_mean")
     bad_entry = measure(bad, bad.check())
-    assert bad_entry["verdict"] == "batch_dependent" and bad_entry["roots"][0]["node"] == "BatchMean/Mean"
-    assert bad_entry["layers"]["BatchMean"]["status"] == "divergent"
+    assert bad_entry.verdict == "batch_dependent" and bad_entry.roots[0].node == "BatchMean/Mean"
+    assert bad_entry.layers["BatchMean"].status == "divergent"
     whats = {c.what for c in compare(entry, bad_entry) if c.regression}
     assert {"verdict", "layer `BatchMean`"} <= whats
 
@@ -208,14 +214,14 @@ def test_measure_a_clean_classifier_and_a_batch_dependent_one(open_case) -> None
 def test_measure_a_segmenter_gives_pixel_agreement(open_case) -> None:
     checker = open_case("deeplab")
     entry = measure(checker, checker.check())
-    assert entry["verdict"] == "invariant"
-    assert [metric["kind"] for metric in entry["metrics"].values()] == ["pixels"]
-    assert all(metric["agreement"] == 1.0 for metric in entry["metrics"].values())
+    assert entry.verdict == "invariant"
+    assert [metric.kind for metric in entry.metrics.values()] == ["pixels"]
+    assert all(metric.agreement == 1.0 for metric in entry.metrics.values())
 
 
 def test_nondeterminism_recorded_only_when_randomness_reaches_the_data(open_case) -> None:
     """keep_prob=1: the RandomUniform differs run to run, the mask does not; keep_prob=0.5: it does."""
     kept = open_case("keep_prob_1", keep_prob="1.0")
-    assert measure(kept, kept.check())["nondeterministic"] is False
+    assert measure(kept, kept.check()).nondeterministic is False
     dropped = open_case("keep_prob_half", keep_prob="0.5")
-    assert measure(dropped, dropped.check())["nondeterministic"] is True
+    assert measure(dropped, dropped.check()).nondeterministic is True

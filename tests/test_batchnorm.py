@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from batchcheck.graph.batchnorm import find_batchnorms
-from batchcheck.graph.index import GraphIndex
+from batchcheck.load.open import load_model, whole_graph
+from batchcheck.options import CheckConfig
 
 MN = "MobilenetV1"
 
 
 def batchnorms(case_model, name, feeds=None):
-    from batchcheck.load.formats import load_model
-
-    return {bn.name: bn for bn in find_batchnorms(GraphIndex(load_model(case_model(name)[0]).graph_def), feeds)}
+    index = whole_graph(load_model(case_model(name)[0], CheckConfig()))
+    return {bn.name: bn for bn in find_batchnorms(index, feeds)}
 
 
 def test_fused_inference_batchnorm_with_parameters_and_producer(case_model):

@@ -34,15 +34,15 @@ def _mixed_graph():
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
+    from batchcheck.load.open import backend_for, open_model
+    from batchcheck.options import CheckConfig
+    from batchcheck.run.runner import Runner
     from fixtures._tf import write_frozen_graph
-
-    from batchcheck.load.formats import load_model
-    from batchcheck.load.prepare import prepare
-    from batchcheck.run.runner import GraphRunner
 
     path = write_frozen_graph(_mixed_graph, Path(tmp_path_factory.mktemp("compare")) / "mixed.pb")
     images = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
-    runner = GraphRunner(prepare(load_model(path)))
+    _, prepared = open_model(path, CheckConfig())
+    runner = Runner(backend_for(prepared).session(prepared))
     runner.analyse(images[:1], images[:2])
     yield runner, images
     runner.close()
@@ -67,7 +67,7 @@ def _finite_max_abs(value: np.ndarray) -> float:
 def test_vectorised_comparison_matches_numpy(runner, mode) -> None:
     runner, images = runner
     targets = runner.targets
-    assert len(runner._chunks[Mode.DETAIL]) > 2, "the graph should span several chunks"
+    assert len(runner.session._chunks[Mode.DETAIL]) > 2, "the graph should span several chunks"
     assert {"nan_where_small:0", "inf_where_zero:0", "half:0", "whole:0", "positive:0", "moved:0"} <= {
         t.tensor for t in targets}
     probe, batch, position = images[[2]], images[[0, 2, 1]], 1
@@ -90,9 +90,8 @@ def test_vectorised_comparison_matches_numpy(runner, mode) -> None:
 
 def test_complex_tensors_are_reported_not_compared(tmp_path: Path) -> None:
     """A complex tensor cannot be compared as real numbers: the report lists it as not compared, with why."""
-    from fixtures._tf import image_input, tf, write_frozen_graph
-
     from batchcheck import check
+    from fixtures._tf import image_input, tf, write_frozen_graph
 
     def complex_view():
         x = image_input(8)
@@ -108,10 +107,9 @@ def test_complex_tensors_are_reported_not_compared(tmp_path: Path) -> None:
 def test_shapes_of_tensors_merged_by_common_subexpression_elimination(tmp_path: Path) -> None:
     """Shapes come from a traced run's step stats; TF merges one of two identical ops into the other, so
     the merged one never runs under its own name: it still gets its shape (from a Shape op) and is compared."""
-    from fixtures._tf import image_input, tf, write_frozen_graph
-
     from batchcheck import check
     from batchcheck.options import CheckConfig
+    from fixtures._tf import image_input, tf, write_frozen_graph
 
     def twins():
         x = image_input(8)

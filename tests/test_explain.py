@@ -122,13 +122,14 @@ def test_bad_node_exits_2_with_one_line(case_model, run_cli):
 def test_explains_every_fixture(name, case_model, run_cli):
     """Each fixture's first running BatchNorm (or its output node) is explained without error."""
     from batchcheck.cli import build_parser
-    from batchcheck.lint import graph_facts, load
+    from batchcheck.load.open import open_model
     from batchcheck.options import config_from_options
+    from batchcheck.probe import graph_facts
 
     path, args = case_model(name)
     parsed = build_parser().parse_args(["lint", str(path), *args])
     config = config_from_options(lambda dest: getattr(parsed, dest, None))
-    facts = graph_facts(load(path, config)[1], config.feeds)
+    facts = graph_facts(open_model(path, config)[1], config.feeds)
     norms = [bn.name for bn in facts.norms if bn.name in facts.live]
     node = norms[0] if norms else facts.prepared.outputs[0].split(":")[0]
     result = explain(run_cli, path, *args, "--node", node)

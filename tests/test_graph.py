@@ -3,20 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from batchcheck.graph.index import (
-    GraphIndex,
-    dead_nodes,
-    is_fusion_boundary,
-    layer_of,
-    switch_predicates,
-    value_kinds,
-)
+from batchcheck.graph.index import dead_nodes, layer_of, switch_predicates, value_kinds
+from batchcheck.load.open import load_model, whole_graph
+from batchcheck.options import CheckConfig
 
 
 def load(path):
-    from batchcheck.load.formats import load_model
-
-    return GraphIndex(load_model(path).graph_def)
+    return whole_graph(load_model(path, CheckConfig()))
 
 
 @pytest.mark.parametrize("node,layer", [
@@ -57,9 +50,11 @@ def test_topological_order_despite_graphdef_order(case_model):
 
 
 def test_fusion_boundaries_skip_conv_before_bn(case_model):
+    from batchcheck.backends.tf.session import fusion_boundary
+
     index = load(case_model("mobilenet_v1")[0])
-    assert not is_fusion_boundary(index, "MobilenetV1/Conv2d_0/Conv2D", 0)
-    assert is_fusion_boundary(index, "MobilenetV1/Conv2d_0/Relu6", 0)
+    assert not fusion_boundary(index, "MobilenetV1/Conv2d_0/Conv2D:0")
+    assert fusion_boundary(index, "MobilenetV1/Conv2d_0/Relu6:0")
 
 
 def test_cond_v2_is_inlined_so_branches_are_visible(case_model):

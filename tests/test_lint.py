@@ -39,7 +39,7 @@ def test_lint_agrees_with_check(name, case_model, run_cli):
 def test_json_report_shape(case_model, run_cli):
     path, _ = case_model("mobilenet_v1_bn_training")
     report = lint(run_cli, path).report
-    assert set(report) == {"verdict", "findings", "model", "versions"} and report["verdict"] == "errors"
+    assert set(report) == {"schema", "verdict", "findings", "model", "versions"} and report["verdict"] == "errors"
     assert set(report["findings"][0]) == {"kind", "severity", "node", "op", "layer", "message", "fix",
                                           "confirmed", "evidence"}
     assert all(f["confirmed"] is None for f in report["findings"])

@@ -134,7 +134,7 @@ def test_dropout_fails_determinism_only(run, models) -> None:
 
 def test_fuzz_of_100_examples_loads_the_graph_once(run, models, monkeypatch: pytest.MonkeyPatch) -> None:
     from batchcheck.checker import Checker
-    from batchcheck.run.runner import GraphRunner
+    from batchcheck.run.runner import Runner
 
     calls = {"import": 0, "plan": 0}
 
@@ -144,7 +144,7 @@ def test_fuzz_of_100_examples_loads_the_graph_once(run, models, monkeypatch: pyt
             return method(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(GraphRunner, "__init__", counting(GraphRunner.__init__, "import"))
+    monkeypatch.setattr(Runner, "__init__", counting(Runner.__init__, "import"))
     monkeypatch.setattr(Checker, "run_plan", counting(Checker.run_plan, "plan"))
     result = run(f"--graph={models['grayscale']}", "--graph-examples", "100", "-k", "fuzz", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, deselected=2)

@@ -18,8 +18,10 @@ from hostile.models import QUICK, _acting_ops, _body, _graph_def, _placed, _writ
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from batchcheck.backends.tf.scan import scan_graph_def
 from batchcheck.errors import UsageError
-from batchcheck.safety.scan import refusal_category, scan_graph_def
+from batchcheck.options import CheckConfig
+from batchcheck.safety.scan import refusal_category
 from batchcheck.safety.supervise import Limits, parse_size, run_child
 
 SUPERVISED_ENV = {k: v for k, v in os.environ.items() if k != "BATCHCHECK_UNSUPERVISED"}
@@ -265,7 +267,7 @@ def test_out_of_memory_is_fatal_one_line(tmp_path):
             f"allocating tensor with shape[4096,1024,1024] and type float; limit 2.0 GB, --max-memory); raise "
             f"--max-memory or lower --batch-sizes\n")
     assert (done.returncode, done.stderr) == (2, line), done.stderr
-    assert json.loads(report.read_text()) == {"verdict": "error", "error": line[12:-1], "stage": "check",
+    assert json.loads(report.read_text()) == {"schema": 1, "verdict": "error", "error": line[12:-1], "stage": "check",
                                               "model": {"path": str(model)}}
 
 
@@ -309,9 +311,10 @@ def test_plugin_supervises_each_model(tmp_path):
 def test_remote_checker_crash_names_the_stage(tmp_path, monkeypatch, base_graph):
     """A child that dies (here: killed with SIGSEGV while idle) fails the next call, and every later one,
     with one line naming the model and the stage the plugin was in."""
-    from batchcheck.checker import BatchPlan
+    from batchcheck.errors import ChildStopped
     from batchcheck.options import CheckConfig
-    from batchcheck.safety.remote import ChildStopped, RemoteChecker
+    from batchcheck.plans import BatchPlan
+    from batchcheck.safety.remote import RemoteChecker
     from batchcheck.safety.supervise import stage
 
     monkeypatch.setenv("PYTHONPATH", CHILD_ENV["PYTHONPATH"])
@@ -343,7 +346,7 @@ MUTATIONS = st.lists(st.tuples(st.sampled_from(["op", "input", "drop", "dup", "d
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutations=MUTATIONS)
 def test_fuzz_graph_def_mutations(tmp_path, base_graph, mutations):
-    from batchcheck.load.formats import load_model
+    from batchcheck.load.open import load_model
 
     graph_def = _copy(base_graph)
     for kind, where, word in mutations:
@@ -368,7 +371,7 @@ def test_fuzz_graph_def_mutations(tmp_path, base_graph, mutations):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=3000), cut=st.integers(0, 4000), flips=st.lists(st.integers(0, 10**6), max_size=8))
 def test_fuzz_graph_def_bytes(tmp_path, base_graph, data, cut, flips):
-    from batchcheck.load.formats import load_model
+    from batchcheck.load.open import load_model
 
     raw = bytearray(base_graph.SerializeToString()[:cut] + data)
     for flip in flips:
@@ -382,10 +385,10 @@ def test_fuzz_graph_def_bytes(tmp_path, base_graph, data, cut, flips):
 def _fuzz_load(load_model, path: Path) -> None:
     """The loader either refuses (UsageError: one line once printed) or loads a graph the scan let through."""
     try:
-        loaded = load_model(path)
+        loaded = load_model(path, CheckConfig())
     except UsageError:
         return
-    assert loaded.graph_def.node
+    assert loaded.graph.node
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import find, given
 from hypothesis.database import InMemoryExampleDatabase
 
-from batchcheck.checker import BatchPlan, PlanOutcome
 from batchcheck.errors import PlanDiverged, UsageError
 from batchcheck.options import CheckConfig
+from batchcheck.plans import BatchPlan, PlanOutcome
 from batchcheck.strategies import (
     KeyedDatabase,
     batch_plans,

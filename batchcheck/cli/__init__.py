@@ -12,7 +12,6 @@ import sys
 import warnings
 from typing import Callable
 
-from .. import __version__
 from ..errors import (
     EXIT_INTERNAL,
     EXIT_UNTESTABLE,
@@ -23,6 +22,7 @@ from ..errors import (
     one_line,
 )
 from ..safety.supervise import EXIT_INTERRUPTED, current_stage, enter_child
+from ..version import __version__
 
 COMMANDS = ("check", "lint", "explain", "inspect", "fix")
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_UNTESTABLE, UsageError, first_line
+from ..formats import MODEL_HELP
 from ..options import add_check_options, argparse_groups, config_from_options
 from ..safety.supervise import limits_of, relay, run_child, supervising
 from .many import check_many, expand_models
@@ -32,7 +33,7 @@ HELP = "check models for batch invariance"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL",
-                        help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta; several models and quoted "
+                        help=f"{MODEL_HELP}; several models and quoted "
                              "globs ('zoo/*.pb') are checked one after the other, then summarised")
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, group=groups)

@@ -8,14 +8,14 @@ import argparse
 from pathlib import Path
 
 from ..options import add_check_options, argparse_groups
-from .output import add_json_option, run_command
+from .output import add_json_option, add_model_argument, run_command
 from .reports import add_report_options
 
 HELP = "rewrite a model for inference (BN, dropout, flags), fold BN, and prove it"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    add_model_argument(parser)
     groups = argparse_groups(parser)
     repair = groups("repair")
     repair("-o", "--out", type=Path, required=True, metavar="OUT.pb", help="where to write the fixed frozen GraphDef")
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..repair import fix
-    from ..repair.report import print_fix_report
+    from ..report.fix import print_fix_report
 
     return run_command(args, "rewriting, re-checking and timing…",
                        lambda config: fix(args.model, args.out, config, calibrate=args.calibrate,

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..options import add_check_options, argparse_groups, config_from_options
-from .output import STDOUT, add_json_option, checked_json_path, status, write_json
+from .output import (
+    STDOUT,
+    add_json_option,
+    add_model_argument,
+    checked_json_path,
+    status,
+    write_json,
+)
 
 HELP = "list a model's input, placeholders, outputs, BatchNorm nodes and layers"
 MAX_ROWS = 40
@@ -16,7 +22,7 @@ WIDE = 160  # columns when writing to a file or a pipe: node names are long
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    add_model_argument(parser)
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, group=groups, select=lambda option: option.group == "model")
     add_json_option(groups("output"))

@@ -39,12 +39,12 @@ def print_lint(result, console) -> None:
 
     out = lambda text="": console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
     model = result.model
-    out(f"[bold]batchcheck lint[/] {escape(model['path'])} ({model['format']})")
-    out(f"  input    {escape(model['input'])} {model['input_dtype']}, per image "
-        f"{'×'.join(map(str, model['per_image_shape']))}")
-    out(f"  outputs  {escape(', '.join(model['outputs']))}")
-    flags = ", ".join(f"{name}={value}" for name, value in model["flags"].items()) or "none"
-    out(f"  {model['nodes']} nodes, {model['batchnorms']} BatchNorm(s), flags: {escape(flags)}")
+    out(f"[bold]batchcheck lint[/] {escape(model.path)} ({model.format})")
+    out(f"  input    {escape(model.input)} {model.input_dtype}, per image "
+        f"{'×'.join(map(str, model.per_image_shape))}")
+    out(f"  outputs  {escape(', '.join(model.outputs))}")
+    flags = ", ".join(f"{name}={value}" for name, value in model.flags.items()) or "none"
+    out(f"  {model.nodes} nodes, {model.batchnorms} BatchNorm(s), flags: {escape(flags)}")
     out()
     colours = {"error": "red", "warning": "yellow", "info": "cyan"}
     for finding in result.findings:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import EXIT_INTERNAL, EXIT_UNTESTABLE, UsageError, one_line
 from ..options import CheckConfig, option_args
 from ..safety.supervise import limits_of, relay, run_child, supervising
+from ..serial import SCHEMA
 from .output import STDOUT, write_json
 
 GLOB_CHARS = frozenset("*?[")
@@ -60,7 +61,7 @@ def check_many(args: argparse.Namespace, models: list[Path], config: CheckConfig
     if json_path != STDOUT:
         _print_summary(models, reports, codes)
     if json_path is not None:
-        write_json(json_path, json.dumps({"models": reports}, indent=2) + "\n")
+        write_json(json_path, json.dumps({"schema": SCHEMA, "models": reports}, indent=2) + "\n")
     if args.markdown is not None:
         write_markdown(args.markdown, [(str(model), None, report) for model, report in zip(models, reports)])
     return min(codes, key=WORST_FIRST.index)

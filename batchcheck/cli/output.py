@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from ..errors import UsageError
+from ..formats import MODEL_HELP
 
 STDOUT = Path("-")
 
@@ -71,7 +72,7 @@ def progress_callback(console) -> Callable[[int, int], None] | None:
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
+    parser.add_argument("model", type=Path, help=MODEL_HELP)
 
 
 def run_command(args: argparse.Namespace, message: str, compute: Callable, show: Callable, kind: str) -> int:

@@ -9,7 +9,7 @@ Recognised forms:
   (LayerNorm, InstanceNorm, GroupNorm);
 - the `(x - mean) * Rsqrt(variance + eps)` form GroupNorm code writes.
 
-Works on the protobuf alone; constants, flags and cond branches are read with `values`.
+Works on the neutral graph view alone; constants, flags and cond branches are read with `values`.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kinds
 from .index import GraphIndex, layer_of
 from .values import (
     CONSTANT_HOPS,
@@ -24,14 +25,10 @@ from .values import (
     constant_value,
     flag_of,
     placeholder_default,
-    skip_ops,
+    skip_kinds,
 )
 
-FUSED_BATCHNORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
-PRODUCER_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})
-PASS_THROUGH_OPS = frozenset({"Identity", "Squeeze", "StopGradient", "Snapshot", "ReadVariableOp",
-                              "Reshape", "ExpandDims"})
-ADD_OPS = frozenset({"Add", "AddV2"})
+PASS_THROUGH = frozenset({kinds.IDENTITY, kinds.SQUEEZE, kinds.RESHAPE, kinds.EXPAND_DIMS})
 PARAMETERS = ("gamma", "beta", "mean", "variance")
 
 
@@ -127,10 +124,10 @@ def find_batchnorms(index: GraphIndex, feeds: dict[str, str] | None = None) -> l
     """Every BatchNorm in `index`, in topological order; `feeds` (node → text value) resolve flags."""
     found: list[BatchNorm] = []
     for name in index.order:
-        op = index.nodes[name].op
-        if op in FUSED_BATCHNORM_OPS:
+        kind = index.nodes[name].kind
+        if kind == kinds.BATCH_NORM:
             found.append(_fused(index, name, feeds or {}))
-        elif op == "Rsqrt":
+        elif kind == kinds.RSQRT:
             norm = _decomposed(index, name, feeds or {})
             if norm is not None:
                 found.append(norm)
@@ -141,26 +138,25 @@ def find_batchnorms(index: GraphIndex, feeds: dict[str, str] | None = None) -> l
 
 
 def _fused(index: GraphIndex, name: str, feeds: dict[str, str]) -> BatchNorm:
-    definition = index.defs[name]
     info = index.nodes[name]
     inputs = [f"{s}:{o}" for s, o in info.data_inputs[:5]]
-    training = bool(definition.attr["is_training"].b)
+    training = info.attrs["training"]
     params = [_parameter(index, t.split(":")[0]) for t in inputs[1:5]]
     gamma = params[0]
     if gamma.value is not None and gamma.value.size and np.all(gamma.value == 1) and _is_plain_const(gamma.node):
         gamma = Parameter(None, gamma.value)  # slim scale=False: a Const of ones, no learnt gamma
-    data_format = definition.attr["data_format"].s.decode() or "NHWC"
+    data_format = info.attrs["data_format"]
     source = _with_cond(index, TrainingSource(training, "attribute"), name, feeds)
     per_sample = training and _batch_folded_into_channels(index, info.data_inputs[0][0], data_format)
     return BatchNorm(name, info.op, "fused", inputs[0], f"{name}:0", gamma, *params[1:],
-                     float(definition.attr["epsilon"].f), source, per_sample, None,
+                     info.attrs["epsilon"], source, per_sample, None,
                      _producer(index, info.data_inputs[0][0]), (name,), data_format)
 
 
 def _batch_folded_into_channels(index: GraphIndex, x_node: str, data_format: str) -> bool:
     """tf.keras LayerNormalization: x reshaped to [1, N·…, …] so that each 'channel' is one image."""
-    node = skip_ops(index, x_node, {"Identity"})
-    if index.nodes[node].op != "Reshape" or len(index.nodes[node].data_inputs) < 2:
+    node = skip_kinds(index, x_node, {kinds.IDENTITY})
+    if index.nodes[node].kind != kinds.RESHAPE or len(index.nodes[node].data_inputs) < 2:
         return False
     shape_node = index.nodes[node].data_inputs[1][0]
     first = _first_shape_element(index, shape_node)
@@ -173,7 +169,7 @@ def _first_shape_element(index: GraphIndex, shape_node: str) -> int | None:
     if value is not None and value.size:
         return int(value.reshape(-1)[0])
     info = index.nodes.get(shape_node)
-    if info is not None and info.op == "Pack" and info.data_inputs:
+    if info is not None and info.kind == kinds.PACK and info.data_inputs:
         first = constant_value(index, info.data_inputs[0][0])
         return int(first.reshape(-1)[0]) if first is not None and first.size else None
     return None
@@ -185,7 +181,7 @@ def _first_shape_element(index: GraphIndex, shape_node: str) -> int | None:
 def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNorm | None:
     """The BN around `rsqrt = Rsqrt(variance + eps)`, or None when it is not one."""
     add = index.nodes[rsqrt].data_inputs[0][0]
-    if index.nodes[add].op not in ADD_OPS or len(index.nodes[add].data_inputs) != 2:
+    if index.nodes[add].kind != kinds.ADD or len(index.nodes[add].data_inputs) != 2:
         return None
     operands = [s for s, _ in index.nodes[add].data_inputs]
     eps_values = [constant_value(index, s) for s in operands]
@@ -197,7 +193,7 @@ def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNo
     inv, gamma = rsqrt, Parameter(None)
     members = [add, rsqrt]
     for consumer in _consumers(index, rsqrt):
-        if index.nodes[consumer].op == "Mul":
+        if index.nodes[consumer].kind == kinds.MUL:
             other = _other_input(index, consumer, rsqrt)
             if other is not None and constant_value(index, other) is not None:
                 inv, gamma = consumer, _parameter(index, other)
@@ -228,7 +224,7 @@ def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNo
 
 def _affine_form(index: GraphIndex, inv: str):
     """tf.nn.batch_normalization: x*inv + (beta - mean*inv) (or - mean*inv without beta)."""
-    muls = [c for c in _consumers(index, inv) if index.nodes[c].op == "Mul"]
+    muls = [c for c in _consumers(index, inv) if index.nodes[c].kind == kinds.MUL]
     if len(muls) != 2:
         return None
     for scaled, shifted in (muls, muls[::-1]):
@@ -239,13 +235,13 @@ def _affine_form(index: GraphIndex, inv: str):
         for offset in _consumers(index, shifted):
             offset_info = index.nodes[offset]
             beta = Parameter(None)
-            if offset_info.op == "Sub" and offset_info.data_inputs[1][0] == shifted:
+            if offset_info.kind == kinds.SUB and offset_info.data_inputs[1][0] == shifted:
                 beta = _parameter(index, offset_info.data_inputs[0][0])
-            elif offset_info.op != "Neg":
+            elif offset_info.kind != kinds.NEG:
                 continue
             for output in _consumers(index, offset):
                 sources = {s for s, _ in index.nodes[output].data_inputs}
-                if index.nodes[output].op in ADD_OPS and sources == {scaled, offset}:
+                if index.nodes[output].kind == kinds.ADD and sources == {scaled, offset}:
                     return x, mean, f"{output}:0", beta, [scaled, shifted, offset, output]
     return None
 
@@ -253,10 +249,10 @@ def _affine_form(index: GraphIndex, inv: str):
 def _centred_form(index: GraphIndex, inv: str):
     """(x - mean) * inv, as GroupNorm code writes it (affine parameters applied later, if at all)."""
     for consumer in _consumers(index, inv):
-        if index.nodes[consumer].op != "Mul":
+        if index.nodes[consumer].kind != kinds.MUL:
             continue
         centred = _other_input(index, consumer, inv)
-        if centred is None or index.nodes[centred].op != "Sub":
+        if centred is None or index.nodes[centred].kind != kinds.SUB:
             continue
         (x_node, x_out), (mean, _) = index.nodes[centred].data_inputs
         if _moments_mean(index, mean) is not None:
@@ -270,16 +266,16 @@ def _looks_like_statistic(index: GraphIndex, node: str) -> bool:
 
 def _moments_mean(index: GraphIndex, node: str) -> str | None:
     """The `Mean` node behind `node` (through Squeeze/StopGradient/Identity), if it is one."""
-    node = skip_ops(index, node, PASS_THROUGH_OPS)
-    return node if index.nodes[node].op == "Mean" else None
+    node = skip_kinds(index, node, PASS_THROUGH)
+    info = index.nodes[node]
+    return node if info.kind == kinds.REDUCE and info.attrs.get("reduce") == "mean" else None
 
 
 def _reduction_axes(index: GraphIndex, mean: str) -> tuple[int, ...] | None:
-    inputs = index.nodes[mean].data_inputs
-    value = constant_value(index, inputs[1][0]) if len(inputs) > 1 else None
-    if value is None:
+    axes = index.nodes[mean].attrs.get("axes")
+    if axes is None:
         return None
-    axes = tuple(sorted(int(v) for v in np.atleast_1d(value)))
+    axes = tuple(sorted(axes))
     return axes if all(a >= 0 for a in axes) else None
 
 
@@ -302,7 +298,7 @@ def _with_cond(index: GraphIndex, source: TrainingSource, node: str, feeds: dict
 
 
 def _parameter(index: GraphIndex, name: str) -> Parameter:
-    node = skip_ops(index, name, CONSTANT_HOPS)
+    node = skip_kinds(index, name, CONSTANT_HOPS)
     return Parameter(node, constant_value(index, node))
 
 
@@ -328,6 +324,6 @@ def _other_input(index: GraphIndex, node: str, known: str) -> str | None:
 
 
 def _producer(index: GraphIndex, x_node: str) -> str | None:
-    node = skip_ops(index, x_node, {"Identity"})
-    return node if node in index and index.nodes[node].op in PRODUCER_OPS else None
+    node = skip_kinds(index, x_node, {kinds.IDENTITY})
+    return node if node in index and index.nodes[node].attrs.get("foldable") else None
 

@@ -2,10 +2,11 @@
 (training mode, statistics never updated, tiny variances, no learnt scale, foldable into a conv)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..result import Finding
 from .batchnorm import BatchNorm, find_batchnorms
 from .index import GraphIndex, layer_of
 
@@ -32,15 +33,6 @@ CHECK_KINDS = ("stale_statistics", "no_scale")  # what `check` has always report
 
 
 @dataclass(frozen=True)
-class Finding:
-    """A BatchNorm pitfall as `check` reports it in its `findings` (the JSON keys are a contract)."""
-    kind: str
-    node: str
-    layer: str
-    message: str
-
-
-@dataclass(frozen=True)
 class LintFinding:
     """One thing lint found at a node; `confirmed` is set by a runtime confirmation (None: not run)."""
     kind: str
@@ -52,9 +44,6 @@ class LintFinding:
     fix: str
     confirmed: bool | None = None
     evidence: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def confirm(self, value: bool | None, **evidence) -> "LintFinding":
         return replace(self, confirmed=value, evidence={**self.evidence, **evidence})

@@ -1,49 +1,24 @@
-"""Static analysis of a GraphDef: edges, topological order, which tensors to compare, layers.
+"""The neutral graph view: nodes in the neutral vocabulary (`kinds.py`) with their edges, topological order,
+value kinds, live branches, loop frames and layers.
 
-Works on the protobuf alone (no session), so it is cheap and testable on any graph.
+A backend builds it from its own model format and answers what needs the runtime (constants, attributes,
+inferred shapes) through its `GraphSource`; nothing here imports a runtime.
 """
 from __future__ import annotations
 
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Protocol
 
-SHAPE_OPS = frozenset({"Shape", "ShapeN", "Size", "Rank", "TensorArraySizeV3"})
-# Stateless random ops draw the same values for the same seed (Keras 3's dropout, frozen with its seed): run
-# to run they agree, but a mask drawn for the whole batch gives an image a different mask in each batch.
-STATELESS_RANDOM_OPS = frozenset({
-    "StatelessRandomUniform", "StatelessRandomUniformV2", "StatelessRandomNormal", "StatelessRandomNormalV2",
-    "StatelessTruncatedNormal", "StatelessTruncatedNormalV2", "StatelessRandomUniformInt",
-    "StatelessRandomUniformIntV2", "StatelessRandomUniformFullInt", "StatelessRandomUniformFullIntV2",
-    "StatelessMultinomial", "StatelessRandomBinomial", "StatelessRandomGammaV2", "StatelessRandomGammaV3",
-    "StatelessRandomPoisson", "StatelessParameterizedTruncatedNormal", "StatelessShuffle",
-})
-RANDOM_OPS = STATELESS_RANDOM_OPS | {
-    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
-    "RandomShuffle", "Multinomial", "RandomGamma", "RandomGammaGrad", "RandomPoisson",
-    "RandomPoissonV2", "RandomCrop", "ParameterizedTruncatedNormal", "RandomBinomial",
-}
-PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
-LOOP_ENTRY_OPS = frozenset({"Enter", "RefEnter"})
-LOOP_EXIT_OPS = frozenset({"Exit", "RefExit"})
-BACK_EDGE_OPS = frozenset({"NextIteration", "RefNextIteration"})
-SWITCH_OPS = frozenset({"Switch", "RefSwitch"})
-MERGE_OPS = frozenset({"Merge", "RefMerge"})
-VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
-# Ops that produce no comparable value, or whose values are bookkeeping.
-SKIPPED_OPS = frozenset({"Const", "NoOp", "Assert", "Print", "PrintV2", "Placeholder", "PlaceholderV2"})
-# Ops after which grappler may fuse their input away (Conv+BiasAdd+Relu, Conv+BN+Relu, BN arithmetic):
-# a tensor whose only consumer is one of these is not a fusion boundary.
-FUSABLE_FOLLOWERS = frozenset({
-    "BiasAdd", "BiasAddV1", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3",
-    "Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Tanh", "Sigmoid", "Softplus", "Identity",
-    "Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum", "Cast", "Squeeze", "Rsqrt", "Neg",
-})
+import numpy as np
+
+from . import kinds
+
 # Name-scope parts that describe the inside of a layer rather than the layer itself.
 INNER_SCOPES = re.compile(r"^(moments|batchnorm|BatchNorm|batch_norm|cond(_\d+)?|then|else|"
                           r"Switch(_\d+)?|Merge(_\d+)?|switch_(t|f)|pivot_(t|f)|_\d+)$")
-NON_VALUE_DTYPES = frozenset({7, 20, 21})  # DT_STRING, DT_RESOURCE, DT_VARIANT
+NON_VALUE_DTYPES = frozenset({"string", "resource", "variant"})
 
 
 def split_input(name: str) -> tuple[str, int, bool]:
@@ -68,51 +43,70 @@ def layer_of(node_name: str) -> str:
     return "/".join(parts) if parts else node_name
 
 
+class GraphSource(Protocol):
+    """What a backend answers about its own graph, on demand: constants, attributes, inferred shapes."""
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """The value of node `name` when it is a constant (a `CONSTANT` node, or one computed from constants
+        alone), else None."""
+
+    def attributes(self, name: str) -> dict[str, Any]:
+        """Node `name`'s own attributes as plain values, for people to read."""
+
+    def static_shapes(self) -> dict[str, tuple[int | None, ...] | None]:
+        """Every tensor's shape as the runtime infers it without running (None: unknown rank)."""
+
+
 @dataclass
-class NodeInfo:
-    """One node with its edges split into data and control."""
+class Node:
+    """One node of a graph in the neutral vocabulary: the runtime's op, its kind, edges split into data and
+    control, and the attributes the rules read (`graph/kinds.py`)."""
     name: str
     op: str
+    kind: str
     data_inputs: list[tuple[str, int]]
     control_inputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
     consumers: set[str] = field(default_factory=set)
     data_consumers: dict[int, int] = field(default_factory=dict)  # output index -> consumer count
 
 
 class GraphIndex:
-    """Edges and orders of a GraphDef, computed once."""
+    """Edges, orders and values of a graph in the neutral vocabulary, computed once."""
 
-    def __init__(self, graph_def) -> None:
-        self.graph_def = graph_def
-        self.nodes: dict[str, NodeInfo] = {}
-        self.defs = {}
-        for node in graph_def.node:
-            data, control = [], []
-            for raw in node.input:
-                source, index, is_control = split_input(raw)
-                (control if is_control else data).append(source if is_control else (source, index))
-            self.nodes[node.name] = NodeInfo(node.name, node.op, data, control)
-            self.defs[node.name] = node
+    def __init__(self, nodes: Iterable[Node], source: GraphSource) -> None:
+        self.source = source
+        self.nodes: dict[str, Node] = {node.name: node for node in nodes}
+        self._constants: dict[str, np.ndarray | None] = {}
         for info in self.nodes.values():
-            for source, index in info.data_inputs:
-                if source in self.nodes:
-                    self.nodes[source].consumers.add(info.name)
-                    counts = self.nodes[source].data_consumers
+            for source_name, index in info.data_inputs:
+                if source_name in self.nodes:
+                    self.nodes[source_name].consumers.add(info.name)
+                    counts = self.nodes[source_name].data_consumers
                     counts[index] = counts.get(index, 0) + 1
-            for source in info.control_inputs:
-                if source in self.nodes:
-                    self.nodes[source].consumers.add(info.name)
+            for source_name in info.control_inputs:
+                if source_name in self.nodes:
+                    self.nodes[source_name].consumers.add(info.name)
         self.order = self._topological_order()
         self.position = {name: i for i, name in enumerate(self.order)}
 
     def __contains__(self, name: str) -> bool:
         return name in self.nodes
 
+    def kind(self, name: str) -> str:
+        return self.nodes[name].kind
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """Node `name`'s value when it depends on constants only (asked of the backend once)."""
+        if name not in self._constants:
+            self._constants[name] = self.source.constant(name) if name in self.nodes else None
+        return self._constants[name]
+
     def _topological_order(self) -> list[str]:
-        """Kahn's order, ignoring loop back edges (NextIteration → Merge); ties keep GraphDef order."""
+        """Kahn's order, ignoring loop back edges (NextIteration → Merge); ties keep the graph's order."""
         sources = {
             name: {s for s, _ in info.data_inputs
-                   if s in self.nodes and self.nodes[s].op not in BACK_EDGE_OPS}
+                   if s in self.nodes and self.nodes[s].kind != kinds.NEXT_ITERATION}
             | {s for s in info.control_inputs if s in self.nodes}
             for name, info in self.nodes.items()
         }
@@ -151,35 +145,9 @@ class GraphIndex:
                 stack.extend(n for n in neighbours(self.nodes[name]) if n in self.nodes)
         return seen
 
-    def output_dtypes(self, name: str) -> list[int]:
-        """Output dtypes (DataType enums) of a node, from its attrs where the op makes them plain."""
-        node = self.defs[name]
-        attr = node.attr
-        if node.op in SWITCH_OPS:
-            return [attr["T"].type] * 2
-        if node.op in MERGE_OPS:
-            return [attr["T"].type, 3]
-        if node.op == "ShapeN":
-            return [attr["out_type"].type] * attr["N"].i
-        for key in ("dtype", "T", "out_type", "DstT", "Tout", "output_type"):
-            if key in attr and attr[key].type:
-                count = 1
-                if node.op.startswith("FusedBatchNorm"):
-                    count = 6 if node.op == "FusedBatchNormV3" else 5
-                elif node.op == "Unpack":
-                    count = attr["num"].i
-                elif node.op in ("Split", "SplitV"):
-                    count = attr["num_split"].i
-                elif node.op == "TopKV2":
-                    return [attr["T"].type, 3]
-                elif node.op in ("Unique",):
-                    return [attr["T"].type, attr["out_idx"].type]
-                return [attr[key].type] * count
-        if "Tout" in attr and attr["Tout"].list.type:
-            return list(attr["Tout"].list.type)
-        if "output_types" in attr and attr["output_types"].list.type:
-            return list(attr["output_types"].list.type)
-        return []
+    def output_dtypes(self, name: str) -> tuple[str, ...]:
+        """The dtype names of a node's outputs, where the backend knows them."""
+        return self.nodes[name].attrs.get("dtypes", ())
 
 
 def value_kinds(index: GraphIndex, input_node: str) -> dict[str, str]:
@@ -188,26 +156,26 @@ def value_kinds(index: GraphIndex, input_node: str) -> dict[str, str]:
 
     Loop back edges (NextIteration → Merge) count too: a while loop whose state starts from zeros
     but takes in data on each step outputs data, so passes repeat until no kind changes."""
-    kinds: dict[str, str] = {}
+    values: dict[str, str] = {}
     changed = True
     while changed:
         changed = False
         for name in index.order:
-            kind = _value_kind(index.nodes[name], kinds, name == input_node)
-            if kinds.get(name) != kind:
-                kinds[name], changed = kind, True
-    return kinds
+            kind = _value_kind(index.nodes[name], values, name == input_node)
+            if values.get(name) != kind:
+                values[name], changed = kind, True
+    return values
 
 
-def _value_kind(info: NodeInfo, kinds: dict[str, str], is_input: bool) -> str:
-    source_kinds = {kinds.get(s, "const") for s, _ in info.data_inputs}
+def _value_kind(info: Node, values: dict[str, str], is_input: bool) -> str:
+    source_kinds = {values.get(s, "const") for s, _ in info.data_inputs}
     if is_input:
         return "data"
-    if info.op in SHAPE_OPS:
+    if info.kind == kinds.SHAPE:
         return "shape" if source_kinds - {"const"} else "const"
     if "data" in source_kinds:
         return "data"
-    if info.op in RANDOM_OPS or "random" in source_kinds:
+    if info.kind in kinds.RANDOMS or "random" in source_kinds:
         return "random"
     return "shape" if "shape" in source_kinds else "const"
 
@@ -215,15 +183,15 @@ def _value_kind(info: NodeInfo, kinds: dict[str, str], is_input: bool) -> str:
 def loop_frame_nodes(index: GraphIndex) -> set[str]:
     """Nodes inside TF1 while-loop frames (between Enter and Exit): not fetchable from outside."""
     inside: set[str] = set()
-    stack = [n for n, info in index.nodes.items() if info.op in LOOP_ENTRY_OPS]
+    stack = [n for n, info in index.nodes.items() if info.kind == kinds.ENTER]
     while stack:
         name = stack.pop()
         if name in inside:
             continue
         inside.add(name)
-        if index.nodes[name].op not in LOOP_EXIT_OPS:
+        if index.nodes[name].kind != kinds.EXIT:
             stack.extend(index.nodes[name].consumers)
-    return {n for n in inside if index.nodes[n].op not in LOOP_EXIT_OPS}
+    return {n for n in inside if index.nodes[n].kind != kinds.EXIT}
 
 
 def dead_nodes(index: GraphIndex, branch_taken: dict[str, bool]) -> set[str]:
@@ -237,14 +205,14 @@ def dead_nodes(index: GraphIndex, branch_taken: dict[str, bool]) -> set[str]:
         info = index.nodes[name]
         inputs_dead = [(s, i) in dead_outputs or s in dead for s, i in info.data_inputs]
         control_dead = any(s in dead for s in info.control_inputs)
-        if info.op in MERGE_OPS:
+        if info.kind == kinds.MERGE:
             if info.data_inputs and all(inputs_dead):
                 dead.add(name)
             continue
         if any(inputs_dead) or control_dead:
             dead.add(name)
             continue
-        if info.op in SWITCH_OPS and name in branch_taken:
+        if info.kind == kinds.SWITCH and name in branch_taken:
             dead_outputs.add((name, 0 if branch_taken[name] else 1))
     return dead
 
@@ -253,14 +221,4 @@ def switch_predicates(index: GraphIndex) -> dict[str, str]:
     """Switch node → its predicate tensor name."""
     return {name: f"{info.data_inputs[1][0]}:{info.data_inputs[1][1]}"
             for name, info in index.nodes.items()
-            if info.op in SWITCH_OPS and len(info.data_inputs) == 2}
-
-
-def is_fusion_boundary(index: GraphIndex, node: str, output: int) -> bool:
-    """True unless grappler may fuse this tensor into its single consumer (so comparing it would
-    stop the fusion): the tensors worth watching on every trial."""
-    info = index.nodes[node]
-    if info.data_consumers.get(output, 0) != 1 or len(info.consumers) != 1:
-        return True
-    (consumer,) = info.consumers
-    return index.nodes[consumer].op not in FUSABLE_FOLLOWERS
+            if info.kind == kinds.SWITCH and len(info.data_inputs) == 2}

@@ -1,28 +1,24 @@
-"""Values read from a GraphDef without running it: constants behind Identity-like hops, placeholder
+"""Values read from a graph without running it: constants behind Identity-like hops, placeholder
 defaults, the flag behind a cond predicate, and the cond Switch a node's inputs come through."""
 from __future__ import annotations
 
 import numpy as np
 
-from .index import PLACEHOLDER_OPS, SWITCH_OPS, GraphIndex
+from . import kinds
+from .index import GraphIndex
 
-CONSTANT_HOPS = frozenset({"Identity", "Switch", "RefSwitch", "ReadVariableOp", "Snapshot"})
+CONSTANT_HOPS = frozenset({kinds.IDENTITY, kinds.SWITCH})
 
 
 def constant_value(index: GraphIndex, name: str) -> np.ndarray | None:
-    """The value of `name` when it is a Const, possibly behind Identity/Switch/Squeeze hops."""
-    from tensorflow.python.framework import tensor_util
-
-    node = skip_ops(index, name, CONSTANT_HOPS)
-    if node not in index or index.nodes[node].op != "Const":
-        return None
-    return tensor_util.MakeNdarray(index.defs[node].attr["value"].tensor)
+    """The value of `name` when it is a constant, possibly behind Identity/Switch hops."""
+    return index.constant(skip_kinds(index, name, CONSTANT_HOPS))
 
 
 def placeholder_default(index: GraphIndex, name: str) -> str | None:
     """A PlaceholderWithDefault's scalar default as text (`true`, `0.5`), else None."""
     info = index.nodes[name]
-    value = constant_value(index, info.data_inputs[0][0]) if info.op == "PlaceholderWithDefault" else None
+    value = constant_value(index, info.data_inputs[0][0]) if info.kind == kinds.INPUT_WITH_DEFAULT else None
     if value is None or value.size != 1:
         return None
     item = value.reshape(-1)[0].item()
@@ -36,12 +32,15 @@ def branch_switch(index: GraphIndex, node: str, depth: int = 4) -> tuple[str, bo
             info = index.nodes.get(source)
             if info is None:
                 break
-            if info.op in SWITCH_OPS:
+            if info.kind == kinds.SWITCH:
                 return source, output == 1
-            if info.op not in ("Identity",) or not info.data_inputs:
+            if info.kind != kinds.IDENTITY or not info.data_inputs:
                 break
             source, output = info.data_inputs[0]
     return None
+
+
+FLAG_HOPS = frozenset({kinds.IDENTITY, kinds.SWITCH, kinds.LOGICAL_NOT, kinds.CAST, kinds.SQUEEZE})
 
 
 def flag_of(index: GraphIndex, predicate: str) -> str | None:
@@ -49,17 +48,17 @@ def flag_of(index: GraphIndex, predicate: str) -> str | None:
     seen = 0
     while predicate in index and seen < 8:
         info = index.nodes[predicate]
-        if info.op in PLACEHOLDER_OPS:
+        if info.kind in kinds.PLACEHOLDERS:
             return predicate
-        if not info.data_inputs or info.op not in ("Identity", "Switch", "LogicalNot", "Cast", "Squeeze"):
+        if not info.data_inputs or info.kind not in FLAG_HOPS:
             return None
         predicate, seen = info.data_inputs[0][0], seen + 1
     return None
 
 
-def skip_ops(index: GraphIndex, name: str, ops) -> str:
-    """`name`, or what it forwards to through a chain of `ops` (Identity and the like)."""
+def skip_kinds(index: GraphIndex, name: str, hops) -> str:
+    """`name`, or what it forwards to through a chain of nodes of the kinds `hops` (Identity and the like)."""
     seen = 0
-    while name in index and index.nodes[name].op in ops and index.nodes[name].data_inputs and seen < 16:
+    while name in index and index.nodes[name].kind in hops and index.nodes[name].data_inputs and seen < 16:
         name, seen = index.nodes[name].data_inputs[0][0], seen + 1
     return name

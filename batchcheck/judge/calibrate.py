@@ -8,9 +8,9 @@ import numpy as np
 
 from ..graph.index import value_kinds
 from ..options import CheckConfig
-from ..result import Mode
-from ..run.runner import GraphRunner
-from .tolerance import Tolerance, measured_tolerance, relative_diff, user_tolerance
+from ..result import Mode, Tolerance
+from ..run.runner import Runner
+from .tolerance import measured_tolerance, relative_diff, user_tolerance
 
 DETAIL_BATCH = 4  # the first trial, which compares every tensor, uses at most this many images
 
@@ -24,7 +24,7 @@ class Calibration:
     random_reaches_data: bool       # dropout at rate > 0 (True) vs random values that never reach it (False)
 
 
-def calibrate(runner: GraphRunner, probe: np.ndarray, config: CheckConfig) -> Calibration:
+def calibrate(runner: Runner, probe: np.ndarray, config: CheckConfig) -> Calibration:
     """Calibrate on `probe` (a batch of one image) under `config`'s tolerance options."""
     noise = []
     for mode, size in ((Mode.SCREEN, max(config.sizes)), (Mode.DETAIL, DETAIL_BATCH)):

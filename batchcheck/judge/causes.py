@@ -3,14 +3,10 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
+from ..graph import kinds
+from ..graph.batch_rules import reduced_axes
+from ..graph.index import GraphIndex
 
-from ..graph.index import PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, GraphIndex
-
-REDUCTION_OPS = frozenset({"Mean", "Sum", "Max", "Min", "Prod", "All", "Any", "EuclideanNorm",
-                           "ArgMax", "ArgMin"})
-LAST_AXIS_OPS = frozenset({"Softmax", "LogSoftmax", "TopKV2", "InTopKV2", "LRN"})
-ROW_SELECTION_OPS = frozenset({"StridedSlice", "Slice", "Gather", "GatherV2", "GatherNd", "Unpack"})
 BATCHNORM_NAMES = re.compile(r"(?i)(batch_?norm|moments|(^|/|_)bn($|/|_))")
 
 # cause -> (what the node does, how to fix it)
@@ -57,22 +53,21 @@ def find_roots(index: GraphIndex, divergent: set[str], compared: set[str]) -> li
     return sorted(roots, key=index.position.__getitem__)
 
 
-def classify_cause(index: GraphIndex, node: str, kinds: dict[str, str],
+def classify_cause(index: GraphIndex, node: str, values: dict[str, str],
                    axes: dict[str, int | None], ranks: dict[str, int]) -> str:
     """Why `node` makes its output depend on the batch: a key of `EXPLANATIONS`.
 
-    `kinds` is graph.value_kinds; `axes` maps compared tensors to their batch axis (None: none);
+    `values` is graph.value_kinds; `axes` maps compared tensors to their batch axis (None: none);
     `ranks` maps compared tensors to their rank.
     """
     info = index.nodes[node]
-    definition = index.defs[node]
-    if info.op in RANDOM_OPS:
+    if info.kind in kinds.RANDOMS:
         return "random_op"
-    if info.op.startswith("FusedBatchNorm") and definition.attr["is_training"].b:
+    if info.kind == kinds.BATCH_NORM and info.attrs["training"]:
         return "batchnorm_training"
-    shape_inputs = [source for source, _ in info.data_inputs if kinds.get(source) == "shape"]
+    shape_inputs = [source for source, _ in info.data_inputs if values.get(source) == "shape"]
     if shape_inputs:
-        if any(index.nodes[a].op == "Range" for a in index.ancestors(shape_inputs)):
+        if any(index.nodes[a].kind == kinds.RANGE for a in index.ancestors(shape_inputs)):
             return "position"
         return "batch_size"
     batch_inputs = {f"{s}:{o}": axes[f"{s}:{o}"] for s, o in info.data_inputs
@@ -81,28 +76,17 @@ def classify_cause(index: GraphIndex, node: str, kinds: dict[str, str],
         return "unknown"
     first, axis = next(iter(batch_inputs.items()))
     reduced = False
-    if info.op in REDUCTION_OPS and len(info.data_inputs) > 1:
-        reduced = axis in _reduction_axes(index, info.data_inputs[1][0], ranks.get(first, 0))
-    elif info.op in LAST_AXIS_OPS:
-        reduced = axis == ranks.get(first, 0) - 1
+    if info.kind == kinds.REDUCE and len(info.data_inputs) > 1:
+        reduced = axis in reduced_axes(info, ranks.get(first, 0))
+    elif info.kind == kinds.ALONG_AXIS:
+        rank = ranks.get(first, 0)
+        reduced = bool(rank) and axis == info.attrs["axis"] % rank
     outputs_lose_batch = all(axes.get(f"{node}:{k}", None) is None for k in range(len(index.output_dtypes(node)) or 1))
-    if info.op in ROW_SELECTION_OPS and outputs_lose_batch and not reduced:
+    if info.kind in kinds.ROW_SELECTION and outputs_lose_batch and not reduced:
         return "row_selection"
     if reduced or outputs_lose_batch:
         return "batchnorm_training" if BATCHNORM_NAMES.search(node) else "batch_reduction"
     return "unknown"
-
-
-def _reduction_axes(index: GraphIndex, axes_node: str, rank: int) -> set[int]:
-    definition = index.defs.get(axes_node)
-    if definition is None or definition.op != "Const":
-        return set(range(rank))
-    from tensorflow.python.framework import (
-        tensor_util,  # only reached with TF already loaded
-    )
-
-    values = np.atleast_1d(tensor_util.MakeNdarray(definition.attr["value"].tensor))
-    return {int(v) % rank if rank else int(v) for v in values}
 
 
 def hint_for(index: GraphIndex, node: str, cause: str, input_node: str) -> str:
@@ -110,10 +94,10 @@ def hint_for(index: GraphIndex, node: str, cause: str, input_node: str) -> str:
     explanation, fix = EXPLANATIONS[cause]
     hint = f"{explanation}; fix: {fix}"
     ancestry = index.ancestors([node])
-    switches = [n for n in ancestry if index.nodes[n].op in SWITCH_OPS]
+    switches = [n for n in ancestry if index.nodes[n].kind == kinds.SWITCH]
     predicates = {index.nodes[s].data_inputs[1][0] for s in switches if len(index.nodes[s].data_inputs) == 2}
     flags = sorted(n for n in index.ancestors(predicates)
-                   if index.nodes[n].op in PLACEHOLDER_OPS and n != input_node)
+                   if index.nodes[n].kind in kinds.PLACEHOLDERS and n != input_node)
     if flags:
         hint += f"; this branch is chosen by `{flags[0]}`: try --feed {flags[0]}=false"
     return hint

@@ -1,9 +1,9 @@
 """Tolerance: a tensor diverges when it differs by more than rounding, measured as a noise floor."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from ..result import Tolerance
 
 # Rounding differences (GEMV at batch 1 vs GEMM, oneDNN blocking) stay far below this fraction of a
 # tensor's magnitude; a batch of copies of the probe that differs more than this is not rounding.
@@ -11,21 +11,6 @@ PLAUSIBLE_ROUNDING = 1e-4
 NOISE_FACTOR = 10.0
 MIN_RTOL = 1e-6
 DEFAULT_ATOL = 1e-6
-
-@dataclass(frozen=True)
-class Tolerance:
-    """A tensor diverges when max |row - solo| > atol + rtol * max |solo|."""
-    atol: float
-    rtol: float
-    source: str               # "measured" | "user" | "exact"
-    noise_floor: float | None  # largest relative rounding seen in a batch of copies, when measured
-
-    def allowed(self, scales: np.ndarray) -> np.ndarray:
-        return self.atol + self.rtol * scales
-
-    def describe(self) -> str:
-        return f"atol {self.atol:.1e} + rtol {self.rtol:.1e} × max|solo|"
-
 
 def user_tolerance(atol: float | None, rtol: float | None, exact: bool) -> Tolerance | None:
     """The tolerance the user fixed, or None to measure one."""

@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from batchcheck.errors import (
+from ..errors import (
     BatchcheckBug,
     BatchcheckWarning,
+    UnreadableImage,
     UsageError,
     check_argument,
 )
-from batchcheck.options import PREPROCESSING
+from ..model import InputSpec
+from ..options import PREPROCESSING, CheckConfig
 
 CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68])
 IMAGE_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -55,11 +57,30 @@ class ImagePool:
     def __len__(self) -> int:
         return len(self.names)
 
+    def in_layout(self, layout: str) -> ImagePool:
+        """The pool with its images' channels moved first for an `NCHW` input (built channels last)."""
+        return self if layout != "NCHW" else ImagePool(self.names, np.ascontiguousarray(np.moveaxis(self.array, -1, 1)))
+
     def __add__(self, other: ImagePool) -> ImagePool:
         if self.array.shape[1:] != other.array.shape[1:] or self.array.dtype != other.array.dtype:
             mine, theirs = (f"{p.array.dtype}{p.array.shape[1:]}" for p in (self, other))
             raise BatchcheckBug(f"cannot join pools of {mine} and {theirs}")
         return ImagePool(self.names + other.names, np.concatenate([self.array, other.array]))
+
+
+def input_pool(spec: InputSpec, config: CheckConfig, directory: Path | None = None) -> ImagePool:
+    """The images to feed `spec`'s input, in its layout and dtype: those in `directory` (else `--images`), else the
+    seeded synthetic set."""
+    directory = directory or config.images
+    shape, dtype = spec.image_shape, spec.numpy_dtype
+    pool = (pool_from_dir(directory, shape, dtype, config.scaling, skip_bad=config.skip_bad_images) if directory
+            else synthetic_pool(shape, dtype, config.scaling, config.seed))
+    return pool.in_layout(spec.layout)
+
+
+def special_input_pool(spec: InputSpec, config: CheckConfig) -> ImagePool:
+    """The special batch-mates (flat colours, extremes) for `spec`'s input, in its layout and dtype."""
+    return special_pool(spec.image_shape, spec.numpy_dtype, config.scaling).in_layout(spec.layout)
 
 
 def pool_from_dir(directory: Path, per_image_shape: tuple[int, ...], dtype: np.dtype, preprocess: str,
@@ -205,14 +226,6 @@ def _read_pixels(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
     except Exception as error:  # noqa: BLE001 - Pillow decoding hostile bytes raises many types; each is "unreadable"
         reason = str(error).splitlines()[0][:120] if str(error).strip() else type(error).__name__
     raise UnreadableImage(path, reason)
-
-
-class UnreadableImage(UsageError):
-    """An image file that cannot be used: its path and why (a FIFO, truncated, over the pixel cap…)."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"image `{path}`: not an image Pillow can read ({reason})")
-        self.path, self.reason = path, reason
 
 
 def _not_regular(path: Path) -> str | None:

@@ -8,27 +8,30 @@ output). `compare(baseline_entry, measured_entry)` lists the changes; the regres
 from __future__ import annotations
 
 import json
-import os
-import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import UsageError, first_line
-from ..result import Mode, Status, finite_for_json
+from ..result import Mode, Status
+from ..serial import typed
+from .baseline_file import (
+    BaselineEntry,
+    LayerFigures,
+    RootSummary,
+    TaskMetric,
+    write_baseline,
+)
 
 if TYPE_CHECKING:
     import pytest
 
-    from ..checker import BatchPlan, Checker
+    from ..checker import Checker
+    from ..plans import BatchPlan
     from ..result import CheckResult
     from ..safety.remote import RemoteChecker
     from .settings import Settings
 
-FORMAT_VERSION = 1
 REPORT_ATTRIBUTE = "batchcheck_baseline"  # on a baseline item's call report: JSON [key, entry]
 FIGURE_SLACK = 1.5       # a divergent layer regresses when its relative difference grows past 1.5× the baseline's
 METRIC_TOLERANCE = 0.01  # a task metric regresses when it drops by more than this (a fraction of images/pixels)
@@ -44,87 +47,28 @@ class Change:
     regression: bool
 
 
-# -- the file ------------------------------------------------------------------------------------
-
-def baseline_key(model: Path, baseline_file: Path) -> str:
-    """The model's key in `baseline_file`: its path relative to the file's folder, with forward slashes."""
-    return Path(os.path.relpath(Path(model).resolve(), Path(baseline_file).resolve().parent)).as_posix()
-
-
-def load_baseline(path: Path) -> dict[str, dict]:
-    """The entries of baseline `path` by model key; `UsageError` if it is not a batchcheck baseline."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise UsageError(f"baseline `{path}`: cannot be read ({exc.strerror}); check the path, or write it "
-                         f"with --graph-update-baseline") from None
-    except ValueError as exc:
-        raise UsageError(f"baseline `{path}`: not JSON ({first_line(exc)}); fix it, or delete it and write "
-                         f"it again with --graph-update-baseline") from None
-    if not isinstance(data, dict) or data.get("batchcheck_baseline") != FORMAT_VERSION \
-            or not isinstance(data.get("models"), dict):
-        raise UsageError(f"baseline `{path}`: not a batchcheck baseline (version {FORMAT_VERSION}); "
-                         f"write it with --graph-update-baseline")
-    return data["models"]
-
-
-def write_baseline(path: Path, entries: dict[str, dict]) -> None:
-    """Add or replace `entries` in baseline `path`, keeping the other models' entries; atomic."""
-    path = Path(path)
-    models = load_baseline(path) if path.exists() else {}
-    models.update(entries)
-    text = _dumps({"batchcheck_baseline": FORMAT_VERSION, "models": dict(sorted(models.items()))})
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is for secrets; a baseline is a plain file
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _dumps(data: dict) -> str:
-    """Strict, indented JSON with every innermost object (a layer, a metric, a root) on one line."""
-    text = json.dumps(finite_for_json(data), indent=2, allow_nan=False)
-    leaf = re.compile(r"\{\n\s+([^{}\[\]]*?)\n\s+\}")  # a raw newline only occurs between tokens
-    return leaf.sub(lambda m: "{" + re.sub(r"\n\s+", " ", m.group(1)) + "}", text) + "\n"
-
-
 # -- measuring -----------------------------------------------------------------------------------
 
 def fixed_plan(checker: Checker | RemoteChecker) -> BatchPlan:
     """The plan every baseline entry is measured under: probe 0 at position 1 with a flat black mate,
     another image and the last special, as far as the largest configured batch size allows."""
-    from ..checker import BatchPlan
+    from ..plans import BatchPlan
 
     size = min(FIXED_PLAN_SIZE, max(checker.config.sizes))
     mates = (checker.main_images, 1 % checker.main_images, len(checker.pool) - 1)[:size - 1]
     return BatchPlan(0, 1, mates)
 
 
-def measure(checker: Checker | RemoteChecker, result: CheckResult) -> dict:
+def measure(checker: Checker | RemoteChecker, result: CheckResult) -> BaselineEntry:
     """The baseline entry for `checker`'s model, whose full check gave `result`."""
     plan = fixed_plan(checker)
     under_plan = checker.result([checker.run_plan(plan, Mode.DETAIL)], trials=[])
-    return {
-        "verdict": result.verdict,
-        "nondeterministic": checker.random_reaches_data,
-        "roots": [{"node": r.node, "layer": r.layer, "op": r.op, "cause": r.cause} for r in result.roots],
-        "plan": checker.describe(plan),
-        "layers": _layers(under_plan),
-        "metrics": task_metrics(checker),
-    }
+    return BaselineEntry(verdict=str(result.verdict), nondeterministic=checker.random_reaches_data,
+                         roots=[RootSummary(r.node, r.layer, r.op, str(r.cause)) for r in result.roots],
+                         plan=checker.describe(plan), layers=_layers(under_plan), metrics=task_metrics(checker))
 
 
-def _layers(result: CheckResult) -> dict[str, dict]:
+def _layers(result: CheckResult) -> dict[str, LayerFigures]:
     """Per layer: ok | divergent | nondeterministic, and its figures (3 significant digits)."""
     status: dict[str, str] = {}
     for tensor in result.tensors:
@@ -134,11 +78,11 @@ def _layers(result: CheckResult) -> dict[str, dict]:
         if tensor.status == Status.DIVERGENT or (tensor.status == Status.NONDETERMINISTIC and current == Status.OK):
             current = tensor.status
         status[tensor.layer] = current
-    return {row["layer"]: {"status": status[row["layer"]], "max_abs_diff": _round(row["max_abs_diff"]),
-                           "max_rel_diff": _round(row["max_rel_diff"])} for row in result.layers()}
+    return {row["layer"]: LayerFigures(str(status[row["layer"]]), _round(row["max_abs_diff"]),
+                                       _round(row["max_rel_diff"])) for row in result.layers()}
 
 
-def task_metrics(checker: Checker | RemoteChecker) -> dict[str, dict]:
+def task_metrics(checker: Checker | RemoteChecker) -> dict[str, TaskMetric]:
     """Solo vs batched agreement of each output over the pool's main images: top-1 for classifier outputs
     [N, classes], per-pixel class for segmenter outputs [N, H, W, classes] or label maps [N, H, W]."""
     outputs = checker.compared_outputs()
@@ -147,13 +91,13 @@ def task_metrics(checker: Checker | RemoteChecker) -> dict[str, dict]:
     batches = [[(start + k) % pool_size for k in range(size)] for start in range(0, checker.main_images, size)]
     batched = [checker.forward(rows) for rows in batches]
     solos = [checker.forward([i]) for i in range(checker.main_images)]
-    metrics: dict[str, dict] = {}
+    metrics: dict[str, TaskMetric] = {}
     for j, (name, axis) in enumerate(outputs.items()):
         kind = _metric_kind(solos[0][j])
         if kind is None or axis != 0:
             continue
         agreement = [_agreement(kind, solo[j][0], batched[i // size][j][i % size]) for i, solo in enumerate(solos)]
-        metrics[name] = {"kind": kind, "agreement": _round(float(np.mean(agreement))), "images": len(solos)}
+        metrics[name] = TaskMetric(kind, _round(float(np.mean(agreement))), len(solos))
     return metrics
 
 
@@ -181,52 +125,45 @@ def _round(value: float) -> float:
 METRIC_NAMES = {"top1": "top-1 agreement", "pixels": "pixel agreement"}
 
 
-def compare(baseline: dict, measured: dict) -> list[Change]:
+def compare(baseline: BaselineEntry, measured: BaselineEntry) -> list[Change]:
     """What changed from `baseline` to `measured` (two entries of the same model)."""
     changes = []
-    if baseline["plan"] != measured["plan"]:
+    if baseline.plan != measured.plan:
         changes.append(Change("fixed plan (images or options changed; refresh the baseline)",
-                              baseline["plan"], measured["plan"], True))
-    if baseline["verdict"] != measured["verdict"]:
-        changes.append(Change("verdict", _verdict(baseline), _verdict(measured),
-                              measured["verdict"] != "invariant"))
-    if baseline["nondeterministic"] != measured["nondeterministic"]:
+                              baseline.plan, measured.plan, True))
+    if baseline.verdict != measured.verdict:
+        changes.append(Change("verdict", _verdict(baseline), _verdict(measured), measured.verdict != "invariant"))
+    if baseline.nondeterministic != measured.nondeterministic:
         changes.append(Change("run to run", _determinism(baseline), _determinism(measured),
-                              measured["nondeterministic"]))
-    for layer, now in measured["layers"].items():
-        before = baseline["layers"].get(layer, {"status": "ok"})
-        if now["status"] != before["status"]:
-            changes.append(Change(f"layer `{layer}`", _layer(before), _layer(now), now["status"] != "ok"))
-        elif now["status"] == "divergent" and _grew(before["max_rel_diff"], now["max_rel_diff"]):
+                              measured.nondeterministic))
+    for layer, now in measured.layers.items():
+        before = baseline.layers.get(layer, UNSEEN_LAYER)
+        if now.status != before.status:
+            changes.append(Change(f"layer `{layer}`", _layer(before), _layer(now), now.status != "ok"))
+        elif now.status == "divergent" and now.max_rel_diff > FIGURE_SLACK * before.max_rel_diff:
             changes.append(Change(f"layer `{layer}` diverges more", _layer(before), _layer(now), True))
-    for output, before in baseline["metrics"].items():
-        now = measured["metrics"].get(output)
-        if now is None or abs(now["agreement"] - before["agreement"]) <= METRIC_TOLERANCE:
+    for output, before in baseline.metrics.items():
+        now = measured.metrics.get(output)
+        if now is None or abs(now.agreement - before.agreement) <= METRIC_TOLERANCE:
             continue
-        changes.append(Change(f"{METRIC_NAMES[before['kind']]} `{output}` ({now['images']} images, solo vs batched)",
-                              f"{before['agreement']:.3f}", f"{now['agreement']:.3f}",
-                              now["agreement"] < before["agreement"]))
+        changes.append(Change(f"{METRIC_NAMES[before.kind]} `{output}` ({now.images} images, solo vs batched)",
+                              f"{before.agreement:.3f}", f"{now.agreement:.3f}", now.agreement < before.agreement))
     return changes
 
 
-def _grew(before: float | str, now: float | str) -> bool:
-    """Whether a relative difference grew past the slack (figures read from a file may be "inf")."""
-    return float(now) > FIGURE_SLACK * float(before)
+UNSEEN_LAYER = LayerFigures("ok", 0.0, 0.0)  # a layer the baseline did not have
 
 
-def _verdict(entry: dict) -> str:
-    roots = entry["roots"]
-    return f"{entry['verdict']} (root `{roots[0]['node']}`)" if roots else entry["verdict"]
+def _verdict(entry: BaselineEntry) -> str:
+    return f"{entry.verdict} (root `{entry.roots[0].node}`)" if entry.roots else entry.verdict
 
 
-def _determinism(entry: dict) -> str:
-    return "nondeterministic" if entry["nondeterministic"] else "deterministic"
+def _determinism(entry: BaselineEntry) -> str:
+    return "nondeterministic" if entry.nondeterministic else "deterministic"
 
 
-def _layer(entry: dict) -> str:
-    if entry["status"] == "ok":
-        return "ok"
-    return f"{entry['status']}, relative {float(entry['max_rel_diff']):.3g}"
+def _layer(figures: LayerFigures) -> str:
+    return "ok" if figures.status == "ok" else f"{figures.status}, relative {figures.max_rel_diff:.3g}"
 
 
 # -- writing, once per session -----------------------------------------------------------------------
@@ -237,13 +174,13 @@ class BaselineWriter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.measured: dict[str, dict] = {}
+        self.measured: dict[str, BaselineEntry] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         measured = getattr(report, REPORT_ATTRIBUTE, None)
         if measured is not None:
             key, entry = json.loads(measured)
-            self.measured[key] = entry
+            self.measured[key] = typed(BaselineEntry, entry)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.measured:

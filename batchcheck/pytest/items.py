@@ -29,6 +29,7 @@ from ..result import HEADLINES, Verdict
 from ..safety.remote import RemoteChecker, open_checker
 from ..safety.supervise import limits_of, stage
 from .baseline import compare, measure
+from .baseline_file import BaselineEntry
 from .pages import PAGES, page_line
 from .settings import PREFIX, SETTINGS, Model, Settings
 
@@ -177,7 +178,7 @@ class ModelItem(pytest.Item):
         entry = self.settings.accepted(self.model)
         if entry is None:
             return False
-        return entry["nondeterministic"] if verdict == Verdict.NONDETERMINISTIC else entry["verdict"] == verdict
+        return entry.nondeterministic if verdict == Verdict.NONDETERMINISTIC else entry.verdict == verdict
 
 
 class InvarianceItem(ModelItem):
@@ -244,7 +245,7 @@ class FuzzItem(ModelItem):
 class BaselineItem(ModelItem):
     """The regression gate: the model must not be worse than its baseline entry."""
 
-    measured: tuple[str, dict] | None = None  # (key, entry) to write with --graph-update-baseline
+    measured: tuple[str, BaselineEntry] | None = None  # (key, entry) to write with --graph-update-baseline
 
     def runtest(self) -> None:
         settings, key = self.settings, self.settings.baseline_key(self.model)
@@ -268,7 +269,7 @@ class BaselineItem(ModelItem):
             warnings.warn(BaselineNotice(f"{self.model.given} improved on its baseline ({shown}{more}); "
                                          f"lock it in with --graph-update-baseline"))
 
-    def _report(self, key: str, entry: dict, regressions: list) -> str:
+    def _report(self, key: str, entry: BaselineEntry, regressions: list) -> str:
         from rich.table import Table
 
         table = Table(show_edge=False, pad_edge=False)
@@ -283,7 +284,7 @@ class BaselineItem(ModelItem):
                          str(self.settings.baseline), "--graph-update-baseline", "-k", "batchcheck and baseline")
         return render(f"`{self.model.given}` regressed against its baseline entry `{key}` in "
                       f"{self.settings.baseline}:", table,
-                      f"fixed plan: {entry['plan']}", f"accept the change: {update}")
+                      f"fixed plan: {entry.plan}", f"accept the change: {update}")
 
 
 

@@ -20,6 +20,7 @@ import pytest
 from ..errors import UsageError
 from ..options import add_check_options
 from ..report.failure import for_pytest
+from ..serial import plain
 from .pages import PAGES, PageWriter, add_page_options, attach_report, page_settings
 from .settings import PREFIX, SETTINGS, settings_from
 
@@ -127,7 +128,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
     report = yield
     if isinstance(item, BaselineItem) and call.when == "call" and item.measured is not None:
-        setattr(report, REPORT_ATTRIBUTE, json.dumps(item.measured))  # JSON: xdist sends it to the controller
+        setattr(report, REPORT_ATTRIBUTE, json.dumps(plain(item.measured)))  # JSON: xdist sends it to the controller
     if isinstance(item, ModelItem) and call.when == "call" and item.config.stash[PAGES] and not item.parent.page_sent:
         model_report = item.parent.state.report_dict(item.model.given) if item.parent.state else None
         if model_report is not None:

@@ -10,6 +10,7 @@ import pytest
 from ..errors import UsageError
 from ..options import CheckConfig, config_from_options
 from ..report.failure import PYTEST_PREFIX as PREFIX
+from .baseline_file import BaselineEntry, baseline_key, load_baseline
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -30,15 +31,13 @@ class Settings:
     examples: int | None
     baseline: Path | None
     update_baseline: bool
-    expected: dict[str, dict] = field(default_factory=dict)  # baseline entries by key
+    expected: dict[str, BaselineEntry] = field(default_factory=dict)  # baseline entries by key
 
     def baseline_key(self, model: Model) -> str:
-        from .baseline import baseline_key
-
         assert self.baseline is not None
         return baseline_key(model.path, self.baseline)
 
-    def accepted(self, model: Model) -> dict | None:
+    def accepted(self, model: Model) -> BaselineEntry | None:
         """The model's entry in the baseline, if there is one."""
         return self.expected.get(self.baseline_key(model)) if self.baseline else None
 
@@ -67,7 +66,7 @@ def settings_from(config: pytest.Config) -> Settings:
 
 def _models(patterns: list[str], root: Path, model_format: str) -> list[Model]:
     """`--graph` patterns expanded in order, each model once; `UsageError` for a pattern matching nothing."""
-    from ..load.formats import SUPPORTED, detect_format
+    from ..formats import SUPPORTED, detect_format
 
     found: dict[Path, str] = {}
     for pattern in patterns:
@@ -102,9 +101,7 @@ def unique_labels(paths: list[Path]) -> list[str]:
             depth[i] += 1
 
 
-def _expected(baseline: Path, update: bool) -> dict[str, dict]:
-    from .baseline import load_baseline
-
+def _expected(baseline: Path, update: bool) -> dict[str, BaselineEntry]:
     if not baseline.parent.is_dir():
         raise UsageError(f"--graph-baseline {baseline}: folder `{baseline.parent}` does not exist")
     if baseline.exists():

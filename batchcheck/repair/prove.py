@@ -1,111 +1,80 @@
-"""The proof: the original's inference semantics as a reference, output agreement with it, and latency.
+"""The proof of a repair, whatever backend rewrote the model: the written model re-checked, its outputs against the
+reference (the original with its inference semantics), and before/after figures.
 
-The reference runs the *original* graph with overrides fed in topological order: training flags at their
-inference value, each dropout mask node fed the unscaled data, each training BatchNorm's output (fused) or
-batch moments (decomposed) fed from NumPy with the chosen statistics. It shares no graph surgery with the
-fix, so agreement is evidence, not a tautology."""
+A backend's `fix` returns a `Repaired`: the model it wrote, what it rewrote, and `RepairRuns` that run the fixed
+model, the original and the reference in its runtime. The reference shares no surgery with the fix, so agreement
+is evidence, not a tautology.
+"""
 from __future__ import annotations
 
 import statistics as stats
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..graph.batchnorm import BatchNorm
-from ..tfenv import import_tf
-from .graphdef import batchnorm_node_count
-from .result import GraphFigures, OutputAgreement
-from .rewrite import channel_axis
+from ..judge.tolerance import PLAUSIBLE_ROUNDING
+from .result import (
+    FixResult,
+    GraphFigures,
+    OutputAgreement,
+    Proof,
+    Repaired,
+    RepairRuns,
+)
 
 LATENCY_BATCHES = (1, 32)
 
 
-@dataclass(frozen=True)
-class Override:
-    """Feed `tensor` with a value computed from `sources` (fetched first), in topological order."""
-    tensor: str
-    sources: tuple[str, ...]
-    compute: object  # Callable[[list[np.ndarray]], np.ndarray]
+def prove(model: Path, repaired: Repaired, repeats: int) -> FixResult:
+    """Re-check the written model, compare its outputs with the reference on the check's images, time both."""
+    from ..checker import Checker
+
+    checker = Checker.open(repaired.written, repaired.recheck)
+    try:
+        verdict = str(checker.check().verdict.value)
+        images = checker.pool.array[:checker.main_images]
+        tolerance = checker.calibration.tolerance
+    finally:
+        checker.close()
+    runs = repaired.runs
+    try:
+        # folding and rewriting reorder float32 arithmetic: the check's tolerance, with its rtol at least what the
+        # check deems plausible rounding
+        rtol = max(tolerance.rtol, PLAUSIBLE_ROUNDING)
+        outputs = [agreement(name, got, want, rtol, tolerance.atol)
+                   for name, got, want in zip(repaired.outputs, runs.fixed(images), runs.reference(images))]
+        before, after = before_after_figures(runs, images, repeats)
+    finally:
+        runs.close()
+    failed = [] if verdict == "invariant" else [f"re-check: the fixed graph is {verdict}"]
+    failed += [f"outputs: `{o.output}` differs from the reference by {o.max_abs_diff:.3g} "
+               f"(allowed {o.allowed_abs_diff:.3g})"
+               for o in outputs if o.max_abs_diff > o.allowed_abs_diff]
+    proof = Proof(verdict, repaired.reference, len(images), outputs, before, after, failed)
+    return FixResult(model=str(model), written=str(repaired.written), input=repaired.input, outputs=repaired.outputs,
+                     rewrites=repaired.rewrites, statistics=repaired.statistics,
+                     calibration_images=repaired.calibration_images, proof=proof)
 
 
-class GraphSession:
-    """One imported graph (grappler on) with its input, outputs and fixed feeds."""
-
-    def __init__(self, graph_def, input_tensor: str, outputs: list[str], feeds: dict[str, np.ndarray]) -> None:
-        tf = import_tf()
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            tf.graph_util.import_graph_def(graph_def, name="")
-        self.session = tf.compat.v1.Session(graph=self.graph)
-        self.input = self.graph.get_tensor_by_name(input_tensor)
-        self.outputs = [self.graph.get_tensor_by_name(name) for name in outputs]
-        self.feeds = {self.graph.get_tensor_by_name(name): value for name, value in feeds.items()}
-        self.forward = self.session.make_callable(self.outputs, feed_list=[self.input, *self.feeds])
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self.forward(batch, *self.feeds.values())
-
-    def run_with(self, fetches: list[str], batch: np.ndarray, extra: dict[str, np.ndarray]) -> list[np.ndarray]:
-        feed = {self.input: batch, **self.feeds, **{self.graph.get_tensor_by_name(k): v for k, v in extra.items()}}
-        return self.session.run([self.graph.get_tensor_by_name(f) for f in fetches], feed)
-
-    def close(self) -> None:
-        self.session.close()
-
-
-def before_after_figures(before: GraphSession, after: GraphSession, before_def, after_def, images: np.ndarray,
-                         repeats: int, warmup: int = 2) -> tuple[GraphFigures, GraphFigures]:
-    """Node counts and median forward latency (ms) at each of `LATENCY_BATCHES`; the two graphs' passes
-    alternate, after `warmup` passes each, so that both see the same machine load."""
+def before_after_figures(runs: RepairRuns, images: np.ndarray, repeats: int,
+                         warmup: int = 2) -> tuple[GraphFigures, GraphFigures]:
+    """Sizes and median forward latency (ms) at each of `LATENCY_BATCHES`; the two models' passes alternate, after
+    `warmup` passes each, so that both see the same machine load."""
     latency: tuple[dict[int, float], dict[int, float]] = ({}, {})
     for size in LATENCY_BATCHES:
         batch = np.resize(images, (size, *images.shape[1:]))
         times: tuple[list[float], list[float]] = ([], [])
         for index in range(warmup + repeats):
-            for session, timed in zip((before, after), times):
+            for run, timed in zip((runs.original, runs.fixed), times):
                 start = time.perf_counter()
-                session.run(batch)
+                run(batch)
                 if index >= warmup:
                     timed.append((time.perf_counter() - start) * 1000.0)
         for figures, timed in zip(latency, times):
             figures[size] = round(float(stats.median(timed)), 3)
-    return (GraphFigures(len(before_def.node), batchnorm_node_count(before_def), latency[0]),
-            GraphFigures(len(after_def.node), batchnorm_node_count(after_def), latency[1]))
-
-
-def reference_outputs(session: GraphSession, overrides: list[Override], batch: np.ndarray) -> list[np.ndarray]:
-    """The original's outputs with each override (in topological order) fed, computed stage by stage."""
-    fed: dict[str, np.ndarray] = {}
-    for override in overrides:
-        sources = session.run_with(list(override.sources), batch, fed) if override.sources else []
-        value = override.compute(sources)
-        shape = session.graph.get_tensor_by_name(override.tensor).shape
-        fed[override.tensor] = value.reshape(shape.as_list()) if shape.is_fully_defined() else value
-    return session.run_with([t.name for t in session.outputs], batch, fed)
-
-
-def dropout_override(mask_node: str, unscaled: str) -> Override:
-    return Override(f"{mask_node}:0", (unscaled,), lambda values: values[0])
-
-
-def batchnorm_overrides(bn: BatchNorm, mean: np.ndarray, variance: np.ndarray) -> list[Override]:
-    """Fused: the BN's output computed in NumPy; decomposed: its moments fed with the statistics."""
-    if bn.kind == "decomposed":
-        return [Override(f"{node}:0", (), lambda _, value=value: value)
-                for node, value in ((bn.mean.node, mean), (bn.variance.node, variance))]
-    axis = channel_axis(bn)
-    gamma = 1.0 if bn.gamma.absent else bn.gamma.value.astype(np.float64)
-    beta = 0.0 if bn.beta.absent else bn.beta.value.astype(np.float64)
-
-    def normalise(values):
-        x = values[0].astype(np.float64)
-        shape = [1] * x.ndim
-        shape[axis] = -1
-        inverse = np.reshape(gamma / np.sqrt(variance.astype(np.float64) + bn.epsilon), shape)
-        offset = np.reshape(beta, shape if np.ndim(beta) else [])
-        return ((x - mean.reshape(shape)) * inverse + offset).astype(np.float32)
-    return [Override(bn.output, (bn.input,), normalise)]
+    (nodes_before, bn_before), (nodes_after, bn_after) = runs.sizes()
+    return GraphFigures(nodes_before, bn_before, latency[0]), GraphFigures(nodes_after, bn_after, latency[1])
 
 
 def agreement(name: str, fixed: np.ndarray, reference: np.ndarray, rtol: float, atol: float) -> OutputAgreement:

@@ -2,9 +2,14 @@
 and the before/after figures. `bool(result)` is True when the fixed graph was written and proven."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+
+from ..options import CheckConfig
+from ..serial import Report
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,8 @@ class Proof:
         return not self.failed
 
 
-@dataclass
-class FixResult:
+@dataclass(kw_only=True)
+class FixResult(Report):
     """A repaired graph and its evidence; `bool(result)` is True when every proof step passed."""
     model: str
     written: str
@@ -83,15 +88,43 @@ class FixResult:
             counts[rewrite.kind] = counts.get(rewrite.kind, 0) + 1
         return counts
 
-    def to_dict(self) -> dict:
-        """The JSON report as plain values."""
-        return json.loads(self.to_json())
+    def report_keys(self) -> dict:
+        return {"verdict": "fixed" if self else "not_proven"}  # the page's and summary's headline
 
-    def to_json(self) -> str:
-        from ..result import _jsonable, finite_for_json
 
-        report = {"verdict": "fixed" if self else "not_proven", **asdict(self)}  # the page's and summary's headline
-        return json.dumps(finite_for_json(report), indent=2, default=_jsonable, allow_nan=False) + "\n"
+class RepairRuns(ABC):
+    """The fixed model, the original and the reference, each runnable on a batch of images."""
 
-    def write_json(self, path: Path) -> None:
-        path.write_text(self.to_json())
+    @abstractmethod
+    def fixed(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The fixed model's outputs."""
+
+    @abstractmethod
+    def original(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The original model's plain forward pass (timed against the fixed one)."""
+
+    @abstractmethod
+    def reference(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The original's outputs with its inference semantics (flags, dropout off, BatchNorm statistics)."""
+
+    @abstractmethod
+    def sizes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(nodes, BatchNorm nodes) of the original and of the fixed model."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the runtime's sessions."""
+
+
+@dataclass
+class Repaired:
+    """What a backend's rewrite wrote, before the proof."""
+    written: Path
+    input: str
+    outputs: list[str]
+    rewrites: list[Rewrite]
+    statistics: list[StatisticsSource]
+    calibration_images: int
+    reference: str          # what the outputs are compared with, in words
+    recheck: CheckConfig    # the options that check the written model
+    runs: RepairRuns

@@ -15,8 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..result import CheckResult, Mode, Status, Verdict
 from .profile import STATUS_STYLE, figure_value, profile_svg
-from .summary import Summary, summarize
+from .summary import Summary, summarize, summarize_result
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 HEADLINES = {
@@ -76,7 +77,8 @@ def render_html(report: dict, *, kind: str = "check", command: str | None = None
     if verdict == "error":
         sections = _error_sections(report, command or reproduce_command(report, kind))
     elif kind == "check":
-        sections = _check_sections(report, command or reproduce_command(report), explained or {})
+        sections = _check_sections(report, CheckResult.from_dict(report), command or reproduce_command(report),
+                                   explained or {})
     else:
         sections = _generic_sections(report, command or reproduce_command(report, kind))
     return _page(f"batchcheck {kind}: {verdict} — {model_path}", verdict, f"{verdict} — {model_path}", "", sections)
@@ -97,13 +99,13 @@ def reproduce_command(report: dict, kind: str = "check") -> str:
     return " ".join(shlex.quote(str(part)) for part in parts)
 
 
-def _check_sections(report: dict, command: str, explained: dict[str, str]) -> list[str]:
-    return [_culprit(report), _section("profile", "Divergence profile", _profile(report)),
-            *([_section("roots", f"Roots ({len(report['roots'])})", _roots(report, explained))]
-              if report["roots"] else []),
-            _section("model", "Model and tolerance", _facts(report)),
-            _section("trials", f"Trials ({len(report['trials'])})", _trials(report)),
-            _section("tensors", f"Tensors ({len(report['tensors'])})", _tensors(report)),
+def _check_sections(report: dict, result: CheckResult, command: str, explained: dict[str, str]) -> list[str]:
+    return [_culprit(result), _section("profile", "Divergence profile", _profile(report, result)),
+            *([_section("roots", f"Roots ({len(result.roots)})", _roots(result, explained))]
+              if result.roots else []),
+            _section("model", "Model and tolerance", _facts(result)),
+            _section("trials", f"Trials ({len(result.trials)})", _trials(result)),
+            _section("tensors", f"Tensors ({len(result.tensors)})", _tensors(result)),
             _section("reproduce", "Reproduce", f'<pre class="command">{escape(command)}</pre>')]
 
 
@@ -125,115 +127,113 @@ def _section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>\n{body}\n</section>'
 
 
-def _culprit(report: dict) -> str:
-    verdict, first = report["verdict"], report["first_divergence"]
+def _culprit(result: CheckResult) -> str:
+    verdict, first = str(result.verdict), result.first_divergence
     if first is None:
-        summary = summarize(report)
+        summary = summarize_result(result)
         return (f'<div class="culprit invariant" id="culprit"><div class="name">no tensor depends on the batch'
                 f'</div><div class="hint">largest difference seen {escape(summary.difference_text())}, '
                 f'within the tolerance</div></div>')
-    label = "first random node" if verdict == "nondeterministic" else "first divergent layer"
+    label = "first random node" if result.verdict == Verdict.NONDETERMINISTIC else "first divergent layer"
     return (f'<div class="culprit {escape(verdict)}" id="culprit"><div class="muted">{label}</div>'
-            f'<div class="name">{escape(first["layer"])}</div>'
-            f'<div>node <code>{escape(first["node"])}</code> ({escape(first["op"])}, output {first["output"]}), '
-            f'cause <b>{escape(first["cause"])}</b>, max |diff| {_figure(first["max_abs_diff"])} '
-            f'(relative {_figure(first["max_rel_diff"])})</div>'
-            f'<div class="hint">{escape(first["hint"])}</div></div>')
+            f'<div class="name">{escape(first.layer)}</div>'
+            f'<div>node <code>{escape(first.node)}</code> ({escape(first.op)}, output {first.output}), '
+            f'cause <b>{escape(str(first.cause))}</b>, max |diff| {_figure(first.max_abs_diff)} '
+            f'(relative {_figure(first.max_rel_diff)})</div>'
+            f'<div class="hint">{escape(first.hint)}</div></div>')
 
 
-def _profile(report: dict) -> str:
-    tensors = report["tensors"]
-    compared = [t for t in tensors if t["status"] != "not_compared"]
-    counts = {s: sum(t["status"] == s for t in tensors) for s in STATUS_STYLE}
+def _profile(report: dict, result: CheckResult) -> str:
+    tensors = result.tensors
+    compared = [t for t in tensors if t.status != Status.NOT_COMPARED]
+    counts = {s: sum(t.status == s for t in tensors) for s in STATUS_STYLE}
     shown = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
     return (f'<div class="profile-box">{profile_svg(report)}</div>'
             f'<p class="muted">{len(compared)} of {len(tensors)} tensors compared ({shown}); '
             f"a bar is the largest |batched − alone| / max|alone| over the trials; hover for names.</p>")
 
 
-def _roots(report: dict, explained: dict[str, str]) -> str:
+def _roots(result: CheckResult, explained: dict[str, str]) -> str:
     cards = []
-    for root in report["roots"]:
-        conclusion = explained.get(root["node"])
+    for root in result.roots:
+        conclusion = explained.get(root.node)
         explain = f'<div class="explain"><b>explain:</b> {escape(conclusion)}</div>' if conclusion else ""
-        cards.append(f'<div class="root"><div class="name">{escape(root["layer"])}</div>'
-                     f'<div><code>{escape(root["node"])}</code> ({escape(root["op"])}, output {root["output"]})'
-                     f' — cause <b>{escape(root["cause"])}</b>, max |diff| {_figure(root["max_abs_diff"])} '
-                     f'(relative {_figure(root["max_rel_diff"])})</div>'
-                     f'<div class="muted">{escape(root["hint"])}</div>{explain}</div>')
+        cards.append(f'<div class="root"><div class="name">{escape(root.layer)}</div>'
+                     f'<div><code>{escape(root.node)}</code> ({escape(root.op)}, output {root.output})'
+                     f' — cause <b>{escape(str(root.cause))}</b>, max |diff| {_figure(root.max_abs_diff)} '
+                     f'(relative {_figure(root.max_rel_diff)})</div>'
+                     f'<div class="muted">{escape(root.hint)}</div>{explain}</div>')
     return "\n".join(cards)
 
 
-def _facts(report: dict) -> str:
-    model, tol = report["model"], report["tolerance"]
-    shape = "×".join(str(d) for d in model["per_image_shape"])
-    relaxed = f" (batch axis relaxed from {model['shipped_batch']})" if model.get("batch_relaxed") else ""
-    rows = [("model", f"<code>{escape(model['path'])}</code> ({escape(model['format'])})"),
-            ("input", f"<code>{escape(model['input'])}</code> {escape(model['input_dtype'])}, per image "
+def _facts(result: CheckResult) -> str:
+    model, tol = result.model, result.tolerance
+    shape = "×".join(str(d) for d in model.per_image_shape)
+    relaxed = f" (batch axis relaxed from {model.shipped_batch})" if model.batch_relaxed else ""
+    rows = [("model", f"<code>{escape(model.path)}</code> ({escape(model.format)})"),
+            ("input", f"<code>{escape(model.input)}</code> {escape(model.input_dtype)}, per image "
                       f"{shape}{relaxed}"),
-            ("outputs", ", ".join(f"<code>{escape(o)}</code>" for o in model["outputs"])),
-            ("images", escape(str(model["images"]))),
-            ("compared", f"{model['compared_tensors']} tensors ({model['screened_tensors']} on every trial)")]
-    for limit in report.get("limits", []):
-        beyond = f"; {limit['tensors_beyond']} tensors beyond it not tested" if limit["tensors_beyond"] else ""
-        rows.append(("batch limit", f"<code>{escape(limit['node'])}</code> ({escape(limit['op'])}) "
-                                    f"{escape(limit['reason'])}{beyond}"))
-    if not report.get("limits"):
+            ("outputs", ", ".join(f"<code>{escape(o)}</code>" for o in model.outputs)),
+            ("images", escape(str(model.images))),
+            ("compared", f"{model.compared_tensors} tensors ({model.screened_tensors} on every trial)")]
+    for limit in result.limits:
+        beyond = f"; {limit.tensors_beyond} tensors beyond it not tested" if limit.tensors_beyond else ""
+        rows.append(("batch limit", f"<code>{escape(limit.node)}</code> ({escape(limit.op)}) "
+                                    f"{escape(limit.reason)}{beyond}"))
+    if not result.limits:
         rows.append(("batch limit", "none: every tensor runs with any batch size"))
-    for p in model.get("placeholders", []):
-        fed = f"fed {p['fed']}" if p.get("fed") is not None else "default kept"
-        rows.append(("placeholder", f"<code>{escape(p['name'])}</code> {escape(str(p.get('dtype', '')))}: "
-                                    f"{escape(str(fed))}"))
-    floor = tol.get("noise_floor")
-    rows.append(("tolerance", f"atol {tol['atol']:.1e} + rtol {tol['rtol']:.1e} × max|alone| "
-                              f"({escape(tol['source'])})"))
+    for p in model.placeholders:
+        fed = f"fed {p.fed}" if p.fed is not None else "default kept"
+        rows.append(("placeholder", f"<code>{escape(p.name)}</code> {escape(p.dtype)}: {escape(fed)}"))
+    floor = tol.noise_floor
+    rows.append(("tolerance", f"atol {tol.atol:.1e} + rtol {tol.rtol:.1e} × max|alone| ({escape(tol.source)})"))
     rows.append(("noise floor", f"{floor:.1e} (the probe alone vs batches of its copies)" if floor is not None
                  else "not measured"))
-    for finding in report.get("findings", []):
-        rows.append(("note", f"<code>{escape(finding['layer'])}</code>: {escape(finding['message'])}"))
-    versions = report.get("versions") or {}
+    for finding in result.findings:
+        rows.append(("note", f"<code>{escape(finding.layer)}</code>: {escape(finding.message)}"))
+    versions = result.versions
     if versions:
         rows.append(("versions", escape(", ".join(f"{k} {v}" for k, v in versions.items()))))
     return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
 
 
-def _trials(report: dict) -> str:
+def _trials(result: CheckResult) -> str:
     head = ('<table><thead><tr><th class="num">#</th><th class="num">batch size</th>'
             '<th class="num">probe at</th><th>probe</th><th>batch-mates</th><th>compared</th>'
             '<th>diverged</th></tr></thead><tbody>')
     rows = []
-    for trial in report["trials"]:
-        mates = trial["mates"]
+    for trial in result.trials:
+        mates = trial.mates
         shown = ", ".join(mates[:MAX_MATES_SHOWN]) + (f" … (+{len(mates) - MAX_MATES_SHOWN})"
                                                       if len(mates) > MAX_MATES_SHOWN else "")
-        mode = "every tensor" if trial["mode"] == "detail" else "screened" + (
-            ", then every tensor" if trial["localised"] else "")
-        rows.append(f'<tr class="{"diverged" if trial["diverged"] else ""}"><td class="num">{trial["index"]}</td>'
-                    f'<td class="num">{trial["batch_size"]}</td><td class="num">{trial["position"]}</td>'
-                    f'<td>{escape(trial["probe"])}</td><td title="{escape(", ".join(mates))}">{escape(shown)}</td>'
-                    f'<td>{mode}</td><td>{"<b>yes</b>" if trial["diverged"] else "no"}</td></tr>')
-    requested = report["model"].get("requested_trials")
-    extra = len(report["trials"]) - requested if requested else 0
+        mode = "every tensor" if trial.mode == Mode.DETAIL else "screened" + (
+            ", then every tensor" if trial.localised else "")
+        rows.append(f'<tr class="{"diverged" if trial.diverged else ""}"><td class="num">{trial.index}</td>'
+                    f'<td class="num">{trial.batch_size}</td><td class="num">{trial.position}</td>'
+                    f'<td>{escape(trial.probe)}</td><td title="{escape(", ".join(mates))}">{escape(shown)}</td>'
+                    f'<td>{mode}</td><td>{"<b>yes</b>" if trial.diverged else "no"}</td></tr>')
+    requested = result.model.requested_trials
+    extra = len(result.trials) - requested if requested else 0
     note = (f'<p class="muted">{extra} more than --trials {requested}, to run every batch size once.</p>'
             if extra > 0 else "")
     return head + "\n".join(rows) + "</tbody></table>" + note
 
 
-def _tensors(report: dict) -> str:
-    tensors = report["tensors"]
-    present = [s for s in STATUS_STYLE if any(t["status"] == s for t in tensors)]
+def _tensors(result: CheckResult) -> str:
+    tensors = result.tensors
+    present = [s for s in STATUS_STYLE if any(t.status == s for t in tensors)]
     buttons = ['<button type="button" class="active" data-status="all">all</button>'] + [
         f'<button type="button" data-status="{s}">{s.replace("_", " ")} '
-        f'({sum(t["status"] == s for t in tensors)})</button>' for s in present]
+        f'({sum(t.status == s for t in tensors)})</button>' for s in present]
     head = ('<table><thead><tr><th data-sort="num" class="num">#</th><th data-sort="text">tensor</th>'
             '<th data-sort="text">op</th><th data-sort="text">status</th>'
             '<th data-sort="num" class="num">max |diff|</th><th data-sort="num" class="num">max relative</th>'
             '<th data-sort="num" class="num">trials</th><th>note</th></tr></thead><tbody>')
-    rows = [f'<tr class="s-{t["status"]}" data-status="{t["status"]}" data-name="{escape(t["tensor"].lower())}">'
-            f'<td class="num" data-value="{i}">{i}</td><td class="mono">{escape(t["tensor"])}</td>'
-            f'<td>{escape(t["op"])}</td><td>{t["status"].replace("_", " ")}</td>'
-            f'{_num_cell(t["max_abs_diff"])}{_num_cell(t["max_rel_diff"])}'
-            f'<td class="num" data-value="{t["trials"]}">{t["trials"]}</td><td>{escape(t.get("note", ""))}</td></tr>'
+    rows = [f'<tr class="s-{t.status}" data-status="{t.status}" data-name="{escape(t.tensor.lower())}">'
+            f'<td class="num" data-value="{i}">{i}</td><td class="mono">{escape(t.tensor)}</td>'
+            f'<td>{escape(t.op)}</td><td>{str(t.status).replace("_", " ")}</td>'
+            f'{_num_cell(t.max_abs_diff)}{_num_cell(t.max_rel_diff)}'
+            f'<td class="num" data-value="{t.trials}">{t.trials}</td><td>{escape(t.note)}</td></tr>'
             for i, t in enumerate(tensors)]
     return (f'<div data-filter-box><div class="filters">status: {"".join(buttons)}'
             f'<input type="search" placeholder="filter by name" aria-label="filter tensors by name"></div>'

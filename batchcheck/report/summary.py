@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .profile import figure_value
+from ..result import CheckResult
+from ..serial import SCHEMA
 
 
 @dataclass(frozen=True)
@@ -33,22 +34,29 @@ class Summary:
 
 def error_report(model_path: str, message: str, stage: str) -> dict:
     """The report of a check that ended in an error at `stage` ("load", "check", …) with `message`."""
-    return {"verdict": "error", "error": message, "stage": stage, "model": {"path": str(model_path)}}
+    return {"schema": SCHEMA, "verdict": "error", "error": message, "stage": stage, "model": {"path": str(model_path)}}
 
 
 def summarize(report: dict) -> Summary:
-    """The summary of a check's report dict (or an error report)."""
+    """The summary of a report dict: a check's, another command's (its verdict only) or an error report."""
     verdict = report.get("verdict", "error")
     if verdict == "error":
         stage = report.get("stage")
         reason = f"{stage}: {report.get('error', '')}" if stage else report.get("error", "unknown error")
         return Summary("error", None, None, None, None, None, reason)
-    first = report.get("first_divergence")
+    if "tensors" not in report:
+        return Summary(verdict, None, None, None, None, None, None)
+    return summarize_result(CheckResult.from_dict(report))
+
+
+def summarize_result(result: CheckResult) -> Summary:
+    """The summary of a check's result."""
+    verdict, first = str(result.verdict), result.first_divergence
     if first:
-        return Summary(verdict, first["layer"], first["node"], first["cause"],
-                       figure_value(first["max_abs_diff"]), figure_value(first["max_rel_diff"]), None)
-    compared = [t for t in report.get("tensors", []) if t["max_abs_diff"] is not None]
+        return Summary(verdict, first.layer, first.node, str(first.cause), first.max_abs_diff, first.max_rel_diff,
+                       None)
+    compared = [t for t in result.tensors if t.max_abs_diff is not None]
     if not compared:
         return Summary(verdict, None, None, None, None, None, None)
-    return Summary(verdict, None, None, None, max(figure_value(t["max_abs_diff"]) for t in compared),
-                   max(figure_value(t["max_rel_diff"]) for t in compared), None)
+    return Summary(verdict, None, None, None, max(t.max_abs_diff for t in compared),
+                   max(t.max_rel_diff for t in compared), None)

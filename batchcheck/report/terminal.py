@@ -36,7 +36,7 @@ def print_report(result: CheckResult, console: Console, *, all_layers: bool = Fa
     chosen = f" ({escape(model.outputs_chosen)})" if model.outputs_chosen else ""
     out(f"  outputs  {escape(', '.join(model.outputs))}{chosen}")
     for flag in model.flagged:
-        out(f"  flagged  {escape(flag['kind'])} `{escape(flag['node'])}` ({flag['op']}) {escape(flag['where'])}: "
+        out(f"  flagged  {escape(flag.kind)} `{escape(flag.node)}` ({flag.op}) {escape(flag.where)}: "
             f"can hang or hold state; ran under --timeout")
     for note in model.notes:
         out(f"  note     {escape(note)}")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import (
     BatchcheckBug,
     BatchcheckWarning,
+    ChildStopped,
     OutOfMemory,
     UsageError,
     first_line,
@@ -50,22 +51,15 @@ from .supervise import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..checker import BatchPlan, Checker, PlanOutcome
+    from ..checker import Checker
     from ..options import CheckConfig
+    from ..plans import BatchPlan, PlanOutcome
     from ..result import CheckResult, Mode, TrialReport
 
 REPLY_FD_ENV = "BATCHCHECK_REPLY_FD"
 STDERR_KEPT = 65536  # the child's last stderr bytes, for a crash's "TensorFlow said"
 HEADER = struct.Struct("!Q")  # a message: its length, then its pickle
 CLOSE_SECONDS = 5.0
-
-
-class ChildStopped(UsageError):
-    """The model's child process crashed, hung or ran out of memory during `stage`; it is gone."""
-
-    def __init__(self, message: str, stage: str) -> None:
-        super().__init__(message)
-        self.stage = stage
 
 
 class RemoteChecker:

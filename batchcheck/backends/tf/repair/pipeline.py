@@ -7,26 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError, check_argument
-from ..graph.batchnorm import BatchNorm
-from ..graph.index import PLACEHOLDER_OPS, GraphIndex
-from ..judge.tolerance import PLAUSIBLE_ROUNDING
-from ..load.formats import load_model
-from ..load.images import pool_from_dir
-from ..load.prepare import PreparedModel, prepare
-from ..options import CheckConfig
+from ....errors import UsageError
+from ....graph.batchnorm import BatchNorm
+from ....load.images import input_pool
+from ....model import LoadedModel, PreparedModel
+from ....options import CheckConfig
+from ....repair.result import Repaired, Rewrite, StatisticsSource
+from ..graph import PLACEHOLDER_OPS, graph_index
+from ..prepare import prepare
 from .calibrate import recalibrate
 from .fold import fold_batchnorms
 from .graphdef import copy_graph_def, prune_unused
-from .prove import (
-    GraphSession,
-    agreement,
-    batchnorm_overrides,
-    before_after_figures,
-    dropout_override,
-    reference_outputs,
-)
-from .result import FixResult, Proof, Rewrite, StatisticsSource
+from .prove import TFRepairRuns, batchnorm_overrides, dropout_override
 from .rewrite import (
     batchnorm_scope,
     batchnorms_to_inference,
@@ -36,29 +28,15 @@ from .rewrite import (
 )
 from .statistics import cond_branch_sources, known_statistics
 
-DEFAULT_REPEATS = 10
 
-
-def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *, calibrate: Path | None = None,
-        fold_bn: bool = False, repeats: int = DEFAULT_REPEATS) -> FixResult:
-    """Rewrite `path` for inference into `out` (a frozen GraphDef) and prove it; `UsageError` when it cannot
-    be fixed. `config` holds the model options (input, outputs, feeds, images, check trials…)."""
-    config, path, out = config or CheckConfig(), Path(path), Path(out)
-    check_argument(out.parent.is_dir(), "-o {}: folder `{}` does not exist; create it or choose another path",
-                   out, out.parent)
-    check_argument(not path.exists() or out.resolve() != path.resolve(),
-                   "-o {}: is the model itself; write the fixed graph to another file", out)
-    check_argument(calibrate is None or Path(calibrate).is_dir(),
-                   "--calibrate {}: not a folder; point it at a folder of representative images", calibrate)
-    check_argument(isinstance(repeats, int) and repeats >= 1, "--repeats {!r}: give a whole number of at least 1",
-                   repeats)
-    loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
-                        outputs=list(config.outputs))
+def fix(loaded: LoadedModel, out: Path, config: CheckConfig, *, calibrate: Path | None, fold_bn: bool) -> Repaired:
+    """Rewrite `loaded` for inference into `out` (a frozen GraphDef), with the runs that prove it; `UsageError`
+    when it cannot be fixed. `config` holds the model options (input, outputs, feeds, images, check trials…)."""
     stage = _rewritten(loaded, config)
     prepared, spec = stage.prepared, stage.prepared.input
-    batchnorms = training_batchnorms(GraphIndex(prepared.graph_def))
+    batchnorms = training_batchnorms(graph_index(prepared.graph))
     statistics, sources, calibration_images = _statistics(loaded, stage, batchnorms, config, calibrate)
-    fixed, bn_rewrites = batchnorms_to_inference(copy_graph_def(prepared.graph_def), batchnorms, statistics)
+    fixed, bn_rewrites = batchnorms_to_inference(copy_graph_def(prepared.graph), batchnorms, statistics)
     rewrites = stage.rewrites + bn_rewrites
     protected = [spec.node, *(t.split(":")[0] for t in prepared.outputs), *(p.name for p in prepared.placeholders)]
     fixed = prune_unused(fixed, protected)
@@ -66,17 +44,23 @@ def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *,
         fixed, fold_rewrites = fold_batchnorms(fixed, protected)
         rewrites += fold_rewrites
     reference_feeds = {**config.feeds, **{flag: str(value).lower() for flag, value in stage.flags.items()},
-                       **_dropout_off_values(loaded.graph_def, prepared.graph_def, config.feeds)}
+                       **_dropout_off_values(loaded.graph, prepared.graph, config.feeds)}
     reference = prepare(loaded, input_name=spec.node, outputs=prepared.outputs, input_shape=spec.per_image_shape,
                         feeds=reference_feeds)
     out.write_bytes(fixed.SerializeToString())
     overrides = ([dropout_override(mask, unscaled) for mask, unscaled in stage.masks.items()]
                  + [o for bn in batchnorms for o in batchnorm_overrides(bn, *statistics[bn.name])])
-    position = GraphIndex(reference.graph_def).position
+    position = graph_index(reference.graph).position
     overrides.sort(key=lambda override: position[override.tensor.split(":")[0]])
-    proof = _prove(out, config, prepared, fixed, reference, overrides, repeats,
-                   _reference_text(stage.flags, stage.masks, sources, calibration_images > 0))
-    return FixResult(str(path), str(out), spec.tensor, prepared.outputs, rewrites, sources, calibration_images, proof)
+    present = {n.name for n in fixed.node}
+    recheck = dataclasses.replace(
+        config, format="pb", checkpoint=None, input=spec.node, outputs=tuple(prepared.outputs),
+        input_shape=spec.per_image_shape, feeds={k: v for k, v in config.feeds.items() if k.split(":")[0] in present})
+    runs = TFRepairRuns(fixed, reference.graph, spec.tensor, prepared.outputs,
+                        {k: v for k, v in prepared.feeds.items() if k.split(":")[0] in present}, reference.feeds,
+                        overrides)
+    return Repaired(out, spec.tensor, prepared.outputs, rewrites, sources, calibration_images,
+                    _reference_text(stage.flags, stage.masks, sources, calibration_images > 0), recheck, runs)
 
 
 @dataclass
@@ -90,13 +74,13 @@ class _Rewritten:
 
 def _rewritten(loaded, config: CheckConfig) -> _Rewritten:
     keep = _kept_nodes(loaded, config)
-    graph_def, rewrites, flags = constant_flags(copy_graph_def(loaded.graph_def), config.feeds)
-    graph_def, dropout_rewrites, masks = dropout_to_identity(graph_def, _data_sources(loaded.graph_def, config))
+    graph_def, rewrites, flags = constant_flags(copy_graph_def(loaded.graph), config.feeds)
+    graph_def, dropout_rewrites, masks = dropout_to_identity(graph_def, _data_sources(loaded.graph, config))
     remaining = {n.name for n in graph_def.node}
     graph_def = prune_unused(graph_def, [name for name in keep if name in remaining])
     present = {n.name for n in graph_def.node}
     feeds = {k: v for k, v in config.feeds.items() if k.split(":")[0] in present}
-    prepared = prepare(dataclasses.replace(loaded, graph_def=graph_def), input_name=config.input,
+    prepared = prepare(dataclasses.replace(loaded, graph=graph_def), input_name=config.input,
                        outputs=list(config.outputs), input_shape=config.input_shape, feeds=feeds)
     return _Rewritten(prepared, rewrites + dropout_rewrites, flags, masks)
 
@@ -105,9 +89,9 @@ def _statistics(loaded, stage: _Rewritten, batchnorms: list[BatchNorm], config: 
                 calibrate: Path | None) -> tuple[dict, list[StatisticsSource], int]:
     """Each training BN's statistics (graph, checkpoint, Keras file, else recalibration), their sources,
     and how many images recalibration used."""
-    statistics, sources = known_statistics(batchnorms, loaded.graph_def, loaded.format, loaded.path,
+    statistics, sources = known_statistics(batchnorms, loaded.graph, loaded.format, loaded.path,
                                            config.checkpoint)
-    sources += cond_branch_sources(loaded.graph_def, {n.name for n in stage.prepared.graph_def.node}, stage.flags)
+    sources += cond_branch_sources(loaded.graph, {n.name for n in stage.prepared.graph.node}, stage.flags)
     missing = [bn for bn in batchnorms if bn.name not in statistics]
     if not missing:
         return statistics, sources, 0
@@ -128,7 +112,7 @@ def _kept_nodes(loaded, config: CheckConfig) -> list[str]:
     named = list(config.outputs) or loaded.outputs
     if named:
         return [name.split(":")[0] for name in named]
-    index = GraphIndex(loaded.graph_def)
+    index = graph_index(loaded.graph)
     return [name for name in index.order if not index.nodes[name].consumers
             and index.nodes[name].op not in ("NoOp", "Assert", "Const")]
 
@@ -157,14 +141,13 @@ def _calibrated(prepared, batchnorms: list[BatchNorm], missing: list[BatchNorm],
                 directory: Path, config: CheckConfig) -> tuple[dict, int]:
     """Statistics of the `missing` BNs recomputed over the images in `directory`, layer by layer."""
     spec = prepared.input
-    dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
     try:
-        pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.scaling)
+        pool = input_pool(spec, config, Path(directory))
     except UsageError as exc:  # its messages name --images, the check's option for the same kind of folder
         raise UsageError(str(exc).replace("--images", "--calibrate")) from None
     placeholders = {bn.name: (np.zeros(_channels(bn), np.float32), np.ones(_channels(bn), np.float32))
                     for bn in missing}
-    graph_def, _ = batchnorms_to_inference(copy_graph_def(prepared.graph_def), batchnorms,
+    graph_def, _ = batchnorms_to_inference(copy_graph_def(prepared.graph), batchnorms,
                                            {**statistics, **placeholders})
     return recalibrate(graph_def, spec.tensor, prepared.feeds, missing, pool.array, statistics)
 
@@ -186,41 +169,3 @@ def _reference_text(flags: dict[str, bool], masks: dict[str, str], sources: list
     parts += [f"BatchNorm statistics from {' and '.join(origins)}"] if origins else []
     what = "the calibrated reference: the original graph" if calibrated else "the original graph"
     return what + (f" with {', '.join(parts)}" if parts else "")
-
-
-def _prove(out: Path, config: CheckConfig, prepared, fixed, reference_model, overrides, repeats: int,
-           reference_text: str) -> Proof:
-    from ..checker import Checker
-
-    spec = prepared.input
-    present = {n.name for n in fixed.node}
-    feeds = {k: v for k, v in prepared.feeds.items() if k.split(":")[0] in present}
-    check_config = dataclasses.replace(
-        config, format="pb", checkpoint=None, input=spec.node, outputs=tuple(prepared.outputs),
-        input_shape=spec.per_image_shape, feeds={k: v for k, v in config.feeds.items() if k.split(":")[0] in present})
-    checker = Checker.open(out, check_config)
-    try:
-        verdict = str(checker.check().verdict.value)
-        images = checker.pool.array[:checker.main_images]
-        tolerance = checker.calibration.tolerance
-    finally:
-        checker.close()
-    after = GraphSession(fixed, spec.tensor, prepared.outputs, feeds)
-    before = GraphSession(reference_model.graph_def, spec.tensor, prepared.outputs, reference_model.feeds)
-    try:
-        expected = reference_outputs(before, overrides, images)
-        # Folding and rewriting reorder float32 arithmetic: allowed is the check's tolerance, with its rtol
-        # at least what the check deems plausible rounding.
-        rtol = max(tolerance.rtol, PLAUSIBLE_ROUNDING)
-        outputs = [agreement(name, got, want, rtol, tolerance.atol)
-                   for name, got, want in zip(prepared.outputs, after.run(images), expected)]
-        figures_before, figures_after = before_after_figures(before, after, reference_model.graph_def, fixed,
-                                                             images, repeats)
-    finally:
-        before.close()
-        after.close()
-    failed = [] if verdict == "invariant" else [f"re-check: the fixed graph is {verdict}"]
-    failed += [f"outputs: `{o.output}` differs from the reference by {o.max_abs_diff:.3g} "
-               f"(allowed {o.allowed_abs_diff:.3g})"
-               for o in outputs if o.max_abs_diff > o.allowed_abs_diff]
-    return Proof(verdict, reference_text, len(images), outputs, figures_before, figures_after, failed)

@@ -2,64 +2,25 @@
 outputs need, and resolve the other placeholders into feeds."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
-from ..errors import UsageError, did_you_mean, names_list
-from ..graph.index import PLACEHOLDER_OPS, GraphIndex
-from ..tfenv import import_tf
-from .core import Core, find_core
-from .formats import LoadedModel
+from ...errors import UsageError, did_you_mean, names_list
+from ...graph.core import Core, find_core
+from ...graph.index import GraphIndex
+from ...load.placeholders import format_shape, resolve_feeds
+from ...model import InputSpec, LoadedModel, PreparedModel
+from .env import import_tf
+from .graph import dtype_name, graph_index, shape_of_attr
 
 IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The tensor fed with images: per-image shape (no batch axis) and how the batch was found."""
-    node: str
-    dtype: str
-    per_image_shape: tuple[int, ...]
-    shipped_batch: int | None  # the batch size the graph fixed, None if free
-
-    @property
-    def tensor(self) -> str:
-        return f"{self.node}:0"
-
-
-@dataclass(frozen=True)
-class PlaceholderInfo:
-    """A placeholder other than the image input, as the report lists it."""
-    name: str
-    op: str
-    dtype: str
-    shape: str
-    fed: str | None  # the --feed value, or None (default kept)
-
-
-@dataclass
-class PreparedModel:
-    """A GraphDef ready to import: relaxed input, pruned to the outputs, feeds resolved."""
-    path: Path
-    format: str
-    graph_def: object
-    input: InputSpec
-    outputs: list[str]
-    placeholders: list[PlaceholderInfo] = field(default_factory=list)
-    feeds: dict[str, np.ndarray] = field(default_factory=dict)
-    index: GraphIndex | None = None
-    notes: list[str] = field(default_factory=list)  # what was inferred or worked around, for the report
-    outputs_chosen: str = ""  # how the outputs were chosen: given, declared by the format, or found (and why)
-    flagged: list = field(default_factory=list)  # the op scan's flagged constructs (safety.scan.Finding)
+PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
 
 
 def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list[str] | None = None,
             input_shape: tuple[int, ...] | None = None, feeds: dict[str, str] | None = None) -> PreparedModel:
     """Resolve the input, outputs and feeds of `loaded`; `UsageError` when a name or size is missing."""
     tf = import_tf()
-    index = GraphIndex(loaded.graph_def)
+    index = graph_index(loaded.graph)
     input_node = _resolve_input(loaded, index, input_name)
     output_tensors, outputs_chosen = _resolve_outputs(loaded, index, outputs or [], input_node)
     notes = list(loaded.notes)
@@ -69,38 +30,47 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
         input_shape = core.shape  # measured; an --input-shape was meant for the one-image input
         notes.append(core.note())
     shape, dtype, shipped = _input_shape(loaded, index, input_node, input_shape, notes)
-    graph_def = _with_placeholder(loaded.graph_def, input_node, dtype, shape)
+    graph_def = _with_placeholder(loaded.graph, input_node, dtype, shape)
     graph_def = tf.compat.v1.graph_util.extract_sub_graph(
         graph_def, sorted({t.split(":")[0] for t in output_tensors}))
-    pruned = GraphIndex(graph_def)
+    pruned = graph_index(graph_def)
     if input_node not in pruned:
         raise UsageError(f"input `{input_node}`: the outputs ({', '.join(output_tensors)}) do not depend on it; "
                          f"choose another --input or --output")
     spec = InputSpec(input_node, dtype, shape, shipped)
-    placeholders, feed_values = _resolve_feeds(loaded.path, pruned, input_node, feeds or {})
-    return PreparedModel(loaded.path, loaded.format, graph_def, spec, output_tensors,
-                         placeholders, feed_values, pruned, notes, outputs_chosen)
+    placeholders, feed_values = resolve_feeds(loaded.path, pruned, input_node, feeds or {})
+    return PreparedModel(loaded.path, loaded.format, graph_def, spec, output_tensors, pruned, placeholders,
+                         feed_values, notes, outputs_chosen)
 
 
 def _core_behind(loaded: LoadedModel, index: GraphIndex, input_node: str, outputs: list[str]) -> Core | None:
     """The batchable core when the input ships a batch of 1 that preprocessing takes one image from."""
     shipped = _static_shape(loaded, index, input_node)
-    return find_core(loaded.graph_def, index, input_node, outputs) if shipped and shipped[0] == 1 else None
-
-
-def _dtype_name(enum: int) -> str:
-    tf = import_tf()
-    return tf.dtypes.as_dtype(enum).name
-
-
-def _shape_of_attr(shape_proto) -> tuple[int | None, ...] | None:
-    if shape_proto.unknown_rank:
+    if not shipped or shipped[0] != 1:
         return None
-    return tuple(None if d.size < 0 else d.size for d in shape_proto.dim)
+    return find_core(index, input_node, outputs, lambda names: _shapes_of_two_sizes(loaded.graph, input_node, names))
 
 
-def _format_shape(shape) -> str:
-    return "unknown" if shape is None else "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+def _shapes_of_two_sizes(graph_def, input_node: str, names: list[str]) -> dict[str, tuple]:
+    """Each node's first output shape on one image of two different sizes (unknown sizes filled
+    in); empty when the graph cannot run on its own (a placeholder that must be fed, say)."""
+    tf = import_tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+        image = graph.get_tensor_by_name(f"{input_node}:0")
+        fetches = [tf.raw_ops.Shape(input=graph.get_tensor_by_name(f"{name}:0")) for name in names]
+    if image.shape.rank is None:
+        return {}
+    runs = []
+    with tf.compat.v1.Session(graph=graph) as session:
+        for sizes in ((96,) * image.shape.rank, tuple(64 + 8 * i for i in range(image.shape.rank))):
+            shape = [1] + [d if d is not None else s for d, s in zip(image.shape.as_list()[1:], sizes)]
+            try:
+                runs.append(session.run(fetches, {image: np.zeros(shape, image.dtype.as_numpy_dtype)}))
+            except (tf.errors.OpError, ValueError, TypeError):
+                return {}
+    return {name: (tuple(map(int, a)), tuple(map(int, b))) for name, a, b in zip(names, *runs)}
 
 
 def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | None) -> str:
@@ -112,18 +82,18 @@ def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | Non
             raise UsageError(f"--input `{input_name}`: only a node's first output can be fed; "
                              f"name the node that produces the image tensor")
         return node
-    placeholders = [n for n in loaded.graph_def.node if n.op in ("Placeholder", "PlaceholderV2")
-                    and _dtype_name(n.attr["dtype"].type) in IMAGE_DTYPES]
+    placeholders = [n for n in loaded.graph.node if n.op in ("Placeholder", "PlaceholderV2")
+                    and dtype_name(n.attr["dtype"].type) in IMAGE_DTYPES]
     declared = [p for p in placeholders if p.name in loaded.inputs]
-    ranks = {p.name: _rank(loaded.graph_def, p) for p in declared or placeholders}
+    ranks = {p.name: _rank(loaded.graph, p) for p in declared or placeholders}
     # Prefer NHWC images, then tensors of unknown rank, then any non-scalar tensor.
     chosen = ([n for n, r in ranks.items() if r == 4] or [n for n, r in ranks.items() if r is None]
               or [n for n, r in ranks.items() if r])
     if len(chosen) == 1:
         return chosen[0]
     if not chosen:
-        considered = [f"{n.name} ({_dtype_name(n.attr['dtype'].type)}, {_format_shape(_shape_of_attr(n.attr['shape'].shape))})"
-                      for n in loaded.graph_def.node if n.op in PLACEHOLDER_OPS]
+        considered = [f"{n.name} ({dtype_name(n.attr['dtype'].type)}, {format_shape(shape_of_attr(n.attr['shape'].shape))})"
+                      for n in loaded.graph.node if n.op in PLACEHOLDER_OPS]
         raise UsageError(f"model `{loaded.path}`: no image placeholder found (placeholders considered: "
                          f"{names_list(considered)}; an image input is float or uint8 with a batch axis); name the "
                          f"tensor to feed with --input NAME (a Const or an inner tensor can be fed too)")
@@ -134,7 +104,7 @@ def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | Non
 
 def _rank(graph_def, placeholder) -> int | None:
     """A placeholder's rank; old GraphDefs (producer < 21) wrote an unknown shape as an empty one."""
-    shape = _shape_of_attr(placeholder.attr["shape"].shape)
+    shape = shape_of_attr(placeholder.attr["shape"].shape)
     if shape is None or (shape == () and graph_def.versions.producer < 21):
         return None
     return len(shape)
@@ -168,21 +138,21 @@ def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str, override: tu
                  notes: list[str]) -> tuple[tuple[int, ...], str, int | None]:
     """Per-image shape, dtype name, and the batch size the graph shipped with (None if free);
     unknown sizes the graph determines downstream are inferred and noted."""
-    definition = index.defs[node]
+    definition = index.source.defs[node]
     dtypes = index.output_dtypes(node)
     if not dtypes:
         raise UsageError(f"--input `{node}`: op {definition.op} has no plain tensor output to feed")
-    dtype = _dtype_name(dtypes[0])
+    dtype = dtypes[0]
     shape = _static_shape(loaded, index, node)
     shipped = shape[0] if shape else None
     per_image = shape[1:] if shape else None
     if override is not None:
         if per_image is not None and len(per_image) != len(override):
             raise UsageError(f"--input-shape {','.join(map(str, override))}: input `{node}` has per-image rank "
-                             f"{len(per_image)} ({_format_shape(per_image)}); give {len(per_image)} sizes")
+                             f"{len(per_image)} ({format_shape(per_image)}); give {len(per_image)} sizes")
         if per_image is not None and any(d is not None and d != o for d, o in zip(per_image, override)):
             raise UsageError(f"--input-shape {','.join(map(str, override))}: input `{node}` fixes "
-                             f"{_format_shape(per_image)}; only its unknown sizes can be set")
+                             f"{format_shape(per_image)}; only its unknown sizes can be set")
         return tuple(override), dtype, shipped
     inferred = None if per_image and None not in per_image else inferred_per_image(index, node, per_image)
     if inferred is not None:
@@ -191,7 +161,7 @@ def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str, override: tu
                      f"--input-shape overrides it")
     if per_image is None or any(d is None for d in per_image):
         example = "224,224,3" if per_image is None or len(per_image) == 3 else ",".join(["8"] * len(per_image))
-        raise UsageError(f"input `{node}` has per-image shape {_format_shape(per_image)} with unknown sizes; "
+        raise UsageError(f"input `{node}` has per-image shape {format_shape(per_image)} with unknown sizes; "
                          f"give it with --input-shape (e.g. {example})")
     return tuple(per_image), dtype, shipped
 
@@ -216,7 +186,7 @@ def inferred_per_image(index: GraphIndex, node: str,
         info = index.nodes[consumer]
         if len(info.data_inputs) < 2 or index.nodes[info.data_inputs[1][0]].op != "Const":
             continue
-        value = tf.make_ndarray(index.defs[info.data_inputs[1][0]].attr["value"].tensor)
+        value = tf.make_ndarray(index.source.defs[info.data_inputs[1][0]].attr["value"].tensor)
         if info.op == "Reshape" and value.ndim == 1 and len(value) > 1 and value[0] == -1 and min(value[1:]) > 0:
             sizes = tuple(int(v) for v in value[1:])
             fitted = sizes if known is None or len(known) == len(sizes) else (
@@ -231,18 +201,18 @@ def inferred_per_image(index: GraphIndex, node: str,
 def _static_shape(loaded: LoadedModel, index: GraphIndex, node: str) -> tuple[int | None, ...] | None:
     """The input tensor's shape from the node's attrs, else from TF's shape inference."""
     tf = import_tf()
-    definition = index.defs[node]
+    definition = index.source.defs[node]
     if definition.op in PLACEHOLDER_OPS and "shape" in definition.attr:
-        rank = _rank(loaded.graph_def, definition)
+        rank = _rank(loaded.graph, definition)
         if rank is not None or definition.op != "PlaceholderWithDefault":
-            return None if rank is None else _shape_of_attr(definition.attr["shape"].shape)
+            return None if rank is None else shape_of_attr(definition.attr["shape"].shape)
     if definition.op == "Const":
         return tuple(d.size for d in definition.attr["value"].tensor.tensor_shape.dim)
     if "_output_shapes" in definition.attr and definition.attr["_output_shapes"].list.shape:
-        return _shape_of_attr(definition.attr["_output_shapes"].list.shape[0])
+        return shape_of_attr(definition.attr["_output_shapes"].list.shape[0])
     graph = tf.Graph()
     with graph.as_default():
-        tf.graph_util.import_graph_def(loaded.graph_def, name="")
+        tf.graph_util.import_graph_def(loaded.graph, name="")
     shape = graph.get_tensor_by_name(f"{node}:0").shape
     return None if shape.rank is None else tuple(shape.as_list())
 
@@ -262,78 +232,3 @@ def _with_placeholder(graph_def, node: str, dtype: str, per_image: tuple[int, ..
             definition.attr["shape"].shape.CopyFrom(
                 tf.TensorShape([None, *per_image]).as_proto())
     return copy
-
-
-def describe_placeholder(index: GraphIndex, name: str) -> tuple[str, str, str, str | None]:
-    """(op, dtype, shape, default) of placeholder `name`; the default is None when it must be fed."""
-    definition = index.defs[name]
-    default = None
-    if definition.op == "PlaceholderWithDefault" and index.nodes[name].data_inputs:
-        default = _value_text(index, index.nodes[name].data_inputs[0][0])
-    return (definition.op, _dtype_name(definition.attr["dtype"].type),
-            _format_shape(_shape_of_attr(definition.attr["shape"].shape)), default)
-
-
-def _value_text(index: GraphIndex, node: str) -> str:
-    """A Const's value, short enough for one line; another node by name."""
-    if index.defs[node].op != "Const":
-        return f"from `{node}`"
-    from tensorflow.python.framework import tensor_util
-
-    value = tensor_util.MakeNdarray(index.defs[node].attr["value"].tensor)
-    return str(value.tolist()).lower() if value.size <= 8 else f"{value.dtype} array of shape {list(value.shape)}"
-
-
-def _resolve_feeds(path: Path, index: GraphIndex, input_node: str,
-                   feeds: dict[str, str]) -> tuple[list[PlaceholderInfo], dict[str, np.ndarray]]:
-    placeholders = [name for name in index.order
-                    if index.nodes[name].op in PLACEHOLDER_OPS and name != input_node]
-    for name in feeds:
-        node = name.split(":")[0]
-        if node == input_node:
-            raise UsageError(f"--feed {name}=…: `{node}` is the image input; it is fed with images, not --feed")
-        if node not in index:
-            raise UsageError(f"--feed {name}=…: no such node in `{path}`{did_you_mean(node, placeholders)} "
-                             f"(placeholders: {names_list(placeholders)})")
-    infos, values = [], {}
-    by_node = {name.split(":")[0]: value for name, value in feeds.items()}
-    for name in placeholders:
-        definition = index.defs[name]
-        dtype = _dtype_name(definition.attr["dtype"].type)
-        shape = _shape_of_attr(definition.attr["shape"].shape)
-        raw = by_node.get(name)
-        if raw is None and definition.op != "PlaceholderWithDefault":
-            raise UsageError(f"placeholder `{name}` ({dtype}, shape {_format_shape(shape)}) has no default and "
-                             f"must be fed: add --feed {name}=VALUE")
-        infos.append(PlaceholderInfo(name, definition.op, dtype, _format_shape(shape), raw))
-        if raw is not None:
-            values[f"{name}:0"] = parse_feed_value(name, raw, dtype, shape)
-    for name, raw in feeds.items():
-        node = name.split(":")[0]
-        if node not in placeholders:
-            values[f"{node}:0"] = parse_feed_value(node, raw, _dtype_name(index.output_dtypes(node)[0]), None)
-    return infos, values
-
-
-def parse_feed_value(name: str, raw: str, dtype: str, shape) -> np.ndarray:
-    """Parse a `--feed` value for a tensor of `dtype`; scalars broadcast to a fully known shape."""
-    text = raw.strip().lower()
-    try:
-        if dtype == "bool":
-            if text not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            value = np.asarray(text in ("true", "1"))
-        else:
-            parts = [p for p in text.strip("[]").split(",") if p.strip()]
-            value = np.asarray([float(p) for p in parts] if len(parts) > 1 else float(parts[0]))
-            value = value.astype(np.dtype(dtype) if dtype != "bfloat16" else np.float32)
-    except (ValueError, IndexError, TypeError):
-        kind = "true or false" if dtype == "bool" else "a number or a comma-separated list"
-        raise UsageError(f"--feed {name}={raw}: `{name}` is {dtype}; give {kind}") from None
-    if shape is not None and value.ndim == 0 and shape and all(d is not None for d in shape):
-        value = np.broadcast_to(value, shape).copy()
-    if shape is not None and (value.ndim != len(shape) or any(d is not None and d != v for d, v in
-                                                              zip(shape, value.shape))):
-        raise UsageError(f"--feed {name}={raw}: `{name}` takes a {dtype} tensor of shape {_format_shape(shape)}, "
-                         f"not {_format_shape(value.shape)}; give {'one value' if not shape else 'a value of that shape'}")
-    return value

@@ -1,4 +1,5 @@
-"""Loaders: turn any supported model file into one representation, a frozen GraphDef.
+"""TensorFlow loaders: turn a frozen GraphDef, SavedModel, Keras file or meta graph + checkpoint into one
+representation, a frozen GraphDef (with TF2 control flow inlined).
 
 Each loader returns a `LoadedModel`; everything after it (preparation, running, comparing) only
 sees the GraphDef and the input/output names the format itself declares.
@@ -6,67 +7,29 @@ sees the GraphDef and the input/output names the format itself declares.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError, did_you_mean, first_line
-from ..graph.index import VARIABLE_OPS
-from ..safety.scan import ScanReport, scan_graph_def, scan_meta_graph, scan_saved_model
-from ..tfenv import import_tf
+from ...errors import UsageError, did_you_mean, first_line
+from ...formats import SUPPORTED
+from ...model import LoadedModel
+from .env import import_tf
+from .scan import scan_graph_def, scan_meta_graph, scan_saved_model
 
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
                       "PartitionedCall", "StatefulPartitionedCall"})
 CONTROL_FLOW_V2_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"})
 # A text-format GraphDef starts with one of its fields (comments allowed), whatever the file is named.
 TEXT_GRAPH_DEF = re.compile(rb"^\s*(#[^\n]*\n\s*)*(node|versions|library)\s*[{:]")
-SUPPORTED = ("a frozen .pb/.pbtxt GraphDef, a SavedModel folder, a Keras .keras/.h5 file, "
-             "or a TF1 .meta with --checkpoint")
+VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 
 
-@dataclass
-class LoadedModel:
-    """A model as a frozen GraphDef, with what its format says about inputs and outputs."""
-    path: Path
-    format: str
-    graph_def: object
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what loading had to work around, for the report
-    scan: ScanReport = field(default_factory=ScanReport)  # what the op scan flagged in the final graph
-
-
-def detect_format(path: Path) -> str:
-    """Guess the format from the path: folder, suffix."""
-    if path.is_dir():
-        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            return "savedmodel"
-        raise UsageError(f"model `{path}`: a folder but not a SavedModel (no saved_model.pb); "
-                         f"pass {SUPPORTED}")
-    suffix = path.suffix.lower()
-    if path.name == "saved_model.pb":
-        return "savedmodel"
-    if suffix in (".keras", ".h5", ".hdf5"):
-        return "keras"
-    if suffix == ".meta":
-        return "meta"
-    if suffix in (".pbtxt", ".txt", ".prototxt"):
-        return "pbtxt"
-    return "pb"
-
-
-def load_model(path: Path, model_format: str = "auto", *, signature: str = "serving_default",
+def load_graph(path: Path, model_format: str, *, signature: str = "serving_default",
                checkpoint: Path | None = None, outputs: list[str] | None = None,
                allowed_ops: tuple[str, ...] = ()) -> LoadedModel:
     """Load `path` into a `LoadedModel`; `UsageError` with one line when it cannot be used or holds a refused op.
 
     The op scan runs before TensorFlow imports anything the file holds (SavedModel and meta graph loaders scan
     their files first) and again on the final GraphDef (what a Keras file became)."""
-    if not path.exists():
-        raise UsageError(f"model `{path}`: no such file or folder; pass {SUPPORTED}")
-    if not (path.is_file() or path.is_dir()):
-        raise UsageError(f"model `{path}`: not a regular file or folder (a FIFO, socket or device), never opened; "
-                         f"pass {SUPPORTED}")
-    model_format = detect_format(path) if model_format == "auto" else model_format
     if model_format == "savedmodel" and path.is_file():
         path = path.parent
     loader = {"pb": _load_graph_def, "pbtxt": _load_graph_def, "savedmodel": _load_saved_model,
@@ -75,15 +38,15 @@ def load_model(path: Path, model_format: str = "auto", *, signature: str = "serv
                     checkpoint=checkpoint, outputs=outputs or [], allowed_ops=allowed_ops)
     # what the SavedModel, meta graph or Keras file became keeps its own saver functions (never called)
     saver_roots = None if model_format in ("pb", "pbtxt") else ()
-    loaded.scan = scan_graph_def(loaded.graph_def, path, allowed_ops, saver_roots=saver_roots)
+    loaded.scan = scan_graph_def(loaded.graph, path, allowed_ops, saver_roots=saver_roots)
     _reject_variables(loaded)
-    if any(n.op in CALL_OPS for n in loaded.graph_def.node):
-        loaded.graph_def = inline_functions(loaded.graph_def)
+    if any(n.op in CALL_OPS for n in loaded.graph.node):
+        loaded.graph = inline_functions(loaded.graph)
     return loaded
 
 
 def _reject_variables(loaded: LoadedModel) -> None:
-    variables = [n.name for n in loaded.graph_def.node if n.op in VARIABLE_OPS]
+    variables = [n.name for n in loaded.graph.node if n.op in VARIABLE_OPS]
     if variables:
         raise UsageError(
             f"model `{loaded.path}`: not frozen, it holds variables without their values (e.g. `{variables[0]}`); "

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.batchnorm import BatchNorm, constant_value, find_batchnorms
-from ..graph.index import GraphIndex
+from ....graph.batchnorm import BatchNorm, constant_value, find_batchnorms
+from ....graph.index import GraphIndex
+from ....repair.result import Rewrite
+from ..graph import graph_index
 from .graphdef import (
     add_const,
     drop_identities,
@@ -17,7 +19,6 @@ from .graphdef import (
     rewire,
     unique_name,
 )
-from .result import Rewrite
 
 LINEAR_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})
 
@@ -26,7 +27,7 @@ def fold_batchnorms(graph_def, protected: list[str]) -> tuple[object, list[Rewri
     """Fold every foldable inference BatchNorm; `protected` (input and output nodes) keep their names.
     Identity chains are dropped and unused nodes pruned."""
     dropped = drop_identities(graph_def, protected)
-    index = GraphIndex(graph_def)
+    index = graph_index(graph_def)
     rewrites = []
     for bn in find_batchnorms(index):
         target = _foldable_into(index, bn)
@@ -92,7 +93,7 @@ def _foldable_into(index: GraphIndex, bn: BatchNorm) -> tuple[str, str | None, s
     if (info.op not in LINEAR_OPS or len(info.consumers) != 1
             or constant_value(index, info.data_inputs[1][0]) is None):
         return None
-    attr = index.defs[source].attr
+    attr = index.source.defs[source].attr
     if info.op == "MatMul" and attr["transpose_a"].b:
         return None
     if info.op != "MatMul" and attr["data_format"].s.decode() not in ("", "NHWC"):

@@ -1,4 +1,5 @@
-"""The batchable core of an export whose preprocessing handles one image.
+"""The batchable core of an export whose preprocessing handles one image (found on the neutral graph; the
+backend measures shapes).
 
 DeepLab's export squeezes `ImageTensor` [1,?,?,3] to one image, resizes and pads it, and only then
 runs the network from `sub_7` [1,513,513,3]; Object Detection exports unstack the batch into a
@@ -10,18 +11,16 @@ image again (its size, say).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-import numpy as np
+from . import kinds
+from .index import GraphIndex, loop_frame_nodes, value_kinds
 
-from ..graph.index import GraphIndex, loop_frame_nodes, value_kinds
-from ..tfenv import import_tf
-
-NETWORK_OPS = frozenset({"Conv2D", "Conv3D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2",
-                         "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Conv2DBackpropInput"})
-# Ops that take one image out of the batch: the preprocessing after them handles that image alone.
-UNSTACK_OPS = frozenset({"TensorArrayScatterV3", "TensorArrayUnpack", "TensorListFromTensor", "Unpack"})
-RESHAPING_OPS = frozenset({"Identity", "ExpandDims", "Squeeze"})
-FLOAT_DTYPES = frozenset({1, 2, 14, 19})  # DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF
+RESHAPING = frozenset({kinds.IDENTITY, kinds.EXPAND_DIMS, kinds.SQUEEZE})
+FLOAT_DTYPES = frozenset({"float32", "float64", "bfloat16", "float16"})
+# (tensors, per-image shapes) -> each tensor's shape on one image of each of two sizes; empty when the graph
+# cannot run on its own
+ShapesOfTwoSizes = Callable[[list[str]], dict[str, tuple[tuple[int, ...], tuple[int, ...]]]]
 
 
 @dataclass(frozen=True)
@@ -39,23 +38,22 @@ class Core:
 
 def network_ops(index: GraphIndex, start: str) -> set[str]:
     """The conv/matmul/BN nodes downstream of `start`: what a check should reach."""
-    return {n for n in index.descendants([start]) if index.nodes[n].op in NETWORK_OPS}
+    return {n for n in index.descendants([start]) if index.nodes[n].kind in kinds.NETWORK}
 
 
 def one_image_ops(index: GraphIndex, start: str) -> list[str]:
     """Nodes downstream of `start`, feeding the network, that take one image out of the batch."""
     network = network_ops(index, start)
     feeding = index.ancestors(network)
-    kinds = value_kinds(index, start)
+    values = value_kinds(index, start)
     found = []
     for name in index.order:
         if name not in feeding or name == start or name not in index.descendants([start]):
             continue
-        info, definition = index.nodes[name], index.defs[name]
-        squeezes_batch = info.op == "Squeeze" and (
-            not definition.attr["squeeze_dims"].list.i or 0 in definition.attr["squeeze_dims"].list.i)
-        unstacks_batch = info.op in UNSTACK_OPS and (info.op != "Unpack" or definition.attr["axis"].i == 0)
-        if (squeezes_batch or unstacks_batch) and kinds[name] == "data":
+        info = index.nodes[name]
+        squeezes_batch = info.kind == kinds.SQUEEZE and (not info.attrs["axes"] or 0 in info.attrs["axes"])
+        unstacks_batch = info.kind == kinds.UNSTACK or info.kind == kinds.UNPACK and info.attrs["axis"] == 0
+        if (squeezes_batch or unstacks_batch) and values[name] == "data":
             found.append(name)
     return found
 
@@ -63,23 +61,25 @@ def one_image_ops(index: GraphIndex, start: str) -> list[str]:
 MAX_CANDIDATES = 64  # cut tensors measured; preprocessing may hold dozens before the core
 
 
-def find_core(graph_def, index: GraphIndex, input_node: str, outputs: list[str]) -> Core | None:
+def find_core(index: GraphIndex, input_node: str, outputs: list[str],
+              shapes_of_two_sizes: ShapesOfTwoSizes) -> Core | None:
     """The batchable core behind a one-image preprocessing of `input_node`, or None when the
     network already starts at the input (no op takes one image out of the batch).
 
     Candidates are the tensors through which every path from the input to the network passes; the
     core is the first whose shape stays the same for two images of different sizes (preprocessing
-    resizes and pads to the network's size), measured by running the graph on one image of each."""
+    resizes and pads to the network's size), measured by running the graph on one image of each
+    (`shapes_of_two_sizes`, the backend's)."""
     breakers = one_image_ops(index, input_node)
     network = network_ops(index, input_node)
     if not breakers or not network:
         return None
-    kinds = value_kinds(index, input_node)
+    values = value_kinds(index, input_node)
     skipped = loop_frame_nodes(index) | index.ancestors(breakers)
     candidates = []
     for name in index.order:
         dtypes = index.output_dtypes(name)
-        if (name in skipped or kinds.get(name) != "data" or not dtypes or dtypes[0] not in FLOAT_DTYPES
+        if (name in skipped or values.get(name) != "data" or not dtypes or dtypes[0] not in FLOAT_DTYPES
                 or not network <= index.descendants([name])):
             continue
         bypass = _reach_avoiding(index, input_node, name)
@@ -87,7 +87,7 @@ def find_core(graph_def, index: GraphIndex, input_node: str, outputs: list[str])
             candidates.append((name, bypass))
         if len(candidates) == MAX_CANDIDATES:
             break
-    shapes = _shapes_for_two_sizes(graph_def, input_node, [name for name, _ in candidates])
+    shapes = shapes_of_two_sizes([name for name, _ in candidates])
     for name, bypass in candidates:
         first, second = shapes.get(name, (None, None))
         if first is None or first != second or len(first) < 2 or first[0] != 1:
@@ -96,28 +96,6 @@ def find_core(graph_def, index: GraphIndex, input_node: str, outputs: list[str])
         if core_outputs:
             return Core(name, first[1:], core_outputs, breakers[-1])
     return None
-
-
-def _shapes_for_two_sizes(graph_def, input_node: str, names: list[str]) -> dict[str, tuple]:
-    """Each node's first output shape on one image of two different sizes (unknown sizes filled
-    in); empty when the graph cannot run on its own (a placeholder that must be fed, say)."""
-    tf = import_tf()
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
-        image = graph.get_tensor_by_name(f"{input_node}:0")
-        fetches = [tf.raw_ops.Shape(input=graph.get_tensor_by_name(f"{name}:0")) for name in names]
-    if image.shape.rank is None:
-        return {}
-    runs = []
-    with tf.compat.v1.Session(graph=graph) as session:
-        for sizes in ((96,) * image.shape.rank, tuple(64 + 8 * i for i in range(image.shape.rank))):
-            shape = [1] + [d if d is not None else s for d, s in zip(image.shape.as_list()[1:], sizes)]
-            try:
-                runs.append(session.run(fetches, {image: np.zeros(shape, image.dtype.as_numpy_dtype)}))
-            except (tf.errors.OpError, ValueError, TypeError):
-                return {}
-    return {name: (tuple(map(int, a)), tuple(map(int, b))) for name, a, b in zip(names, *runs)}
 
 
 def _reach_avoiding(index: GraphIndex, start: str, avoided: str) -> set[str]:
@@ -146,7 +124,7 @@ def _outputs_before_postprocessing(index: GraphIndex, core: str, bypass: set[str
         needed = index.ancestors([node])
         for name in sorted(clean & needed, key=index.position.__getitem__):
             if any(c in needed - clean for c in index.nodes[name].consumers):
-                while index.nodes[name].op in RESHAPING_OPS and index.nodes[name].data_inputs[0][0] in clean:
+                while index.nodes[name].kind in RESHAPING and index.nodes[name].data_inputs[0][0] in clean:
                     name = index.nodes[name].data_inputs[0][0]
                 chosen.append(f"{name}:0")
     return list(dict.fromkeys(chosen))

@@ -5,8 +5,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..report.terminal import figure
-from .result import FixResult
+from ..repair.result import FixResult
+from .terminal import figure
 
 
 def print_fix_report(result: FixResult, console: Console) -> None:

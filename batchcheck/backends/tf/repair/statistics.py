@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..graph.batchnorm import BatchNorm, constant_value, find_batchnorms
-from ..graph.index import GraphIndex
-from ..load.formats import _checkpoint_prefix
-from ..tfenv import import_tf
-from .result import StatisticsSource
+from ....graph.batchnorm import BatchNorm, constant_value, find_batchnorms
+from ....repair.result import StatisticsSource
+from ..env import import_tf
+from ..graph import graph_index
+from ..load import _checkpoint_prefix
 from .rewrite import batchnorm_scope
 
 Statistics = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -49,7 +49,7 @@ def known_statistics(batchnorms: list[BatchNorm], graph_def, model_format: str, 
 
 
 def _graph_lookup(graph_def):
-    index = GraphIndex(graph_def)
+    index = graph_index(graph_def)
 
     def lookup(scope: str):
         mean = constant_value(index, f"{scope}/moving_mean")
@@ -102,7 +102,7 @@ def cond_branch_sources(graph_def, kept: set[str], flags: dict[str, bool]) -> li
     """BatchNorms that are in inference mode because a flag made constant kept their cond branch: their
     statistics are the moving statistics that branch already held."""
     sources = []
-    for bn in find_batchnorms(GraphIndex(graph_def)):
+    for bn in find_batchnorms(graph_index(graph_def)):
         flag = bn.training.flag
         if flag in flags and bn.name in kept and not bn.batch_statistics:
             sources.append(StatisticsSource(bn.name, batchnorm_scope(bn), "graph",

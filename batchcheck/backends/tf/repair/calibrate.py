@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.batchnorm import BatchNorm
-from ..tfenv import import_tf
+from ....graph.batchnorm import BatchNorm
+from ..env import import_tf
 from .rewrite import channel_axis, statistic_tensors
 
 CALIBRATION_BATCH = 16

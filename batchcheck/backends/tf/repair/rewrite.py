@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.batchnorm import BatchNorm, find_batchnorms
-from ..graph.index import (
-    MERGE_OPS,
-    PLACEHOLDER_OPS,
-    RANDOM_OPS,
-    SWITCH_OPS,
+from ....graph.batchnorm import BatchNorm, find_batchnorms
+from ....graph.index import (
     GraphIndex,
     layer_of,
     split_input,
     value_kinds,
 )
-from ..tfenv import import_tf
+from ....repair.result import Rewrite
+from ..env import import_tf
+from ..graph import MERGE_OPS, PLACEHOLDER_OPS, RANDOM_OPS, SWITCH_OPS, graph_index
 from .graphdef import (
     add_const,
     constant_only,
@@ -25,7 +23,6 @@ from .graphdef import (
     remove_nodes,
     rewire,
 )
-from .result import Rewrite
 
 SCALING_OPS = frozenset({"Mul", "RealDiv", "Div", "TrueDiv"})
 NOT_DATA_OPS = frozenset({"ZerosLike", "Fill", "Zeros", "OnesLike"})
@@ -76,12 +73,12 @@ def data_kinds(index: GraphIndex, data_sources: list[str]) -> dict[str, str]:
 def constant_flags(graph_def, feeds: dict[str, str]) -> tuple[object, list[Rewrite], dict[str, bool]]:
     """Boolean placeholders that choose cond branches become constants: the `feeds` value if given, else
     false (inference). Returns the new GraphDef, the rewrites and the flag values used."""
-    index = GraphIndex(graph_def)
-    predicates = {split_input(index.defs[s].input[1])[0] for s in index.nodes if index.nodes[s].op in SWITCH_OPS}
+    index = graph_index(graph_def)
+    predicates = {split_input(index.source.defs[s].input[1])[0] for s in index.nodes if index.nodes[s].op in SWITCH_OPS}
     upstream = index.ancestors(predicates)
     flags = {name: feeds.get(name, "false").strip().lower() in ("true", "1") for name in index.order
              if index.nodes[name].op in PLACEHOLDER_OPS and name in upstream
-             and index.defs[name].attr["dtype"].type == DT_BOOL}
+             and index.source.defs[name].attr["dtype"].type == DT_BOOL}
     if not flags:
         return graph_def, [], {}
     nodes = node_map(graph_def)
@@ -101,13 +98,13 @@ def constant_flags(graph_def, feeds: dict[str, str]) -> tuple[object, list[Rewri
 def prune_constant_conds(graph_def) -> tuple[object, list[Rewrite]]:
     """Switches whose predicate is constant forward their input to the taken side; the untaken branch is
     removed and each Merge left with one live input becomes an Identity."""
-    index = GraphIndex(graph_def)
+    index = graph_index(graph_def)
     switches = [n for n in index.order if index.nodes[n].op in SWITCH_OPS
-                and constant_only(index, split_input(index.defs[n].input[1])[0])]
+                and constant_only(index, split_input(index.source.defs[n].input[1])[0])]
     if not switches:
         return graph_def, []
-    predicates = evaluate_constants(graph_def, sorted({index.defs[s].input[1] for s in switches}))
-    taken = {s: int(bool(predicates[index.defs[s].input[1]])) for s in switches}
+    predicates = evaluate_constants(graph_def, sorted({index.source.defs[s].input[1] for s in switches}))
+    taken = {s: int(bool(predicates[index.source.defs[s].input[1]])) for s in switches}
     dead: set[str] = set()
     dead_outputs = {(s, 1 - port) for s, port in taken.items()}
     merges = []
@@ -138,7 +135,7 @@ def prune_constant_conds(graph_def) -> tuple[object, list[Rewrite]]:
 def dropout_to_identity(graph_def, data_sources: list[str]) -> tuple[object, list[Rewrite], dict[str, str]]:
     """Each node where randomness meets the data (dropout's mask) becomes an Identity of the data before
     its inverted-dropout scaling. Returns the GraphDef, the rewrites, and {mask node: unscaled tensor}."""
-    index = GraphIndex(graph_def)
+    index = graph_index(graph_def)
     kinds = data_kinds(index, data_sources)
     nodes = node_map(graph_def)
     rewrites, replaced = [], {}

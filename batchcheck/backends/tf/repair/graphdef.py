@@ -6,17 +6,19 @@ from typing import Iterable
 
 import numpy as np
 
-from ..graph.batchnorm import FUSED_BATCHNORM_OPS
-from ..graph.index import (
+from ....graph.index import (
+    GraphIndex,
+    split_input,
+)
+from ..env import import_tf
+from ..graph import (
+    FUSED_BATCHNORM_OPS,
     MERGE_OPS,
     PLACEHOLDER_OPS,
     RANDOM_OPS,
     SWITCH_OPS,
     VARIABLE_OPS,
-    GraphIndex,
-    split_input,
 )
-from ..tfenv import import_tf
 
 _BN_SCOPE = re.compile(r"^(batchnorm|batch_norm|batch_normalization(_\d+)?|fusedbatchnorm(v\d)?)$")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tfenv import import_tf
+from .env import import_tf
 
 CHUNK_VALUES = 1 << 20  # values per image in one chunk: bounds the temporaries of its elementwise ops
 CHUNK_TENSORS = 64  # tensors in one chunk: grappler's time grows faster than linearly with a Concat's inputs
