@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta; several models and quoted "
                              "globs ('zoo/*.pb') are checked one after the other, then summarised")
     groups = argparse_groups(parser)
-    add_check_options(parser.add_argument, group=groups)
+    add_check_options(parser.add_argument, command="check", group=groups)
     add_json_option(groups("output"))
     add_report_options(groups("output"))
     groups("output")("--all-layers", action="store_true", help="list every layer in the table (default: the 16 "

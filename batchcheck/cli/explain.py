@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--node", metavar="NAME", help="node to explain (default: the first divergent node)")
     groups = argparse_groups(parser)
-    add_check_options(parser.add_argument, group=groups)
+    add_check_options(parser.add_argument, command="explain", group=groups)
     add_json_option(groups("output"))
     add_report_options(groups("output"), plot=False)
 

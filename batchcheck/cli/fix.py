@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="fold inference BatchNorm into the Conv2D/DepthwiseConv2dNative/MatMul before it")
     repair("--repeats", type=int, default=10, metavar="N",
            help="timed forward passes per latency figure, after 2 warm-up passes (default 10)")
-    add_check_options(parser.add_argument, group=groups)
+    add_check_options(parser.add_argument, command="fix", group=groups)
     add_json_option(groups("output"))
     add_report_options(groups("output"), plot=False)
 

@@ -10,15 +10,12 @@ from .output import add_json_option, add_model_argument, run_command
 from .reports import add_report_options
 
 HELP = "audit a model's BatchNorm, dropout and flags statically (no images)"
-# The model options of `check`; its image options and seed serve --confirm.
-LINT_GROUPS = ("model", "images")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     groups = argparse_groups(parser)
-    add_check_options(parser.add_argument, group=groups,
-                      select=lambda option: option.group in LINT_GROUPS or option.flag == "seed")
+    add_check_options(parser.add_argument, command="lint", group=groups)
     groups("output")("--confirm", action="store_true",
                      help="run each runtime-confirmable finding once (a batch of two images) and set "
                           "`confirmed` true/false")
