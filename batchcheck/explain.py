@@ -24,6 +24,7 @@ from .lint import GraphFacts, graph_facts, load
 from .load.images import pool_from_dir, synthetic_pool
 from .options import CheckConfig
 from .result import _jsonable, finite_for_json
+from .safety.supervise import stage
 from .tfenv import import_tf
 
 RTOL = 1e-4          # a measured difference counts when above atol + RTOL × max|solo value|
@@ -126,6 +127,7 @@ class Probe:
 
 def confirm_findings(facts: GraphFacts, findings: list[LintFinding], config: CheckConfig) -> list[LintFinding]:
     """Run each runtime-confirmable finding once: rows mixed, or the random value differing run to run."""
+    stage("the confirmation runs")
     probe = Probe(facts, config)
     try:
         row_tensors = {f.node: f.evidence.get("output", f"{f.node}:0") for f in findings if f.kind in ROW_KINDS}
@@ -164,6 +166,7 @@ def explain(path: Path | str, config: CheckConfig | None = None, node: str | Non
     if node not in facts.live:
         raise UsageError(f"--node `{node}`: it does not run for these outputs and feeds (an untaken cond branch?); "
                          f"choose a node that runs, or change --feed")
+    stage(f"the measurement of node `{node}`")
     probe = Probe(facts, config)
     try:
         norm = next((bn for bn in facts.norms if node == bn.name or node in bn.nodes), None)

@@ -35,6 +35,7 @@ from .load.formats import LoadedModel, load_model
 from .load.prepare import PreparedModel, prepare
 from .options import CheckConfig
 from .result import _jsonable, finite_for_json, versions
+from .safety.supervise import stage
 
 FLAG_NAMES = re.compile(r"(?i)(is_?train|training|learning_phase|phase|train_?mode|keep_?prob|dropout|(^|/|_)rate$)")
 KEEP_NAMES = re.compile(r"(?i)keep")
@@ -82,6 +83,7 @@ class GraphFacts:
 
 def load(path: Path | str, config: CheckConfig) -> tuple[LoadedModel, PreparedModel]:
     """Load and prepare `path` exactly as `check` does."""
+    stage("loading")
     loaded = load_model(Path(path), config.format, signature=config.signature, checkpoint=config.checkpoint,
                         outputs=list(config.outputs), allowed_ops=config.allow_ops)
     prepared = prepare(loaded, input_name=config.input, outputs=list(config.outputs),

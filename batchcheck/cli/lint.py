@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     groups = argparse_groups(parser)
     add_check_options(parser.add_argument, command="lint", group=groups)
     groups("output")("--confirm", action="store_true",
-                     help="run each runtime-confirmable finding once (a batch of two images) and set "
-                          "`confirmed` true/false")
+                     help="run each runtime-confirmable finding once (a batch of two images, supervised as "
+                          "check is) and set `confirmed` true/false")
     add_json_option(groups("output"))
     add_report_options(groups("output"), plot=False)
 
@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from ..lint import lint
 
     return run_command(args, "loading and reading the model…",
-                       lambda config: lint(args.model, config, confirm=args.confirm), print_lint, kind="lint")
+                       lambda config: lint(args.model, config, confirm=args.confirm), print_lint, kind="lint",
+                       runs_model=args.confirm)
 
 
 def print_lint(result, console) -> None:

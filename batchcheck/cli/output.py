@@ -74,21 +74,33 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta")
 
 
-def run_command(args: argparse.Namespace, message: str, compute: Callable, show: Callable, kind: str) -> int:
+def run_command(args: argparse.Namespace, message: str, compute: Callable, show: Callable, kind: str, *,
+                runs_model: bool = True) -> int:
     """The shape of a one-result command (`kind`: lint, explain, fix): options to a config (options the command
-    lacks keep their defaults), the output paths checked first, `compute(config)` under a spinner,
-    `show(result, console)`, then the JSON and any `--html`/`--markdown` written; returns the exit code."""
+    lacks keep their defaults), the output paths checked first, then (when `runs_model`, in a supervised child)
+    `compute(config)` under a spinner, `show(result, console)`, the JSON and any `--html`/`--markdown` written
+    (an error report when `compute` fails); returns the exit code."""
     from rich.console import Console
 
     from ..options import config_from_options
-    from .reports import checked_report_paths, write_reports
+    from ..report.summary import error_report
+    from ..safety.supervise import current_stage, supervising
+    from .reports import checked_report_paths, error_reason, write_error_reports, write_reports
+    from .supervised import run_supervised
 
     config = config_from_options(lambda dest: getattr(args, dest, None))
     json_path = checked_json_path(args.json)
     checked_report_paths(args)
+    if runs_model and supervising():
+        return run_supervised(args, config, json_path, kind=kind)
     console = Console(file=sys.stdout, highlight=False, quiet=json_path == STDOUT)
-    with status(console, message):
-        result = compute(config)
+    try:
+        with status(console, message):
+            result = compute(config)
+    except BaseException as exc:  # the reports still say why; then the one-line error (exit 2, 3 or 130) as usual
+        write_error_reports(args, json_path, error_report(str(args.model), error_reason(exc), current_stage()),
+                            kind=kind)
+        raise
     show(result, console)
     if json_path is not None:
         write_json(json_path, result.to_json())

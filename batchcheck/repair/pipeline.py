@@ -15,6 +15,7 @@ from ..load.formats import load_model
 from ..load.images import pool_from_dir
 from ..load.prepare import PreparedModel, prepare
 from ..options import CheckConfig
+from ..safety import supervise
 from .calibrate import recalibrate
 from .fold import fold_batchnorms
 from .graphdef import copy_graph_def, prune_unused
@@ -52,6 +53,7 @@ def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *,
                    "--calibrate {}: not a folder; point it at a folder of representative images", calibrate)
     check_argument(isinstance(repeats, int) and repeats >= 1, "--repeats {!r}: give a whole number of at least 1",
                    repeats)
+    supervise.stage("loading")
     loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
                         outputs=list(config.outputs))
     stage = _rewritten(loaded, config)
@@ -166,6 +168,7 @@ def _calibrated(prepared, batchnorms: list[BatchNorm], missing: list[BatchNorm],
                     for bn in missing}
     graph_def, _ = batchnorms_to_inference(copy_graph_def(prepared.graph_def), batchnorms,
                                            {**statistics, **placeholders})
+    supervise.stage("the recalibration of BatchNorm statistics")
     return recalibrate(graph_def, spec.tensor, prepared.feeds, missing, pool.array, statistics)
 
 
@@ -205,6 +208,7 @@ def _prove(out: Path, config: CheckConfig, prepared, fixed, reference_model, ove
         tolerance = checker.calibration.tolerance
     finally:
         checker.close()
+    supervise.stage("the proof (reference outputs and latency)")
     after = GraphSession(fixed, spec.tensor, prepared.outputs, feeds)
     before = GraphSession(reference_model.graph_def, spec.tensor, prepared.outputs, reference_model.feeds)
     try:
