@@ -20,6 +20,7 @@ from .graph.findings import LintFinding
 from .graph.index import RANDOM_OPS, layer_of
 from .graph.values import constant_value
 from .judge.causes import EXPLANATIONS, LAST_AXIS_OPS, REDUCTION_OPS, ROW_SELECTION_OPS
+from .judge.tolerance import Tolerance, user_tolerance
 from .lint import GraphFacts, graph_facts, load
 from .load.images import pool_from_dir, synthetic_pool
 from .options import CheckConfig
@@ -27,9 +28,9 @@ from .result import _jsonable, finite_for_json
 from .safety.supervise import stage
 from .tfenv import import_tf
 
-RTOL = 1e-4          # a measured difference counts when above atol + RTOL × max|solo value|
+RTOL = 1e-4          # a measured difference counts when above atol + RTOL × max|solo value| (default tolerance)
 ATOL = 1e-6
-HAND_RTOL = 1e-3     # hand computations in float64 against float32 kernels
+HAND_RTOL = 1e-3     # hand computations in float64 against float32 kernels (whatever --atol/--rtol/--exact say)
 BATCH_IMAGES = 8     # images in the batch a BatchNorm is explained on
 ROW_KINDS = ("batchnorm_training", "batch_reduction", "batch_size", "position", "row_selection")
 SHOWN_ATTRS = ("data_format", "epsilon", "is_training", "keep_dims", "begin_mask", "end_mask", "shrink_axis_mask",
@@ -65,7 +66,8 @@ class Explanation:
 
 
 class Probe:
-    """The prepared graph imported once, with a pool of images to run it on."""
+    """The prepared graph imported once, with a pool of images to run it on, and the tolerance its
+    measurements judge with (--atol/--rtol/--exact, else ATOL and RTOL)."""
 
     def __init__(self, facts: GraphFacts, config: CheckConfig) -> None:
         tf = import_tf()
@@ -77,13 +79,16 @@ class Probe:
         self.session = tf.compat.v1.Session(graph=self.graph)
         spec = prepared.input
         dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
-        pool = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.scaling) if config.images
+        pool = (pool_from_dir(config.images, spec.per_image_shape, dtype, config.scaling,
+                              skip_bad=config.skip_bad_images) if config.images
                 else synthetic_pool(spec.per_image_shape, dtype, config.scaling, config.seed))
         if len(pool) < 2:
             raise UsageError(f"--images {config.images}: explain needs at least two images")
         self.images = pool.array
         self.feeds = {self.graph.get_tensor_by_name(n): v for n, v in prepared.feeds.items()}
         self.input = self.graph.get_tensor_by_name(spec.tensor)
+        self.tolerance = (user_tolerance(config.atol, config.rtol, config.exact)
+                          or Tolerance(ATOL, RTOL, "default", None))
 
     def close(self) -> None:
         self.session.close()
@@ -115,14 +120,20 @@ class Probe:
                 scale = _max_abs(solo_a[i])
                 how = "whole output: batch of two vs the first image alone, and vs the batch swapped"
             worst = max(diffs)
-            results[tensor] = {"mixes_rows": bool(worst > ATOL + RTOL * scale), "max_abs_diff": worst,
-                               "max_abs_value": scale, "batch_axis": axis, "compared": how}
+            results[tensor] = {"mixes_rows": bool(worst > self.tolerance.allowed(scale)), "max_abs_diff": worst,
+                               "max_abs_value": scale, "batch_axis": axis, "compared": how,
+                               "tolerance": self.judged_with()}
         return results
 
     def varies_between_runs(self, tensor: str) -> dict:
         first, second = (self.run([tensor], [0])[0] for _ in range(2))
         worst = _max_diff(first, second)
-        return {"differs_between_runs": bool(worst > ATOL + RTOL * _max_abs(first)), "max_abs_diff": worst}
+        return {"differs_between_runs": bool(worst > self.tolerance.allowed(_max_abs(first))), "max_abs_diff": worst,
+                "tolerance": self.judged_with()}
+
+    def judged_with(self) -> dict:
+        """The tolerance a difference is judged with: atol + rtol × max|value|, and where it came from."""
+        return {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol, "source": self.tolerance.source}
 
 
 def confirm_findings(facts: GraphFacts, findings: list[LintFinding], config: CheckConfig) -> list[LintFinding]:
