@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError, check_argument
+from ..errors import UsageError, check_argument, did_you_mean
 from ..graph.batchnorm import BatchNorm
 from ..graph.index import PLACEHOLDER_OPS, GraphIndex
 from ..judge.tolerance import PLAUSIBLE_ROUNDING
@@ -55,7 +55,7 @@ def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *,
                    repeats)
     supervise.stage("loading")
     loaded = load_model(path, config.format, signature=config.signature, checkpoint=config.checkpoint,
-                        outputs=list(config.outputs))
+                        outputs=list(config.outputs), allowed_ops=config.allow_ops)
     stage = _rewritten(loaded, config)
     prepared, spec = stage.prepared, stage.prepared.input
     batchnorms = training_batchnorms(GraphIndex(prepared.graph_def))
@@ -128,6 +128,10 @@ def _statistics(loaded, stage: _Rewritten, batchnorms: list[BatchNorm], config: 
 def _kept_nodes(loaded, config: CheckConfig) -> list[str]:
     """The nodes the fixed graph must keep: the outputs given or declared, else the original's sinks."""
     named = list(config.outputs) or loaded.outputs
+    present = {node.name for node in loaded.graph_def.node}
+    for name in config.outputs:  # checked here: the rewrites below prune what they do not keep
+        check_argument(name.split(":")[0] in present, "--output `{}`: no such node in `{}`{}", name, loaded.path,
+                       did_you_mean(name.split(":")[0], present))
     if named:
         return [name.split(":")[0] for name in named]
     index = GraphIndex(loaded.graph_def)
@@ -161,7 +165,8 @@ def _calibrated(prepared, batchnorms: list[BatchNorm], missing: list[BatchNorm],
     spec = prepared.input
     dtype = np.dtype(spec.dtype) if spec.dtype != "bfloat16" else np.dtype(np.float32)
     try:
-        pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.scaling)
+        pool = pool_from_dir(Path(directory), spec.per_image_shape, dtype, config.scaling,
+                             skip_bad=config.skip_bad_images)
     except UsageError as exc:  # its messages name --images, the check's option for the same kind of folder
         raise UsageError(str(exc).replace("--images", "--calibrate")) from None
     placeholders = {bn.name: (np.zeros(_channels(bn), np.float32), np.ones(_channels(bn), np.float32))
