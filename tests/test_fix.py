@@ -177,7 +177,8 @@ def test_unfixable_dependence_written_but_proof_fails(case_model, tmp_path, caps
     (["-o", "{tmp}/out.pb", "--calibrate", "{tmp}/empty"], "point --calibrate at another folder"),
     (["-o", "{tmp}/out.pb", "--repeats", "0"], "--repeats 0"),
     (["-o", "{tmp}/nope/out.pb"], "does not exist"),
-], ids=["same-file", "calibrate-missing", "calibrate-empty", "repeats", "out-folder"])
+    (["-o", "{tmp}/out.pb", "--output", "gone"], "--output `gone`: no such node"),
+], ids=["same-file", "calibrate-missing", "calibrate-empty", "repeats", "out-folder", "output-missing"])
 def test_bad_arguments_one_line(extra, words, case_model, tmp_path, capsys):
     from batchcheck.cli import main
 
