@@ -52,7 +52,6 @@ class Checker:
     def open(cls, path: Path | str, config: CheckConfig | None = None) -> Checker:
         """Load, prepare and analyse `path`; measure the noise floor and run-to-run determinism."""
         path, config = Path(path), config or CheckConfig()
-        stage("loading")
         _, prepared = open_model(path, config)
         spec = prepared.input
         dtype = spec.numpy_dtype

@@ -22,9 +22,10 @@ from .judge.causes import EXPLANATIONS
 from .load.open import open_model
 from .options import CheckConfig
 from .probe import GraphFacts, Probe, graph_facts, max_abs, max_diff
+from .safety.supervise import stage
 from .serial import Report
 
-HAND_RTOL = 1e-3     # hand computations in float64 against float32 kernels
+HAND_RTOL = 1e-3     # hand computations in float64 against float32 kernels (whatever --atol/--rtol/--exact say)
 BATCH_IMAGES = 8     # images in the batch a BatchNorm is explained on
 SHOWN_ATTRS = ("data_format", "epsilon", "is_training", "keep_dims", "begin_mask", "end_mask", "shrink_axis_mask",
                "ellipsis_mask", "new_axis_mask", "axis", "batch_dims", "transpose_a", "transpose_b", "seed", "seed2")
@@ -69,6 +70,7 @@ def explain(path: Path | str, config: CheckConfig | None = None, node: str | Non
     if node not in facts.live:
         raise UsageError(f"--node `{node}`: it does not run for these outputs and feeds (an untaken cond branch?); "
                          f"choose a node that runs, or change --feed")
+    stage(f"the measurement of node `{node}`")
     probe = Probe(facts, config)
     try:
         norm = next((bn for bn in facts.norms if node == bn.name or node in bn.nodes), None)

@@ -28,6 +28,7 @@ from .model import LoadedModel
 from .options import CheckConfig
 from .probe import GraphFacts, Probe, graph_facts
 from .result import versions
+from .safety.supervise import stage
 from .serial import Report
 
 FLAG_NAMES = re.compile(r"(?i)(is_?train|training|learning_phase|phase|train_?mode|keep_?prob|dropout|(^|/|_)rate$)")
@@ -101,6 +102,7 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
 
 def confirm_findings(facts: GraphFacts, findings: list[LintFinding], config: CheckConfig) -> list[LintFinding]:
     """Run each runtime-confirmable finding once: rows mixed, or the random value differing run to run."""
+    stage("the confirmation runs")
     probe = Probe(facts, config)
     try:
         row_tensors = {f.node: f.evidence.get("output", f"{f.node}:0") for f in findings if f.kind in ROW_KINDS}

@@ -1,8 +1,10 @@
 """Check options, defined once in `OPTIONS` and derived everywhere: the CLI's and pytest's parsers
-(`add_check_options(addoption, prefix)` works with argparse's `add_argument` and pytest's
+(`add_check_options(addoption, prefix, command=…)` works with argparse's `add_argument` and pytest's
 `OptionGroup.addoption`), `config_from_options` back to a `CheckConfig`, `option_args` for the commands
-that reproduce a run, and validation messages that name the flag as the user typed it.
-Adding an option is one `Option` entry plus its `CheckConfig` field. Importing this never imports TensorFlow.
+that reproduce a run, and validation messages that name the flag as the user typed it. Each option records
+the commands that honour it (`Option.commands`); a command's parser offers exactly those, and pytest's
+`--graph-*` options are `check`'s. Adding an option is one `Option` entry plus its `CheckConfig` field (and a
+row in tests/test_options_act.py showing it acts). Importing this never imports TensorFlow.
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ PREPROCESSING = ("raw", "unit", "symmetric", "caffe")
 DEFAULT_BATCH_SIZES = (2, 3, 4, 5, 8, 16, 17, 32)
 DEFAULT_TRIALS = 8
 MAX_BATCH = 4096
+# Which commands honour an option. lint runs the model only with --confirm, so its image, seed, tolerance and
+# limit options act there only; inspect never runs the model.
+EVERY_COMMAND = frozenset({"check", "lint", "explain", "inspect", "fix"})
+RUNS_MODEL = EVERY_COMMAND - {"inspect"}
+RUNS_TRIALS = frozenset({"check", "explain", "fix"})  # explain: the short check that finds the node to explain
 
 
 @dataclass(frozen=True)
@@ -110,12 +117,13 @@ Spelling = Literal["value", "switch", "list", "repeat", "pairs"]
 @dataclass(frozen=True)
 class Option:
     """One check option: its flag (without dashes), the `CheckConfig` field it sets, its help group, how the
-    value is spelled (one value, an on/off switch, a comma list, a repeated flag, repeated NAME=VALUE) and
-    argparse's keywords."""
+    value is spelled (one value, an on/off switch, a comma list, a repeated flag, repeated NAME=VALUE), the
+    commands that honour it, and argparse's keywords."""
     flag: str
     field: str
     group: str
     spelling: Spelling
+    commands: frozenset[str]
     kwargs: dict[str, Any]
 
     def dest(self, prefix: str = "") -> str:
@@ -161,57 +169,60 @@ def _unique_pairs(option: Option, pairs) -> dict[str, str]:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("format", "format", "model", "value", dict(
+    Option("format", "format", "model", "value", EVERY_COMMAND, dict(
         choices=FORMAT_NAMES, default="auto",
         help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, Keras .keras/.h5, TF1 .meta")),
-    Option("signature", "signature", "model", "value", dict(
+    Option("signature", "signature", "model", "value", EVERY_COMMAND, dict(
         default="serving_default", metavar="NAME", help="SavedModel signature to check (default: serving_default)")),
-    Option("checkpoint", "checkpoint", "model", "value", dict(
+    Option("checkpoint", "checkpoint", "model", "value", EVERY_COMMAND, dict(
         type=Path, metavar="PREFIX",
         help="checkpoint for a .meta graph, e.g. model-34000 (default: the one beside the .meta, else the latest)")),
-    Option("input", "input", "model", "value", dict(
+    Option("input", "input", "model", "value", EVERY_COMMAND, dict(
         metavar="NAME", help="tensor to feed images into (default: the image placeholder); a Const or inner tensor works")),
-    Option("output", "outputs", "model", "repeat", dict(
+    Option("output", "outputs", "model", "repeat", EVERY_COMMAND, dict(
         action="append", metavar="NAME", help="output to keep (repeatable; default: the sinks)")),
-    Option("input-shape", "input_shape", "model", "list", dict(
+    Option("input-shape", "input_shape", "model", "list", EVERY_COMMAND, dict(
         type=parse_int_list, metavar="H,W,C",
         help="per-image input shape without the batch axis, for sizes the graph leaves unknown")),
-    Option("feed", "feeds", "model", "pairs", dict(
+    Option("feed", "feeds", "model", "pairs", EVERY_COMMAND, dict(
         action="append", type=parse_feed, metavar="NAME=VALUE",
         help="value for another placeholder, e.g. is_training=false (repeatable)")),
-    Option("images", "images", "images", "value", dict(
+    Option("images", "images", "images", "value", RUNS_MODEL, dict(
         type=Path, metavar="DIR", help="folder of images (default: a seeded synthetic set)")),
-    Option("preprocess", "preprocess", "images", "value", dict(
+    Option("preprocess", "preprocess", "images", "value", RUNS_MODEL, dict(
         choices=PREPROCESSING,
         help="pixel scaling for float inputs: raw 0..255, unit 0..1, symmetric -1..1 (default), caffe BGR-mean; "
              "uint8 inputs always get raw pixels")),
-    Option("batch-sizes", "batch_sizes", "trials", "list", dict(
+    Option("batch-sizes", "batch_sizes", "trials", "list", RUNS_TRIALS, dict(
         type=parse_int_list, metavar="N,N,…",
         help=f"batch sizes to try, each at least once (default: drawn from {','.join(map(str, DEFAULT_BATCH_SIZES))})")),
-    Option("trials", "trials", "trials", "value", dict(
+    Option("trials", "trials", "trials", "value", RUNS_TRIALS, dict(
         type=int, default=DEFAULT_TRIALS, metavar="N", help=f"number of batches to try (default {DEFAULT_TRIALS})")),
-    Option("seed", "seed", "trials", "value", dict(
+    Option("seed", "seed", "trials", "value", RUNS_MODEL, dict(
         type=int, default=0, metavar="N", help="seed for images, batch sizes, positions and mates (default 0)")),
-    Option("atol", "atol", "tolerance", "value", dict(
-        type=float, metavar="X", help="absolute tolerance (default: from the measured noise floor)")),
-    Option("rtol", "rtol", "tolerance", "value", dict(
+    Option("atol", "atol", "tolerance", "value", RUNS_MODEL, dict(
+        type=float, metavar="X", help="absolute tolerance (default 1e-6)")),
+    Option("rtol", "rtol", "tolerance", "value", RUNS_MODEL, dict(
         type=float, metavar="X",
-        help="relative tolerance, of the tensor's max |value| (default: 10x the measured noise floor, at least 1e-6)")),
-    Option("exact", "exact", "tolerance", "switch", dict(
+        help="relative tolerance, of the tensor's max |value| (default: 10x the measured noise floor, at least 1e-6; "
+             "explain and lint --confirm: 1e-4)")),
+    Option("exact", "exact", "tolerance", "switch", RUNS_MODEL, dict(
         action="store_true", help="no tolerance: any difference counts")),
-    Option("skip-bad-images", "skip_bad_images", "images", "switch", dict(
-        action="store_true", help="skip unreadable --images files with one warning line instead of stopping")),
-    Option("allow-op", "allow_ops", "safety", "repeat", dict(
+    Option("skip-bad-images", "skip_bad_images", "images", "switch", RUNS_MODEL, dict(
+        action="store_true",
+        help="skip unreadable --images (and fix's --calibrate) files with one warning line instead of stopping")),
+    Option("allow-op", "allow_ops", "safety", "repeat", EVERY_COMMAND, dict(
         action="append", metavar="OP",
         help="run a graph holding OP, a file, Python or network op batchcheck refuses (repeatable). RISK: the "
              "graph may then read, write or send data as you; only for a graph you have read")),
-    Option("timeout", "timeout", "safety", "value", dict(
+    Option("timeout", "timeout", "safety", "value", RUNS_MODEL, dict(
         type=parse_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-        help=f"stop a check running longer than this (default {DEFAULT_TIMEOUT:g}; 0 = no limit)")),
-    Option("max-memory", "max_memory", "safety", "value", dict(
+        help=f"stop a run of the model (check, explain, fix, lint --confirm) taking longer than this "
+             f"(default {DEFAULT_TIMEOUT:g}; 0 = no limit)")),
+    Option("max-memory", "max_memory", "safety", "value", RUNS_MODEL, dict(
         type=parse_size, metavar="SIZE",
-        help="stop a check using more memory than this, e.g. 4G or 50%% (default 80%% of the machine's memory; "
-             "0 = no limit)")),
+        help="stop a run of the model using more memory than this, e.g. 4G or 50%% (default 80%% of the machine's "
+             "memory; 0 = no limit)")),
 )
 OPTION_FLAGS = re.compile(r"--(" + "|".join(re.escape(o.flag) for o in OPTIONS) + r")\b")
 
@@ -221,12 +232,11 @@ def option_named(config_field: str) -> Option:
     return next(o for o in OPTIONS if o.field == config_field)
 
 
-def add_check_options(addoption: Callable[..., Any], prefix: str = "", *,
-                      group: Callable[[str], Callable[..., Any]] | None = None,
-                      select: Callable[[Option], bool] = lambda option: True) -> None:
-    """Add the check options (those `select` keeps) as `--{prefix}{flag}` through `addoption` (argparse or
-    pytest); with `group(title)` giving an `addoption` per help group, each option goes into its group."""
-    for option in filter(select, OPTIONS):
+def add_check_options(addoption: Callable[..., Any], prefix: str = "", *, command: str,
+                      group: Callable[[str], Callable[..., Any]] | None = None) -> None:
+    """Add the options `command` honours as `--{prefix}{flag}` through `addoption` (argparse or pytest); with
+    `group(title)` giving an `addoption` per help group, each option goes into its group."""
+    for option in (o for o in OPTIONS if command in o.commands):
         add = group(option.group) if group else addoption
         add(option.flag_text(prefix), dest=option.dest(prefix), **option.kwargs)
 

@@ -13,12 +13,14 @@ from .graph.batch_rules import batch_axis
 from .graph.batchnorm import BatchNorm, find_batchnorms
 from .graph.index import GraphIndex, dead_nodes, value_kinds
 from .graph.values import constant_value, flag_of, placeholder_default
+from .judge.tolerance import user_tolerance
 from .load.images import input_pool
 from .load.open import backend_for
 from .model import PreparedModel
 from .options import CheckConfig
+from .result import Tolerance
 
-RTOL = 1e-4          # a measured difference counts when above atol + RTOL × max|solo value|
+RTOL = 1e-4          # a measured difference counts when above atol + RTOL × max|solo value| (default tolerance)
 ATOL = 1e-6
 
 
@@ -70,7 +72,8 @@ def _predicate_value(index: GraphIndex, predicate: str, flag_values: dict[str, s
 
 
 class Probe:
-    """The prepared model in a session, with a pool of images to run it on."""
+    """The prepared model in a session, with a pool of images to run it on, and the tolerance its measurements
+    judge with (--atol/--rtol/--exact, else ATOL and RTOL)."""
 
     def __init__(self, facts: GraphFacts, config: CheckConfig) -> None:
         prepared = facts.prepared
@@ -80,6 +83,7 @@ class Probe:
         if len(pool) < 2:
             raise UsageError(f"--images {config.images}: explain needs at least two images")
         self.images = pool.array
+        self.tolerance = user_tolerance(config.atol, config.rtol, config.exact) or Tolerance(ATOL, RTOL, "default", None)
         self.session = backend_for(prepared).session(prepared)
 
     def close(self) -> None:
@@ -110,14 +114,20 @@ class Probe:
                 scale = max_abs(solo_a[i])
                 how = "whole output: batch of two vs the first image alone, and vs the batch swapped"
             worst = max(diffs)
-            results[tensor] = {"mixes_rows": bool(worst > ATOL + RTOL * scale), "max_abs_diff": worst,
-                               "max_abs_value": scale, "batch_axis": axis, "compared": how}
+            results[tensor] = {"mixes_rows": bool(worst > self.tolerance.allowed(scale)), "max_abs_diff": worst,
+                               "max_abs_value": scale, "batch_axis": axis, "compared": how,
+                               "tolerance": self.judged_with()}
         return results
 
     def varies_between_runs(self, tensor: str) -> dict:
         first, second = (self.run([tensor], [0])[0] for _ in range(2))
         worst = max_diff(first, second)
-        return {"differs_between_runs": bool(worst > ATOL + RTOL * max_abs(first)), "max_abs_diff": worst}
+        return {"differs_between_runs": bool(worst > self.tolerance.allowed(max_abs(first))), "max_abs_diff": worst,
+                "tolerance": self.judged_with()}
+
+    def judged_with(self) -> dict:
+        """The tolerance a difference is judged with: atol + rtol × max|value|, and where it came from."""
+        return {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol, "source": self.tolerance.source}
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> float:

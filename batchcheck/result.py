@@ -112,7 +112,7 @@ class Tolerance:
     """A tensor diverges when max |row - solo| > atol + rtol * max |solo|."""
     atol: float
     rtol: float
-    source: str               # "measured" | "user" | "exact"
+    source: str               # "measured" | "user" | "exact" | "default" (explain's fixed one)
     noise_floor: float | None  # largest relative rounding seen in a batch of copies, when measured
 
     def allowed(self, scales):

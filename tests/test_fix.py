@@ -141,6 +141,24 @@ def test_cli_exit_codes_and_json(case_model, tmp_path, capsys):
     assert main(["fix", str(path), "-o", str(tmp_path / "missing" / "x.pb")]) == 2
 
 
+def test_calibrate_skips_unreadable_files_with_skip_bad_images(case_model, tmp_path, capsys):
+    from batchcheck.cli import main
+
+    path, _ = case_model("mobilenet_v1_bn_training")
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for name in ("hopper-rgb.jpg", "hopper-gray.png", "hopper-rgba.png"):
+        (calibration / name).write_bytes((IMAGES / name).read_bytes())
+    (calibration / "broken.png").write_bytes(b"not an image")
+    argv = ["fix", str(path), "-o", str(tmp_path / "fixed.pb"), "--calibrate", str(calibration), "--trials", "3",
+            "--repeats", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "--calibrate" in err and err.count("\n") == 1, err
+    assert main([*argv, "--skip-bad-images"]) == 0
+    assert "skipped 1 unreadable file(s)" in capsys.readouterr().err
+
+
 def test_unfixable_dependence_written_but_proof_fails(case_model, tmp_path, capsys):
     """A reduction over the batch axis is not one of the rewrites: the graph is written, the re-check fails."""
     from batchcheck.cli import main
@@ -159,7 +177,8 @@ def test_unfixable_dependence_written_but_proof_fails(case_model, tmp_path, caps
     (["-o", "{tmp}/out.pb", "--calibrate", "{tmp}/empty"], "point --calibrate at another folder"),
     (["-o", "{tmp}/out.pb", "--repeats", "0"], "--repeats 0"),
     (["-o", "{tmp}/nope/out.pb"], "does not exist"),
-], ids=["same-file", "calibrate-missing", "calibrate-empty", "repeats", "out-folder"])
+    (["-o", "{tmp}/out.pb", "--output", "gone"], "--output `gone`: no such node"),
+], ids=["same-file", "calibrate-missing", "calibrate-empty", "repeats", "out-folder", "output-missing"])
 def test_bad_arguments_one_line(extra, words, case_model, tmp_path, capsys):
     from batchcheck.cli import main
 

@@ -196,6 +196,9 @@ def test_ctrl_c_stops_the_child_exits_130(tmp_path):
      "ran out of memory during trial 3"),
     ("os.write(2, b'F tensorflow/core/x.cc:1] Check failed: rank >= 0\\n'); os.abort()",
      "crashed with SIGABRT during trial 3; TensorFlow said: F tensorflow/core/x.cc:1] Check failed: rank >= 0"),
+    # OpenBLAS under a low --max-memory gives up and exits 1, which is no verdict
+    ("os.write(2, b'OpenBLAS error: Memory allocation still failed after 10 retries, giving up.'); os._exit(1)",
+     "ran out of memory during trial 3"),
 ])
 def test_crash_becomes_one_line_naming_the_stage(tmp_path, monkeypatch, how, expected):
     (tmp_path / "crashing.py").write_text(

@@ -21,7 +21,12 @@ from ..errors import (
     first_line,
     one_line,
 )
-from ..safety.supervise import EXIT_INTERRUPTED, current_stage, enter_child
+from ..safety.supervise import (
+    EXIT_INTERRUPTED,
+    current_stage,
+    enter_child,
+    memory_error,
+)
 from ..version import __version__
 
 COMMANDS = ("check", "lint", "explain", "inspect", "fix")
@@ -70,8 +75,7 @@ def main_guarded(run: Callable[[], int]) -> int:
             print(f"batchcheck: interrupted during {current_stage()}; the check was stopped", file=sys.stderr)
             return EXIT_INTERRUPTED
         except MemoryError:
-            print(f"batchcheck: ran out of memory during {current_stage()} (--max-memory); raise --max-memory "
-                  f"or check a smaller model", file=sys.stderr)
+            print(f"batchcheck: {memory_error()}", file=sys.stderr)
             return EXIT_UNTESTABLE
         except (BatchcheckBug, Exception) as exc:  # noqa: BLE001 - the last line of defence: no traceback
             if os.environ.get("BATCHCHECK_DEBUG"):

@@ -4,14 +4,12 @@ the worst of theirs."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from ..errors import EXIT_UNTESTABLE, UsageError, first_line
+from ..errors import EXIT_UNTESTABLE, UsageError
 from ..formats import MODEL_HELP
 from ..options import add_check_options, argparse_groups, config_from_options
-from ..safety.supervise import limits_of, relay, run_child, supervising
+from ..safety.supervise import supervising
 from .many import check_many, expand_models
 from .output import (
     STDOUT,
@@ -24,9 +22,12 @@ from .output import (
 from .reports import (
     add_report_options,
     checked_report_paths,
+    error_reason,
     explain_first_root,
+    write_error_reports,
     write_reports,
 )
+from .supervised import run_supervised
 
 HELP = "check models for batch invariance"
 
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{MODEL_HELP}; several models and quoted "
                              "globs ('zoo/*.pb') are checked one after the other, then summarised")
     groups = argparse_groups(parser)
-    add_check_options(parser.add_argument, group=groups)
+    add_check_options(parser.add_argument, command="check", group=groups)
     add_json_option(groups("output"))
     add_report_options(groups("output"))
     groups("output")("--all-layers", action="store_true", help="list every layer in the table (default: the 16 "
@@ -68,11 +69,8 @@ def check_one(args: argparse.Namespace) -> int:
     json_path = checked_json_path(args.json)
     checked_report_paths(args)
     command, stage = cli_command(args.model, config), "load"
-    if supervising():  # the same command again, in a child process under the limits
-        child = run_child(["batchcheck", *args.argv], limits_of(config), f"model `{args.model}`")
-        if child.failure:  # stopped or crashed: the child wrote no report, so the reports say why here
-            write_error_reports(args, json_path, error_report(str(args.model), child.failure, child.stage), command)
-        return relay(child)
+    if supervising():
+        return run_supervised(args, config, json_path, command=command)
     quiet = args.quiet or json_path == STDOUT  # JSON on standard output stands alone
     console = Console(file=sys.stdout, highlight=False, quiet=json_path == STDOUT)
     progress = None
@@ -85,10 +83,7 @@ def check_one(args: argparse.Namespace) -> int:
     except BaseException as exc:  # the reports still say why; then the one-line error (exit 2, 3 or 130) as usual
         if progress is not None:
             progress.stop()
-        why = str(exc) if isinstance(exc, UsageError) else (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else
-            f"internal error: {type(exc).__name__}: {first_line(exc)}")
-        write_error_reports(args, json_path, error_report(str(args.model), why, stage), command)
+        write_error_reports(args, json_path, error_report(str(args.model), error_reason(exc), stage), command=command)
         raise
     if quiet:
         console.print(verdict_line(result), highlight=False, soft_wrap=True)
@@ -102,11 +97,3 @@ def check_one(args: argparse.Namespace) -> int:
     if result.exit_code == EXIT_UNTESTABLE:  # a pass over too little of the network: the reports say so too
         raise UsageError(result.coverage.message(args.model))
     return result.exit_code
-
-
-def write_error_reports(args: argparse.Namespace, json_path: Path | None, report: dict, command: str) -> None:
-    """A check that ended in an error still leaves its reports: `{"verdict": "error", "error", "stage"}` as
-    JSON, and the page and summary that say why."""
-    if json_path is not None:
-        write_json(json_path, json.dumps(report, indent=2) + "\n")
-    write_reports(args, report, label=str(args.model), command=command)

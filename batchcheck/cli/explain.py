@@ -9,7 +9,8 @@ import argparse
 import json
 
 from ..options import add_check_options, argparse_groups
-from .output import add_json_option, add_model_argument, run_command
+from .command import run_command
+from .output import add_json_option, add_model_argument
 from .reports import add_report_options
 
 HELP = "explain one node (default: the first divergent one): BatchNorm statistics by hand, rows mixed"
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--node", metavar="NAME", help="node to explain (default: the first divergent node)")
     groups = argparse_groups(parser)
-    add_check_options(parser.add_argument, group=groups)
+    add_check_options(parser.add_argument, command="explain", group=groups)
     add_json_option(groups("output"))
     add_report_options(groups("output"), plot=False)
 

@@ -8,7 +8,8 @@ import argparse
 from pathlib import Path
 
 from ..options import add_check_options, argparse_groups
-from .output import add_json_option, add_model_argument, run_command
+from .command import run_command
+from .output import add_json_option, add_model_argument
 from .reports import add_report_options
 
 HELP = "rewrite a model for inference (BN, dropout, flags), fold BN, and prove it"
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="fold inference BatchNorm into the Conv2D/DepthwiseConv2dNative/MatMul before it")
     repair("--repeats", type=int, default=10, metavar="N",
            help="timed forward passes per latency figure, after 2 warm-up passes (default 10)")
-    add_check_options(parser.add_argument, group=groups)
+    add_check_options(parser.add_argument, command="fix", group=groups)
     add_json_option(groups("output"))
     add_report_options(groups("output"), plot=False)
 

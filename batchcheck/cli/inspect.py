@@ -24,7 +24,7 @@ WIDE = 160  # columns when writing to a file or a pipe: node names are long
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     groups = argparse_groups(parser)
-    add_check_options(parser.add_argument, group=groups, select=lambda option: option.group == "model")
+    add_check_options(parser.add_argument, command="inspect", group=groups)
     add_json_option(groups("output"))
     groups("output")("--all-layers", action="store_true", help=f"list every layer (default: the first {MAX_ROWS})")
 

@@ -6,22 +6,20 @@ from __future__ import annotations
 import argparse
 
 from ..options import add_check_options, argparse_groups
-from .output import add_json_option, add_model_argument, run_command
+from .command import run_command
+from .output import add_json_option, add_model_argument
 from .reports import add_report_options
 
 HELP = "audit a model's BatchNorm, dropout and flags statically (no images)"
-# The model options of `check`; its image options and seed serve --confirm.
-LINT_GROUPS = ("model", "images")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     groups = argparse_groups(parser)
-    add_check_options(parser.add_argument, group=groups,
-                      select=lambda option: option.group in LINT_GROUPS or option.flag == "seed")
+    add_check_options(parser.add_argument, command="lint", group=groups)
     groups("output")("--confirm", action="store_true",
-                     help="run each runtime-confirmable finding once (a batch of two images) and set "
-                          "`confirmed` true/false")
+                     help="run each runtime-confirmable finding once (a batch of two images, supervised as "
+                          "check is) and set `confirmed` true/false")
     add_json_option(groups("output"))
     add_report_options(groups("output"), plot=False)
 
@@ -30,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from ..lint import lint
 
     return run_command(args, "loading and reading the model…",
-                       lambda config: lint(args.model, config, confirm=args.confirm), print_lint, kind="lint")
+                       lambda config: lint(args.model, config, confirm=args.confirm), print_lint, kind="lint",
+                       runs_model=args.confirm)
 
 
 def print_lint(result, console) -> None:

@@ -73,25 +73,3 @@ def progress_callback(console) -> Callable[[int, int], None] | None:
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help=MODEL_HELP)
-
-
-def run_command(args: argparse.Namespace, message: str, compute: Callable, show: Callable, kind: str) -> int:
-    """The shape of a one-result command (`kind`: lint, explain, fix): options to a config (options the command
-    lacks keep their defaults), the output paths checked first, `compute(config)` under a spinner,
-    `show(result, console)`, then the JSON and any `--html`/`--markdown` written; returns the exit code."""
-    from rich.console import Console
-
-    from ..options import config_from_options
-    from .reports import checked_report_paths, write_reports
-
-    config = config_from_options(lambda dest: getattr(args, dest, None))
-    json_path = checked_json_path(args.json)
-    checked_report_paths(args)
-    console = Console(file=sys.stdout, highlight=False, quiet=json_path == STDOUT)
-    with status(console, message):
-        result = compute(config)
-    show(result, console)
-    if json_path is not None:
-        write_json(json_path, result.to_json())
-    write_reports(args, result.to_dict(), label=str(args.model), kind=kind)
-    return result.exit_code

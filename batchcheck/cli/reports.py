@@ -7,10 +7,13 @@ an error report, so that a CI job always has a page that says what happened.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
+from ..safety.supervise import memory_error
+from .output import write_json
 
 
 def add_report_options(add_argument: Callable[..., Any], *, plot: bool = True) -> None:
@@ -51,6 +54,26 @@ def write_reports(args: argparse.Namespace, report: dict, *, label: str, kind: s
     if args.markdown is not None:
         link = args.html.name if args.html is not None and args.html.parent == args.markdown.parent else None
         write_markdown(args.markdown, [(label, link, report)])
+
+
+def error_reason(exc: BaseException) -> str:
+    """What the reports say about the error `exc` that ended a command."""
+    if isinstance(exc, UsageError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, MemoryError):
+        return memory_error()
+    return f"internal error: {type(exc).__name__}: {first_line(exc)}"
+
+
+def write_error_reports(args: argparse.Namespace, json_path: Path | None, report: dict, *, kind: str = "check",
+                        command: str | None = None) -> None:
+    """A command that ended in an error still leaves its reports: `{"verdict": "error", "error", "stage"}` as
+    JSON, and the page and summary that say why."""
+    if json_path is not None:
+        write_json(json_path, json.dumps(report, indent=2) + "\n")
+    write_reports(args, report, label=str(args.model), kind=kind, command=command)
 
 
 def explain_first_root(model: Path, config, report: dict) -> dict[str, str]:

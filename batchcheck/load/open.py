@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 from ..formats import SUPPORTED, detect_format, format_named
 from ..model import LoadedModel, PreparedModel
+from ..safety.supervise import stage
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -40,6 +41,7 @@ def load_model(path: Path | str, config: CheckConfig) -> LoadedModel:
         raise UsageError(f"model `{path}`: not a regular file or folder (a FIFO, socket or device), never opened; "
                          f"pass {SUPPORTED}")
     model_format = detect_format(path) if config.format == "auto" else config.format
+    stage("loading")
     return backend_of(model_format).load(path, model_format, config)
 
 

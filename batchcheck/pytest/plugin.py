@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("batchcheck", "batchcheck: batch invariance of image models")
     group.addoption("--graph", action="append", default=[], metavar="MODEL",
                     help="check MODEL for batch invariance (repeatable; globs like 'zoo/*.pb' work)")
-    add_check_options(group.addoption, PREFIX)
+    add_check_options(group.addoption, PREFIX, command="check")
     group.addoption("--graph-examples", type=int, metavar="N",
                     help="hypothesis examples for each fuzz test (default: the hypothesis profile's)")
     group.addoption("--graph-baseline", type=Path, metavar="FILE",

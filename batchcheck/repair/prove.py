@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..judge.tolerance import PLAUSIBLE_ROUNDING
+from ..safety.supervise import stage
 from .result import (
     FixResult,
     GraphFigures,
@@ -38,6 +39,7 @@ def prove(model: Path, repaired: Repaired, repeats: int) -> FixResult:
     finally:
         checker.close()
     runs = repaired.runs
+    stage("the proof (reference outputs and latency)")
     try:
         # folding and rewriting reorder float32 arithmetic: the check's tolerance, with its rtol at least what the
         # check deems plausible rounding

@@ -31,8 +31,9 @@ DEFAULT_TIMEOUT = 1800.0
 MEMORY_FRACTION = 0.8  # default --max-memory: this share of the machine's memory
 POLL_SECONDS = 0.2
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-OOM_MARKERS = ("bad_alloc", "MemoryError", "Resource exhausted", "OOM", "Cannot allocate memory")
-_STAGE = ["starting"]  # the child's current stage, for its own messages
+OOM_MARKERS = ("bad_alloc", "MemoryError", "Resource exhausted", "OOM", "Cannot allocate memory",
+               "Memory allocation still failed")  # the last: OpenBLAS, which exits 1 on its own
+_STAGE = ["start-up"]  # the child's current stage, for its own messages
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdou
         readers.append(threading.Thread(target=_drain, args=(child.stdout, sink), daemon=True))
     for reader in readers:
         reader.start()
-    current, failure = "starting", None
+    current, failure = "start-up", None
     started = time.monotonic()
     try:
         while True:
@@ -173,6 +174,8 @@ def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdou
     text = b"".join(stderr).decode("utf-8", "replace")
     if failure is None and code < 0:
         failure = crashed(code, current, text, limits)
+    elif failure is None and code != 0 and _foreign_out_of_memory(text):  # a library gave up: no verdict
+        failure = out_of_memory(current, limits)
     return ChildRun(EXIT_UNTESTABLE if failure else code, current, text,
                     f"{subject}: {failure}" if failure else None)
 
@@ -187,6 +190,12 @@ def relay(run: ChildRun) -> int:
         if debug or line.startswith("batchcheck"):
             print(line, file=sys.stderr)
     return run.code
+
+
+def _foreign_out_of_memory(stderr: str) -> bool:
+    """True when a line not from batchcheck (a library giving up) says memory ran out."""
+    return any(marker in line for line in stderr.splitlines() if not line.startswith("batchcheck")
+               for marker in OOM_MARKERS)
 
 
 def crashed(code: int, stage_name: str, stderr: str, limits: Limits) -> str:
@@ -205,11 +214,21 @@ def crashed(code: int, stage_name: str, stderr: str, limits: Limits) -> str:
 
 def out_of_memory_at(path: str | os.PathLike[str], node: str | None, batch: int, detail: str) -> str:
     """One line for TensorFlow refusing an allocation (`detail`, its error text) at `node` on a batch of `batch`."""
-    memory = int(os.environ.get(MEMORY_ENV, "0"))
-    limit = f"limit {format_size(memory)}, --max-memory" if memory else "no --max-memory limit"
     where = f" at node `{node}`" if node else ""
     return (f"model `{path}`: ran out of memory during {current_stage()}{where} on a batch of {batch} "
-            f"({detail.split(' on /job:')[0]}; {limit}); raise --max-memory or lower --batch-sizes")
+            f"({detail.split(' on /job:')[0]}; {_memory_limit()}); raise --max-memory or lower --batch-sizes")
+
+
+def memory_error() -> str:
+    """One line for a MemoryError in this process: the stage and the --max-memory limit."""
+    return (f"ran out of memory during {current_stage()} ({_memory_limit()}); raise --max-memory or check a "
+            f"smaller model")
+
+
+def _memory_limit() -> str:
+    """This process's --max-memory limit in words (a supervised child has one)."""
+    memory = int(os.environ.get(MEMORY_ENV, "0"))
+    return f"limit {format_size(memory)}, --max-memory" if memory else "no --max-memory limit"
 
 
 def timed_out(stage_name: str, limits: Limits) -> str:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ....errors import UsageError
+from ....errors import UsageError, check_argument, did_you_mean
 from ....graph.batchnorm import BatchNorm
 from ....load.images import input_pool
 from ....model import LoadedModel, PreparedModel
 from ....options import CheckConfig
 from ....repair.result import Repaired, Rewrite, StatisticsSource
+from ....safety.supervise import stage
 from ..graph import PLACEHOLDER_OPS, graph_index
 from ..prepare import prepare
 from .calibrate import recalibrate
@@ -32,23 +33,23 @@ from .statistics import cond_branch_sources, known_statistics
 def fix(loaded: LoadedModel, out: Path, config: CheckConfig, *, calibrate: Path | None, fold_bn: bool) -> Repaired:
     """Rewrite `loaded` for inference into `out` (a frozen GraphDef), with the runs that prove it; `UsageError`
     when it cannot be fixed. `config` holds the model options (input, outputs, feeds, images, check trials…)."""
-    stage = _rewritten(loaded, config)
-    prepared, spec = stage.prepared, stage.prepared.input
+    rewritten = _rewritten(loaded, config)
+    prepared, spec = rewritten.prepared, rewritten.prepared.input
     batchnorms = training_batchnorms(graph_index(prepared.graph))
-    statistics, sources, calibration_images = _statistics(loaded, stage, batchnorms, config, calibrate)
+    statistics, sources, calibration_images = _statistics(loaded, rewritten, batchnorms, config, calibrate)
     fixed, bn_rewrites = batchnorms_to_inference(copy_graph_def(prepared.graph), batchnorms, statistics)
-    rewrites = stage.rewrites + bn_rewrites
+    rewrites = rewritten.rewrites + bn_rewrites
     protected = [spec.node, *(t.split(":")[0] for t in prepared.outputs), *(p.name for p in prepared.placeholders)]
     fixed = prune_unused(fixed, protected)
     if fold_bn:
         fixed, fold_rewrites = fold_batchnorms(fixed, protected)
         rewrites += fold_rewrites
-    reference_feeds = {**config.feeds, **{flag: str(value).lower() for flag, value in stage.flags.items()},
+    reference_feeds = {**config.feeds, **{flag: str(value).lower() for flag, value in rewritten.flags.items()},
                        **_dropout_off_values(loaded.graph, prepared.graph, config.feeds)}
     reference = prepare(loaded, input_name=spec.node, outputs=prepared.outputs, input_shape=spec.per_image_shape,
                         feeds=reference_feeds)
     out.write_bytes(fixed.SerializeToString())
-    overrides = ([dropout_override(mask, unscaled) for mask, unscaled in stage.masks.items()]
+    overrides = ([dropout_override(mask, unscaled) for mask, unscaled in rewritten.masks.items()]
                  + [o for bn in batchnorms for o in batchnorm_overrides(bn, *statistics[bn.name])])
     position = graph_index(reference.graph).position
     overrides.sort(key=lambda override: position[override.tensor.split(":")[0]])
@@ -60,7 +61,7 @@ def fix(loaded: LoadedModel, out: Path, config: CheckConfig, *, calibrate: Path 
                         {k: v for k, v in prepared.feeds.items() if k.split(":")[0] in present}, reference.feeds,
                         overrides)
     return Repaired(out, spec.tensor, prepared.outputs, rewrites, sources, calibration_images,
-                    _reference_text(stage.flags, stage.masks, sources, calibration_images > 0), recheck, runs)
+                    _reference_text(rewritten.flags, rewritten.masks, sources, calibration_images > 0), recheck, runs)
 
 
 @dataclass
@@ -85,13 +86,13 @@ def _rewritten(loaded, config: CheckConfig) -> _Rewritten:
     return _Rewritten(prepared, rewrites + dropout_rewrites, flags, masks)
 
 
-def _statistics(loaded, stage: _Rewritten, batchnorms: list[BatchNorm], config: CheckConfig,
+def _statistics(loaded, rewritten: _Rewritten, batchnorms: list[BatchNorm], config: CheckConfig,
                 calibrate: Path | None) -> tuple[dict, list[StatisticsSource], int]:
     """Each training BN's statistics (graph, checkpoint, Keras file, else recalibration), their sources,
     and how many images recalibration used."""
     statistics, sources = known_statistics(batchnorms, loaded.graph, loaded.format, loaded.path,
                                            config.checkpoint)
-    sources += cond_branch_sources(loaded.graph, {n.name for n in stage.prepared.graph.node}, stage.flags)
+    sources += cond_branch_sources(loaded.graph, {n.name for n in rewritten.prepared.graph.node}, rewritten.flags)
     missing = [bn for bn in batchnorms if bn.name not in statistics]
     if not missing:
         return statistics, sources, 0
@@ -100,7 +101,7 @@ def _statistics(loaded, stage: _Rewritten, batchnorms: list[BatchNorm], config: 
                          f"`{missing[0].name}`) and no moving statistics in the graph"
                          f"{' or checkpoint' if loaded.format == 'meta-checkpoint' else ''}; pass --calibrate DIR "
                          f"(representative images) to recompute them")
-    statistics, count = _calibrated(stage.prepared, batchnorms, missing, statistics, calibrate, config)
+    statistics, count = _calibrated(rewritten.prepared, batchnorms, missing, statistics, calibrate, config)
     sources += [StatisticsSource(bn.name, batchnorm_scope(bn), "calibration",
                                  f"population mean/variance over {count} images in `{calibrate}`, "
                                  f"earlier BatchNorms in inference mode") for bn in missing]
@@ -110,6 +111,10 @@ def _statistics(loaded, stage: _Rewritten, batchnorms: list[BatchNorm], config: 
 def _kept_nodes(loaded, config: CheckConfig) -> list[str]:
     """The nodes the fixed graph must keep: the outputs given or declared, else the original's sinks."""
     named = list(config.outputs) or loaded.outputs
+    present = {node.name for node in loaded.graph.node}
+    for name in config.outputs:  # checked here: the rewrites below prune what they do not keep
+        check_argument(name.split(":")[0] in present, "--output `{}`: no such node in `{}`{}", name, loaded.path,
+                       did_you_mean(name.split(":")[0], present))
     if named:
         return [name.split(":")[0] for name in named]
     index = graph_index(loaded.graph)
@@ -149,6 +154,7 @@ def _calibrated(prepared, batchnorms: list[BatchNorm], missing: list[BatchNorm],
                     for bn in missing}
     graph_def, _ = batchnorms_to_inference(copy_graph_def(prepared.graph), batchnorms,
                                            {**statistics, **placeholders})
+    stage("the recalibration of BatchNorm statistics")
     return recalibrate(graph_def, spec.tensor, prepared.feeds, missing, pool.array, statistics)
 
 
