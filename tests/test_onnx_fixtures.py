@@ -17,7 +17,7 @@ import pytest
 from conftest import REAL_ONNX_MODELS
 from fixtures.onnx import ONNX_CASES, OnnxCase, build_onnx_case
 from fixtures.onnx.cases import quantized
-from fixtures.onnx.hostile import HOSTILE_ONNX, build_hostile_onnx
+from fixtures.onnx.hostile import HOSTILE_ONNX, build_hostile_onnx, nested_if_model_bytes
 from fixtures.onnx.large import build_mobilenet_v2, build_onnx_chain
 from fixtures.onnx.truth import (
     BATCH,
@@ -316,7 +316,7 @@ def test_hostile_files_are_refused_by_onnxruntime_or_run(hostile) -> None:
         if case.category in model_sizes:
             continue
         if case.category is None:
-            assert session(path).run(None, {"input": np.ones((2, 4), np.float32)})[0].shape == (2, 4), case.name
+            assert session(path).run(None, {"input": np.ones((2, 3, 16, 16), np.float32)})[0].shape == (2, 3), case.name
             continue
         with pytest.raises((ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument,
                             ort.capi.onnxruntime_pybind11_state.InvalidGraph,
@@ -330,6 +330,16 @@ def test_hostile_size_cases_declare_what_they_claim(hostile) -> None:
     assert np.prod(dims, dtype=np.float64) * 4 > 2**35
     shape = onnx.numpy_helper.to_array(onnx.load(paths["memory-bomb"]).graph.initializer[0])
     assert np.prod(shape, dtype=np.float64) * 4 >= 2**35
+
+
+def test_nesting_is_what_makes_the_deep_file_unreadable() -> None:
+    """The same raw encoding 10 deep is a valid model that runs: only the depth of nested-if-200 is hostile."""
+    model = onnx.load_from_string(nested_if_model_bytes(10))
+    onnx.checker.check_model(model)
+    feeds = {"input": np.full((1, 3, 16, 16), -1.0, np.float32), "flag": np.array(True)}
+    np.testing.assert_array_equal(session(model).run(None, feeds)[0], np.full((1, 3), -1.0))
+    with pytest.raises(Exception, match="MaxDepth"):
+        onnx.load_from_string(nested_if_model_bytes(200))
 
 
 def test_external_data_outside_the_folder_is_refused_by_onnx_too(hostile) -> None:
