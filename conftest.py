@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("BATCHCHECK_UNSUPERVISED", "1")
 
 REAL_MODELS = Path(__file__).resolve().parent.parent / "shared" / "real-models"
+REAL_ONNX_MODELS = REAL_MODELS.parent / "real-models-onnx"
 
 
 @dataclass
@@ -27,8 +28,9 @@ class CliRun:
 
 @pytest.fixture(scope="session")
 def case_model(tmp_path_factory):
-    """`case_model(name)` → (model path, extra CLI args) for a fixture case, built once per worker."""
-    from fixtures.registry import ALL_CASES, build_case
+    """`case_model(name)` → (model path, extra CLI args) for a fixture case (TensorFlow or ONNX), built once
+    per worker."""
+    from fixtures.registry import build_case, find_case
 
     root = tmp_path_factory.mktemp("cases")
     built: dict[str, Path] = {}
@@ -38,7 +40,7 @@ def case_model(tmp_path_factory):
             built[name] = build_case(name, root)
         path = built[name]
         case_dir = path if path.is_dir() else path.parent
-        return path, [arg.replace("{dir}", str(case_dir)) for arg in ALL_CASES[name].args]
+        return path, [arg.replace("{dir}", str(case_dir)) for arg in find_case(name).args]
     return build
 
 
