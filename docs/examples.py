@@ -1,6 +1,7 @@
-"""The README's example outputs, produced by real runs: `python docs/examples.py` rewrites every block
-between `<!-- example NAME -->` and `<!-- /example -->` in README.md; `--check` only reports the blocks
-that are out of date (exit 1), as `tests/test_readme.py` does.
+"""The documentation's example outputs, produced by real runs: `python docs/examples.py` rewrites every block
+between `<!-- example NAME -->` and `<!-- /example -->` on every page (README.md and docs/*.md, found by
+`pages()`); `--check` only reports the blocks that are out of date, missing or unknown (exit 1), as
+`tests/test_readme.py` does.
 
 Each example runs in a scratch folder holding the demo fixtures under `out/demo/`, so the paths printed
 are the ones `make demo` prints.
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
 DEMO = "out/demo"
 BLOCK = re.compile(r"(<!-- example (?P<name>[\w-]+) -->\n```\n)(?P<body>.*?)(```\n<!-- /example -->)", re.S)
 NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")
@@ -26,7 +26,7 @@ NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")
 
 @dataclass(frozen=True)
 class Example:
-    """A command whose output the README shows: the words typed (after `$ `), what runs them, and an
+    """A command whose output a page shows: the words typed (after `$ `), what runs them, and an
     optional excerpt (the lines from the first one matching `start`, at most `lines` of them)."""
     shown: str
     argv: tuple[str, ...]
@@ -95,25 +95,48 @@ def comparable(text: str) -> str:
     return re.sub(r"[ \t]+", " ", NUMBER.sub("#", text))
 
 
+def pages() -> list[Path]:
+    """The pages whose examples are generated and tested: README.md and every docs/*.md."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def problems(texts: dict[str, str], fresh: dict[str, str]) -> list[str]:
+    """What `--check` reports, given each page's text by its name and each example's `fresh` output: blocks
+    that are out of date or name no example, and examples that no page shows."""
+    found: list[str] = []
+    shown: set[str] = set()
+    for page, text in texts.items():
+        for block in BLOCK.finditer(text):
+            name = block["name"]
+            shown.add(name)
+            if name not in fresh:
+                found.append(f"{page}: example `{name}` is not one of docs/examples.py's EXAMPLES "
+                             f"({', '.join(fresh)})")
+            elif comparable(block["body"]) != comparable(fresh[name]):
+                found.append(f"{page}: example `{name}` is out of date; run `python docs/examples.py`")
+    return found + [f"example `{name}` is on no page ({', '.join(texts)}); add its block or remove it from "
+                    f"EXAMPLES" for name in fresh if name not in shown]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="report stale blocks, change nothing (exit 1 if any)")
+    parser.add_argument("--check", action="store_true",
+                        help="report stale, unknown or missing blocks, change nothing (exit 1 if any)")
     args = parser.parse_args(argv)
-    text = README.read_text()
+    texts = {page.relative_to(ROOT).as_posix(): page.read_text() for page in pages()}
     with tempfile.TemporaryDirectory() as scratch:
         cwd = demo_folder(Path(scratch))
         fresh = {name: example.run(cwd) for name, example in EXAMPLES.items()}
-    shown = {m["name"]: m["body"] for m in BLOCK.finditer(text)}
-    missing = sorted(set(EXAMPLES) - set(shown))
-    stale = sorted(name for name in EXAMPLES if name in shown and comparable(shown[name]) != comparable(fresh[name]))
-    if args.check:
-        for name in missing + stale:
-            print(f"README example `{name}` is {'missing' if name in missing else 'out of date'}; "
-                  f"run `python docs/examples.py`")
-        return 1 if missing or stale else 0
-    README.write_text(BLOCK.sub(lambda m: m[1] + fresh.get(m["name"], m["body"]) + m[4], text))
-    print(f"README.md: {len(fresh)} examples written" + (f"; no block for {', '.join(missing)}" if missing else ""))
-    return 0
+    if not args.check:
+        for page, text in texts.items():
+            texts[page] = BLOCK.sub(lambda m: m[1] + fresh.get(m["name"], m["body"]) + m[4], text)
+            if texts[page] != text:
+                (ROOT / page).write_text(texts[page])
+                print(f"{page}: examples rewritten")
+    found = problems(texts, fresh)
+    for problem in found:
+        print(problem)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
