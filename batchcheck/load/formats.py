@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError, did_you_mean, first_line
+from ..errors import UsageError, did_you_mean, first_line, names_list
 from ..graph.index import VARIABLE_OPS
-from ..safety.scan import ScanReport, scan_graph_def, scan_meta_graph, scan_saved_model
+from ..safety.scan import ScanReport, scan_graph_def, scan_meta_graph, scan_saved_model, uncalled_functions
 from ..tfenv import import_tf
 
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
@@ -73,6 +73,8 @@ def load_model(path: Path, model_format: str = "auto", *, signature: str = "serv
               "keras": _load_keras, "meta": _load_meta_graph}[model_format]
     loaded = loader(path, model_format=model_format, signature=signature,
                     checkpoint=checkpoint, outputs=outputs or [], allowed_ops=allowed_ops)
+    if model_format in ("pb", "pbtxt"):
+        _drop_uncalled_functions(loaded)
     # what the SavedModel, meta graph or Keras file became keeps its own saver functions (never called)
     saver_roots = None if model_format in ("pb", "pbtxt") else ()
     loaded.scan = scan_graph_def(loaded.graph_def, path, allowed_ops, saver_roots=saver_roots)
@@ -80,6 +82,22 @@ def load_model(path: Path, model_format: str = "auto", *, signature: str = "serv
     if any(n.op in CALL_OPS for n in loaded.graph_def.node):
         loaded.graph_def = inline_functions(loaded.graph_def)
     return loaded
+
+
+def _drop_uncalled_functions(loaded: LoadedModel) -> None:
+    """Remove the library functions nothing in the graph calls (a dataset pipeline traced beside the model, say):
+    they never run, so the op scan need not refuse what they hold. Said in the notes."""
+    dropped = uncalled_functions(loaded.graph_def)
+    if not dropped:
+        return
+    library = loaded.graph_def.library
+    kept = [f for f in library.function if f.signature.name not in dropped]
+    gradients = [g for g in library.gradient if g.function_name not in dropped and g.gradient_func not in dropped]
+    del library.function[:], library.gradient[:]
+    library.function.extend(kept)
+    library.gradient.extend(gradients)
+    loaded.notes.append(f"dropped {len(dropped)} library function(s) that nothing in the graph calls, before the op "
+                        f"scan: {names_list(dropped)}")
 
 
 def _reject_variables(loaded: LoadedModel) -> None:
@@ -125,15 +143,18 @@ def _load_saved_model(path: Path, *, signature: str, allowed_ops: tuple[str, ...
 
     binary = (path / "saved_model.pb").exists()
     proto_path = path / ("saved_model.pb" if binary else "saved_model.pbtxt")
-    scan_saved_model(_parsed(proto_path, saved_model_pb2.SavedModel(), "SavedModel", text=not binary),
-                     path, allowed_ops)
+    scan = scan_saved_model(_parsed(proto_path, saved_model_pb2.SavedModel(), "SavedModel", text=not binary),
+                            path, allowed_ops)
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # corrupt or foreign files surface as several TF error types
         # e.g. a TF 2.0 Keras SavedModel whose optimizer slots the object loader cannot restore
-        return _load_saved_model_v1(path, signature, first_line(exc))
-    return _freeze_concrete(path, _signature(path, dict(getattr(loaded, "signatures", {})), signature),
-                            "savedmodel")
+        model = _load_saved_model_v1(path, signature, first_line(exc))
+    else:
+        model = _freeze_concrete(path, _signature(path, dict(getattr(loaded, "signatures", {})), signature),
+                                 "savedmodel")
+    model.notes[:0] = scan.notes
+    return model
 
 
 def _signature(path: Path, signatures: dict, name: str):
