@@ -7,10 +7,6 @@ before (`keras_config.refuse_python`); here tf-keras deserialises it and the mod
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from types import ModuleType
 
 from ..errors import UsageError, first_line
@@ -40,12 +36,11 @@ def load_keras2(keras_file: KerasFile, tf_keras: ModuleType):
     """The model `keras_file` holds, deserialised by tf-keras (safe mode on; the config was checked already)."""
     path = keras_file.path
     try:
-        with _quiet():
-            if keras_file.architecture is not None:
-                model = tf_keras.models.model_from_json(keras_file.architecture.read_text(encoding="utf-8"))
-                model.load_weights(str(path))
-            else:
-                model = tf_keras.models.load_model(str(path), compile=False, safe_mode=True)
+        if keras_file.architecture is not None:
+            model = tf_keras.models.model_from_json(keras_file.architecture.read_text(encoding="utf-8"))
+            model.load_weights(str(path))
+        else:
+            model = tf_keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # tf-keras raises ValueError, TypeError, OSError, KeyError… for files it cannot read
         raise UsageError(f"model `{path}`: written by Keras {keras_file.keras_version}, and tf-keras "
                          f"{tf_keras.__version__} cannot load it ({first_line(exc)})") from None
@@ -58,21 +53,6 @@ def trace_keras2(model):
     tf = import_tf()
     specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name.split(":")[0])
              for tensor in model.inputs]
-    with _quiet():
-        wrapped = tf.compat.v1.wrap_function(
-            lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0]), specs)
+    wrapped = tf.compat.v1.wrap_function(lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0]), specs)
     return wrapped.prune(wrapped.inputs[:len(specs)], wrapped.outputs)
 
-
-@contextlib.contextmanager
-def _quiet():
-    """tf-keras prints warnings (legacy HDF5, uncompiled metrics) through Python's warnings and absl's logger."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
