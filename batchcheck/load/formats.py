@@ -251,7 +251,8 @@ def _load_keras2(keras_file: KerasFile) -> LoadedModel:
         loaded.notes.append(f"{written}: loaded with tf-keras {tf_keras.__version__}")
     elif keras_file.architecture is not None:
         raise UsageError(f"model `{path}`: {written}, holds weights only with its architecture in "
-                         f"`{keras_file.architecture.name}`, which tf-keras loads, and {unusable}: {tf_keras_install()}")
+                         f"`{keras_file.architecture.name}`, which tf-keras loads, and {unusable}: "
+                         f"{tf_keras_install()}")
     else:
         model = _keras3_model(keras_file, unusable)
         loaded = _freeze_keras3(path, model)

@@ -130,7 +130,8 @@ def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | Non
             notes.append(f"input `{lone.name}` ({_dtype_name(lone.attr['dtype'].type)}) is the only placeholder and "
                          f"not an image: taken as the input, since --input-shape was given")
             return lone.name
-        considered = [f"{n.name} ({_dtype_name(n.attr['dtype'].type)}, {_format_shape(_placeholder_shape(loaded.graph_def, n))})"
+        considered = [f"{n.name} ({_dtype_name(n.attr['dtype'].type)}, "
+                      f"{_format_shape(_placeholder_shape(loaded.graph_def, n))})"
                       for n in loaded.graph_def.node if n.op in PLACEHOLDER_OPS]
         also = f", or give --input-shape to test `{lone.name}` as it is" if lone is not None else ""
         raise UsageError(f"model `{loaded.path}`: no image placeholder found (placeholders considered: "
