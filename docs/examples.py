@@ -55,7 +55,8 @@ BN_TRAINING = f"{DEMO}/mobilenet_v1_bn_training/model.pb"
 COND = f"{DEMO}/cond_v1/model.pb"
 FIXED = f"{DEMO}/mobilenet_v1_fixed.pb"
 DEMO_CASES = ("mobilenet_v1", "mobilenet_v1_bn_training", "mobilenet_v1_bn_training_deep", "cond_v1",
-              "deeplab", "deeplab_export", "map_fn_folded")
+              "deeplab", "deeplab_export", "map_fn_folded", "keras2_teachable_machine")
+KERAS2 = f"{DEMO}/keras2_teachable_machine/keras_model.h5"
 EXAMPLES = {
     "check-bn-training": Example(f"batchcheck check {BN_TRAINING}", _batchcheck("check", BN_TRAINING), lines=24),
     "pytest-failure": Example(
@@ -71,6 +72,7 @@ EXAMPLES = {
                    _batchcheck("fix", BN_TRAINING, "-o", FIXED, "--calibrate", "fixtures/images", "--fold-bn")),
     "deeplab-export": Example(f"batchcheck check {DEMO}/deeplab_export/model.pb",
                               _batchcheck("check", f"{DEMO}/deeplab_export/model.pb"), lines=9),
+    "keras2-file": Example(f"batchcheck check {KERAS2}", _batchcheck("check", KERAS2), lines=4),
     "thin-pass": Example(f"batchcheck check {DEMO}/map_fn_folded/model.pb --input image_tensor",
                          _batchcheck("check", f"{DEMO}/map_fn_folded/model.pb", "--input", "image_tensor"),
                          stderr=True),

@@ -17,7 +17,11 @@ import pytest
 from conftest import REAL_ONNX_MODELS
 from fixtures.onnx import ONNX_CASES, OnnxCase, build_onnx_case
 from fixtures.onnx.cases import quantized
-from fixtures.onnx.hostile import HOSTILE_ONNX, build_hostile_onnx, nested_if_model_bytes
+from fixtures.onnx.hostile import (
+    HOSTILE_ONNX,
+    build_hostile_onnx,
+    nested_if_model_bytes,
+)
 from fixtures.onnx.large import build_mobilenet_v2, build_onnx_chain
 from fixtures.onnx.truth import (
     BATCH,

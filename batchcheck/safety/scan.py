@@ -50,8 +50,10 @@ class Finding:
 
 @dataclass
 class ScanReport:
-    """What the scan let through but flags: constructs that can hang or hold state (they run under the limits)."""
+    """What the scan let through but flags: constructs that can hang or hold state (they run under the limits),
+    and what it set aside (never run), for the report's notes."""
     flagged: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return not self.flagged

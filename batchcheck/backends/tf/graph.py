@@ -168,6 +168,18 @@ def shape_of_attr(shape_proto) -> tuple[int | None, ...] | None:
     return tuple(None if d.size < 0 else d.size for d in shape_proto.dim)
 
 
+def placeholder_shape(graph_def, placeholder) -> tuple[int | None, ...] | None:
+    """A placeholder's shape: its `shape` attribute, else the `_output_shapes` TF 1.x kept beside it (old GraphDefs,
+    producer < 21, wrote an unknown shape as an empty one); None when unknown."""
+    attr = placeholder.attr
+    shape = shape_of_attr(attr["shape"].shape) if "shape" in attr else None
+    if shape == () and graph_def.versions.producer < 21:
+        shape = None
+    if shape is None and "_output_shapes" in attr and attr["_output_shapes"].list.shape:
+        shape = shape_of_attr(attr["_output_shapes"].list.shape[0])
+    return shape
+
+
 def _node(source: TFGraphSource, definition) -> Node:
     data, control = [], []
     for raw in definition.input:
@@ -187,7 +199,7 @@ def _attrs(source: TFGraphSource, definition, kind: str, data: list[tuple[str, i
         attrs["shape_vector"] = True
     if kind in kinds.PLACEHOLDERS:
         attrs["dtype"] = dtype_name(attr["dtype"].type)
-        attrs["shape"] = shape_of_attr(attr["shape"].shape) if "shape" in attr else None
+        attrs["shape"] = placeholder_shape(source.graph_def, definition)
     elif kind == kinds.BATCH_NORM:
         attrs.update(training=bool(attr["is_training"].b), epsilon=float(attr["epsilon"].f),
                      data_format=attr["data_format"].s.decode("utf-8", "replace") or "NHWC")

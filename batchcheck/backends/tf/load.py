@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...errors import UsageError, did_you_mean, first_line
+from ...errors import UsageError, did_you_mean, first_line, names_list
 from ...formats import SUPPORTED
 from ...model import LoadedModel
 from .env import import_tf
-from .scan import scan_graph_def, scan_meta_graph, scan_saved_model
+from .keras2 import load_keras2, tf_keras_install, trace_keras2, usable_tf_keras
+from .keras_config import KerasFile, read_keras_file, refuse_python
+from .keras_notes import augmentation_notes
+from .scan import scan_graph_def, scan_meta_graph, scan_saved_model, uncalled_functions
 
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
                       "PartitionedCall", "StatefulPartitionedCall"})
@@ -36,6 +39,8 @@ def load_graph(path: Path, model_format: str, *, signature: str = "serving_defau
               "keras": _load_keras, "meta": _load_meta_graph}[model_format]
     loaded = loader(path, model_format=model_format, signature=signature,
                     checkpoint=checkpoint, outputs=outputs or [], allowed_ops=allowed_ops)
+    if model_format in ("pb", "pbtxt"):
+        _drop_uncalled_functions(loaded)
     # what the SavedModel, meta graph or Keras file became keeps its own saver functions (never called)
     saver_roots = None if model_format in ("pb", "pbtxt") else ()
     loaded.scan = scan_graph_def(loaded.graph, path, allowed_ops, saver_roots=saver_roots)
@@ -43,6 +48,22 @@ def load_graph(path: Path, model_format: str, *, signature: str = "serving_defau
     if any(n.op in CALL_OPS for n in loaded.graph.node):
         loaded.graph = inline_functions(loaded.graph)
     return loaded
+
+
+def _drop_uncalled_functions(loaded: LoadedModel) -> None:
+    """Remove the library functions nothing in the graph calls (a dataset pipeline traced beside the model, say):
+    they never run, so the op scan need not refuse what they hold. Said in the notes."""
+    dropped = uncalled_functions(loaded.graph)
+    if not dropped:
+        return
+    library = loaded.graph.library
+    kept = [f for f in library.function if f.signature.name not in dropped]
+    gradients = [g for g in library.gradient if g.function_name not in dropped and g.gradient_func not in dropped]
+    del library.function[:], library.gradient[:]
+    library.function.extend(kept)
+    library.gradient.extend(gradients)
+    loaded.notes.append(f"dropped {len(dropped)} library function(s) that nothing in the graph calls, before the op "
+                        f"scan: {names_list(dropped)}")
 
 
 def _reject_variables(loaded: LoadedModel) -> None:
@@ -88,15 +109,18 @@ def _load_saved_model(path: Path, *, signature: str, allowed_ops: tuple[str, ...
 
     binary = (path / "saved_model.pb").exists()
     proto_path = path / ("saved_model.pb" if binary else "saved_model.pbtxt")
-    scan_saved_model(_parsed(proto_path, saved_model_pb2.SavedModel(), "SavedModel", text=not binary),
-                     path, allowed_ops)
+    scan = scan_saved_model(_parsed(proto_path, saved_model_pb2.SavedModel(), "SavedModel", text=not binary),
+                            path, allowed_ops)
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # corrupt or foreign files surface as several TF error types
         # e.g. a TF 2.0 Keras SavedModel whose optimizer slots the object loader cannot restore
-        return _load_saved_model_v1(path, signature, first_line(exc))
-    return _freeze_concrete(path, _signature(path, dict(getattr(loaded, "signatures", {})), signature),
-                            "savedmodel")
+        model = _load_saved_model_v1(path, signature, first_line(exc))
+    else:
+        model = _freeze_concrete(path, _signature(path, dict(getattr(loaded, "signatures", {})), signature),
+                                 "savedmodel")
+    model.notes[:0] = scan.notes
+    return model
 
 
 def _signature(path: Path, signatures: dict, name: str):
@@ -128,16 +152,44 @@ def _load_saved_model_v1(path: Path, signature: str, object_error: str) -> Loade
 
 
 def _load_keras(path: Path, **_) -> LoadedModel:
+    """A Keras file, loaded by the Keras that wrote it: Keras 3, or tf-keras for Keras 2 files (`keras2.py`)."""
     import_tf()
-    import keras
-    import tensorflow as tf
+    keras_file = read_keras_file(path)
+    if keras_file.major is not None and keras_file.major < 3:
+        return _load_keras2(keras_file)
+    if keras_file.architecture is not None:
+        raise UsageError(f"model `{path}`: holds weights only, with its architecture in `{keras_file.architecture}`, "
+                         f"written by Keras {keras_file.keras_version}: batchcheck reads that pair from Keras 2 only; "
+                         f"save the whole model with model.save('model.keras')")
+    model = _keras3_model(keras_file)
+    loaded = _freeze_keras3(path, model)
+    loaded.notes += augmentation_notes(model)
+    return loaded
 
+
+def _keras3_model(keras_file: KerasFile, tf_keras_unusable: str = ""):
+    """The model Keras 3 loads from `keras_file` (safe mode on); `UsageError` with one line when it cannot."""
+    import keras
+
+    path, written = keras_file.path, f"written by Keras {keras_file.keras_version}"
     try:
-        model = keras.models.load_model(str(path), compile=False, safe_mode=True)
+        return keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, TypeError… for unreadable files
+        if tf_keras_unusable:
+            raise UsageError(f"model `{path}`: {written}, which Keras 3 cannot load ({first_line(exc)}); its loader "
+                             f"is tf-keras, the Keras 2 that TensorFlow maintains, and {tf_keras_unusable}: "
+                             f"{tf_keras_install()}") from None
+        if keras_file.config is not None:
+            raise UsageError(f"model `{path}`: {written}, and Keras {keras.__version__} cannot load it "
+                             f"({first_line(exc)}); safe mode refuses Lambda layers and custom objects") from None
         raise UsageError(f"model `{path}`: not a loadable Keras model: {describe_content(path, 'Keras file')} "
                          f"({first_line(exc)}); save it again with model.save('model.keras') (safe mode refuses "
                          f"unsafe Lambda layers)") from None
+
+
+def _freeze_keras3(path: Path, model) -> LoadedModel:
+    import tensorflow as tf
+
     specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=_clean_name(tensor.name))
              for tensor in model.inputs]
 
@@ -148,6 +200,30 @@ def _load_keras(path: Path, **_) -> LoadedModel:
                                           list(inputs) if len(inputs) > 1 else inputs[0])
         return outputs
     return _freeze_concrete(path, tf.function(forward).get_concrete_function(*specs), "keras")
+
+
+def _load_keras2(keras_file: KerasFile) -> LoadedModel:
+    """A file Keras 2 wrote: its config checked for Python, then loaded with tf-keras (format `keras2`); without
+    a usable tf-keras, Keras 3 tries it and the report says so."""
+    refuse_python(keras_file)
+    path, written = keras_file.path, f"written by Keras {keras_file.keras_version}"
+    tf_keras, unusable = usable_tf_keras()
+    if tf_keras is not None:
+        model = load_keras2(keras_file, tf_keras)
+        loaded = _freeze_concrete(path, trace_keras2(model), "keras2")
+        loaded.notes.append(f"{written}: loaded with tf-keras {tf_keras.__version__}")
+    elif keras_file.architecture is not None:
+        raise UsageError(f"model `{path}`: {written}, holds weights only with its architecture in "
+                         f"`{keras_file.architecture.name}`, which tf-keras loads, and {unusable}: "
+                         f"{tf_keras_install()}")
+    else:
+        model = _keras3_model(keras_file, unusable)
+        loaded = _freeze_keras3(path, model)
+        loaded.notes.append(f"{written}: loaded with Keras 3, since {unusable}; tf-keras, Keras 2's own loader, "
+                            f"reads it as written: {tf_keras_install()}")
+    loaded.notes[:0] = keras_file.notes
+    loaded.notes += augmentation_notes(model)
+    return loaded
 
 
 def _load_meta_graph(path: Path, *, checkpoint: Path | None, outputs: list[str],

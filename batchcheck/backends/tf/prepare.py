@@ -10,9 +10,10 @@ from ...graph.index import GraphIndex
 from ...load.placeholders import format_shape, resolve_feeds
 from ...model import InputSpec, LoadedModel, PreparedModel
 from .env import import_tf
-from .graph import dtype_name, graph_index, shape_of_attr
+from .graph import dtype_name, graph_index, placeholder_shape, shape_of_attr
 
 IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
+NON_DATA_DTYPES = ("string", "bool", "resource", "variant")  # a placeholder of these is not fed with data
 PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
 
 
@@ -21,9 +22,9 @@ def prepare(loaded: LoadedModel, *, input_name: str | None = None, outputs: list
     """Resolve the input, outputs and feeds of `loaded`; `UsageError` when a name or size is missing."""
     tf = import_tf()
     index = graph_index(loaded.graph)
-    input_node = _resolve_input(loaded, index, input_name)
-    output_tensors, outputs_chosen = _resolve_outputs(loaded, index, outputs or [], input_node)
     notes = list(loaded.notes)
+    input_node = _resolve_input(loaded, index, input_name, input_shape, notes)
+    output_tensors, outputs_chosen = _resolve_outputs(loaded, index, outputs or [], input_node)
     core = None if input_name else _core_behind(loaded, index, input_node, output_tensors)
     if core is not None:  # the user's --input wins; their --output too
         input_node, output_tensors = core.input, output_tensors if outputs else core.outputs
@@ -73,7 +74,8 @@ def _shapes_of_two_sizes(graph_def, input_node: str, names: list[str]) -> dict[s
     return {name: (tuple(map(int, a)), tuple(map(int, b))) for name, a, b in zip(names, *runs)}
 
 
-def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | None) -> str:
+def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | None,
+                   input_shape: tuple[int, ...] | None, notes: list[str]) -> str:
     if input_name:
         node, _, port = input_name.partition(":")
         if node not in index:
@@ -92,22 +94,28 @@ def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | Non
     if len(chosen) == 1:
         return chosen[0]
     if not chosen:
-        considered = [f"{n.name} ({dtype_name(n.attr['dtype'].type)}, {format_shape(shape_of_attr(n.attr['shape'].shape))})"
+        fed = [n for n in loaded.graph.node if n.op in ("Placeholder", "PlaceholderV2")]
+        lone = fed[0] if len(fed) == 1 and dtype_name(fed[0].attr["dtype"].type) not in NON_DATA_DTYPES else None
+        if lone is not None and input_shape is not None:
+            notes.append(f"input `{lone.name}` ({dtype_name(lone.attr['dtype'].type)}) is the only placeholder and "
+                         f"not an image: taken as the input, since --input-shape was given")
+            return lone.name
+        considered = [f"{n.name} ({dtype_name(n.attr['dtype'].type)}, "
+                      f"{format_shape(placeholder_shape(loaded.graph, n))})"
                       for n in loaded.graph.node if n.op in PLACEHOLDER_OPS]
+        also = f", or give --input-shape to test `{lone.name}` as it is" if lone is not None else ""
         raise UsageError(f"model `{loaded.path}`: no image placeholder found (placeholders considered: "
                          f"{names_list(considered)}; an image input is float or uint8 with a batch axis); name the "
-                         f"tensor to feed with --input NAME (a Const or an inner tensor can be fed too)")
+                         f"tensor to feed with --input NAME (a Const or an inner tensor can be fed too){also}")
     names = ", ".join(f"`{name}`" for name in chosen[:6])
     raise UsageError(f"model `{loaded.path}`: ambiguous input, {len(chosen)} candidates ({names}); "
                      f"choose one with --input NAME")
 
 
 def _rank(graph_def, placeholder) -> int | None:
-    """A placeholder's rank; old GraphDefs (producer < 21) wrote an unknown shape as an empty one."""
-    shape = shape_of_attr(placeholder.attr["shape"].shape)
-    if shape is None or (shape == () and graph_def.versions.producer < 21):
-        return None
-    return len(shape)
+    """A placeholder's rank, None when unknown."""
+    shape = placeholder_shape(graph_def, placeholder)
+    return None if shape is None else len(shape)
 
 
 def _resolve_outputs(loaded: LoadedModel, index: GraphIndex, outputs: list[str],
@@ -202,10 +210,10 @@ def _static_shape(loaded: LoadedModel, index: GraphIndex, node: str) -> tuple[in
     """The input tensor's shape from the node's attrs, else from TF's shape inference."""
     tf = import_tf()
     definition = index.source.defs[node]
-    if definition.op in PLACEHOLDER_OPS and "shape" in definition.attr:
-        rank = _rank(loaded.graph, definition)
-        if rank is not None or definition.op != "PlaceholderWithDefault":
-            return None if rank is None else shape_of_attr(definition.attr["shape"].shape)
+    if definition.op in PLACEHOLDER_OPS:
+        shape = placeholder_shape(loaded.graph, definition)
+        if shape is not None or definition.op != "PlaceholderWithDefault":
+            return shape
     if definition.op == "Const":
         return tuple(d.size for d in definition.attr["value"].tensor.tensor_shape.dim)
     if "_output_shapes" in definition.attr and definition.attr["_output_shapes"].list.shape:
