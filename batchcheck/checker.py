@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import BatchcheckBug, BatchFailed, UsageError
 from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
 from .judge.calibrate import Calibration, calibrate
@@ -63,11 +63,14 @@ class Checker:
         pool = main + special_input_pool(spec, config)
         stage("analysis")
         runner = Runner(backend_for(prepared).session(prepared))
-        runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
+        sizes = config.batch_sizes or ()
+        runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]], sizes[0] if len(sizes) == 1 else None)
         if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
             config = replace(config, batch_sizes=(runner.fixed_batch,))
         stage("calibration")
-        return cls(path, config, prepared, runner, pool, len(main), calibrate(runner, pool.array[:1], config))
+        calibration = calibrate(runner, pool.array[:1], config)
+        pool = _without_breaking_mates(runner, pool, len(main))
+        return cls(path, config, prepared, runner, pool, len(main), calibration)
 
     def close(self) -> None:
         """Release the TensorFlow session (the model's graph and cached activations)."""
@@ -208,13 +211,43 @@ class Checker:
         for node in find_roots(index, set(by_tensor), {t.tensor for t in targets}):
             outputs = [i for tensor, i in by_tensor.items() if tensor.split(":")[0] == node]
             first = min(outputs, key=lambda i: targets[i].tensor)
-            cause = Cause(classify_cause(index, node, kinds, axes, runner.ranks))
+            cause = Cause(classify_cause(index, node, kinds, axes, runner.ranks, runner.folded))
             if cause_default and cause == Cause.UNKNOWN:
                 cause = cause_default
             roots.append(Divergence(node, targets[first].op, int(targets[first].tensor.split(":")[1]),
                                     layer_of(node), cause, abs_diff.get(first, 0.0), rel_diff.get(first, 0.0),
                                     hint_for(index, node, cause, self.prepared.input.node)))
         return roots
+
+
+def _without_breaking_mates(runner: Runner, pool: ImagePool, main_images: int) -> ImagePool:
+    """`pool` without the special batch-mates (flat black, flat white…) that make the model fail while a natural
+    mate does not (a quantized graph whose range must not collapse, an exposure check): the model cannot be
+    tested with them, and a note says which were dropped and why. A failure natural mates share stays an error."""
+    probe, specials = pool.array[:1], list(range(main_images, len(pool)))
+
+    def failure(mates: list[int]) -> BatchFailed | None:
+        try:
+            runner.compare(Mode.SCREEN, np.concatenate([probe, pool.array[mates]]), [0])
+        except BatchFailed as failed:
+            return failed
+        return None
+
+    runner.cache_solo(probe, 0, Mode.SCREEN)
+    if not specials or failure(specials) is None:
+        return pool
+    breaking = {i: failed for i in specials if (failed := failure([i])) is not None}
+    natural = failure([min(1, main_images - 1)])
+    if natural is not None or not breaking:
+        raise natural or BatchcheckBug("a batch of the special batch-mates failed, but none of them alone")
+    failed = next(iter(breaking.values()))
+    names = [pool.names[i] for i in breaking]
+    runner.prepared.notes.append(
+        f"dropped batch-mate(s) {', '.join(names)}: the model fails on a batch with them"
+        f"{f' at node `{failed.node}`' if failed.node else ''} ({failed.message}), not with natural images; the "
+        f"trials use the other batch-mates")
+    kept = [i for i in range(len(pool)) if i not in breaking]
+    return ImagePool(tuple(pool.names[i] for i in kept), pool.array[kept])
 
 
 def check(path: Path | str, config: CheckConfig | None = None,

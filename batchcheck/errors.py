@@ -20,6 +20,14 @@ class UsageError(Exception):
     """The model, an image, a node name or an option cannot be used: one line saying what and what to do."""
 
 
+class BatchFailed(UsageError):
+    """The model failed on a batch at `node` (None: the runtime did not say where), with the runtime's message."""
+
+    def __init__(self, line: str, node: str | None, message: str) -> None:
+        super().__init__(line)
+        self.node, self.message = node, message
+
+
 class OutOfMemory(UsageError):
     """The model ran out of memory (TensorFlow refused an allocation under --max-memory): the check stops."""
 

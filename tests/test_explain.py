@@ -127,7 +127,7 @@ def test_explains_every_fixture(name, case_model, run_cli):
     from batchcheck.probe import graph_facts
 
     path, args = case_model(name)
-    parsed = build_parser().parse_args(["lint", str(path), *args])
+    parsed = build_parser().parse_args(["explain", str(path), *args])
     config = config_from_options(lambda dest: getattr(parsed, dest, None))
     facts = graph_facts(open_model(path, config)[1], config.feeds)
     norms = [bn.name for bn in facts.norms if bn.name in facts.live]

@@ -32,16 +32,32 @@ def batch_axis(shape: tuple[int | None, ...] | None) -> int | None:
 def batch_mixing(index: GraphIndex, shapes: dict, values: dict[str, str], live: set[str]) -> list[BatchMixing]:
     """Nodes among `live` that mix rows of the batch, in topological order (`values`: `value_kinds`)."""
     found = []
+    folded = folded_tensors(index, shapes)
     for name in index.order:
         if name not in live or values.get(name) != "data":
             continue
-        cause = _cause(index, name, shapes, values)
+        cause = _cause(index, name, shapes, values, folded)
         if cause is not None:
             found.append(BatchMixing(name, index.nodes[name].op, *cause))
     return found
 
 
-def _cause(index: GraphIndex, name: str, shapes: dict, values: dict[str, str]) -> tuple[str, dict] | None:
+def folded_tensors(index: GraphIndex, shapes: dict) -> set[str]:
+    """Reshape outputs that fold the batch into other axes: the input has a batch axis, the output a constant
+    leading size and an unknown one further on (a detector head's [1, -1, k], an instance norm's [1, C, 1, -1])."""
+    folded = set()
+    for name, info in index.nodes.items():
+        shape = shapes.get(f"{name}:0")
+        if info.kind != kinds.RESHAPE or not info.data_inputs or not shape or shape[0] is None:
+            continue
+        source, output = info.data_inputs[0]
+        if batch_axis(shapes.get(f"{source}:{output}")) is not None and None in shape[1:]:
+            folded.add(f"{name}:0")
+    return folded
+
+
+def _cause(index: GraphIndex, name: str, shapes: dict, values: dict[str, str],
+           folded: set[str]) -> tuple[str, dict] | None:
     info = index.nodes[name]
     size_inputs = [(s, o) for slot, (s, o) in enumerate(info.data_inputs)
                    if values.get(s) == "shape" and info.kind in kinds.VALUE_KINDS]
@@ -49,8 +65,11 @@ def _cause(index: GraphIndex, name: str, shapes: dict, values: dict[str, str]) -
         used = _batch_size_source(index, source, shapes)
         if used is not None:
             return used
+    mixed = [f"{s}:{o}" for s, o in info.data_inputs if f"{s}:{o}" in folded]
+    if mixed and info.kind == kinds.REDUCE:  # over a tensor that holds every image's values at once
+        return "batch_reduction", {"input": mixed[0], "folded": True}
     batch_inputs = [(f"{s}:{o}", batch_axis(shapes.get(f"{s}:{o}"))) for s, o in info.data_inputs
-                    if values.get(s) == "data"]
+                    if values.get(s) == "data" and f"{s}:{o}" not in folded]
     batch_inputs = [(t, a) for t, a in batch_inputs if a is not None]
     if not batch_inputs:
         return None

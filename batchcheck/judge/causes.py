@@ -53,12 +53,13 @@ def find_roots(index: GraphIndex, divergent: set[str], compared: set[str]) -> li
     return sorted(roots, key=index.position.__getitem__)
 
 
-def classify_cause(index: GraphIndex, node: str, values: dict[str, str],
-                   axes: dict[str, int | None], ranks: dict[str, int]) -> str:
+def classify_cause(index: GraphIndex, node: str, values: dict[str, str], axes: dict[str, int | None],
+                   ranks: dict[str, int], folded: dict[str, set[int]]) -> str:
     """Why `node` makes its output depend on the batch: a key of `EXPLANATIONS`.
 
     `values` is graph.value_kinds; `axes` maps compared tensors to their batch axis (None: none);
-    `ranks` maps compared tensors to their rank.
+    `ranks` maps compared tensors to their rank; `folded` maps tensors whose shape mixes the batch with other
+    axes to those axes (a Reshape to [-1] before a Min/Max over the flattened batch).
     """
     info = index.nodes[node]
     if info.kind in kinds.RANDOMS:
@@ -70,6 +71,10 @@ def classify_cause(index: GraphIndex, node: str, values: dict[str, str],
         if any(index.nodes[a].kind == kinds.RANGE for a in index.ancestors(shape_inputs)):
             return "position"
         return "batch_size"
+    for source, output in info.data_inputs[:1]:
+        mixed = folded.get(f"{source}:{output}", set())
+        if mixed and info.kind == kinds.REDUCE and mixed & reduced_axes(info, ranks.get(f"{source}:{output}", 0)):
+            return "batch_reduction"
     batch_inputs = {f"{s}:{o}": axes[f"{s}:{o}"] for s, o in info.data_inputs
                     if axes.get(f"{s}:{o}") is not None}
     if not batch_inputs:

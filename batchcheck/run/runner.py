@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BatchcheckBug, NodeFailed, UsageError
+from ..errors import BatchcheckBug, BatchFailed, NodeFailed, UsageError
 from ..graph import kinds
 from ..graph.index import GraphIndex, dead_nodes, switch_predicates
 from ..model import PreparedModel
@@ -42,6 +42,7 @@ class Runner:
         self.excluded: dict[str, str] = {}  # tensor -> why it is not compared
         self.dead: set[str] = set()
         self.ranks: dict[str, int] = {}
+        self.folded: dict[str, set[int]] = {}  # tensors whose shape mixes the batch with other axes: those axes
         self.cached: SoloRun | None = None  # the probe run alone that compares are against
         self.fixed_batch: int | None = None  # the one batch size the graph runs at, when nothing runs alone
 
@@ -62,11 +63,12 @@ class Runner:
             batch = np.concatenate([batch, np.repeat(probe, self.fixed_batch - len(batch), axis=0)])
         return batch
 
-    def _failed(self, failure: NodeFailed, batch: np.ndarray, advice: str) -> UsageError:
+    def _failed(self, failure: NodeFailed, batch: np.ndarray, advice: str) -> BatchFailed:
         """The model failing on `batch` (as the user asked for it, before any filling), in one line."""
         node = failure.node
-        return UsageError(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
-                          f"{f' at node `{node}`' if node else ''} ({failure.message}); {advice}")
+        return BatchFailed(f"model `{self.prepared.path}`: fails on a batch of {len(batch)}"
+                           f"{f' at node `{node}`' if node else ''} ({failure.message}); {advice}", node,
+                           failure.message)
 
     def forward(self, batch: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
         """The tensors `outputs` for `batch` (a plain forward pass)."""
@@ -77,21 +79,30 @@ class Runner:
 
     # -- analysis --------------------------------------------------------------------------------
 
-    def analyse(self, one: np.ndarray, two: np.ndarray) -> None:
+    def analyse(self, one: np.ndarray, two: np.ndarray, only_size: int | None = None) -> None:
         """Find live branches, batch limits and each tensor's batch axis, then build the comparisons.
 
-        `one` is a batch of one image, `two` a batch of two different images.
+        `one` is a batch of one image, `two` a batch of two different images; `only_size` the one batch size the
+        user asked for (a model whose outputs do not run alone is tried at it when it ships no batch size).
         """
         self.dead = self._dead_branches(one)
         candidates = self.session.candidates(self.dead)
         self.excluded.update(candidates.excluded)
-        # A node failing alone (a Reshape to a hard-coded batch of 12) is a batch limit like one failing
-        # in a batch: what runs before it is compared.
+        # The probe alone must reach the outputs: a node failing alone stops the model, unless the graph ships a
+        # batch of N and runs at N (an SE Reshape to a hard-coded batch of 12): then batches of N are tested.
         solo_shapes = self._shapes(candidates.tensors, one)
-        shipped = self.prepared.input.shipped_batch
-        if not solo_shapes and self.limits and shipped and shipped > 1:
+        shipped = self.prepared.input.shipped_batch or only_size
+        if self._unreached() and shipped and shipped > 1:
             self._fix_batch(shipped)
             solo_shapes = self._shapes(candidates.tensors, one)
+        unreached = self._unreached()
+        if unreached:
+            output, limit = unreached[0]
+            at = f" nor at a batch of {self.fixed_batch}" if self.fixed_batch else ""
+            raise UsageError(f"model `{self.prepared.path}`: fails on one image alone{at} at node `{limit.node}` "
+                             f"({limit.op}: {limit.reason.split(': ', 1)[-1]}), so output `{output}` never runs and "
+                             f"nothing can be tested; check --input-shape and --feed, name an earlier --output, or, "
+                             f"for a model that runs at one batch size N only, pass --batch-sizes N")
         pair_shapes = solo_shapes if self.fixed_batch else self._shapes(list(solo_shapes), two)
         in_blocks = self.index.descendants(n for n, info in self.index.nodes.items()
                                            if info.kind == kinds.SPACE_TO_BATCH)
@@ -109,13 +120,15 @@ class Runner:
                                          f"{self.fixed_batch}" if self.fixed_batch else
                                          f"shape mixes the batch with other axes: {list(solo)} "
                                          f"alone, {list(pair)} in a batch of 2")
+                self.folded[tensor] = {i for i, (a, b) in enumerate(zip(solo, pair)) if a != b}
                 continue
             boundary = self.session.is_boundary(tensor) or tensor in self.prepared.outputs
             self.targets.append(Target(tensor, node, self.index.nodes[node].op, axis, boundary, blocks))
+        self._stop_at_folds()
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
-        self.ranks = {t.tensor: len(solo_shapes[t.tensor]) for t in self.targets}
+        self.ranks = {tensor: len(solo_shapes[tensor]) for tensor in [*(t.tensor for t in self.targets), *self.folded]}
         # the probe's own row is cached: one image's worth even when its reference is a batch of copies
         self.session.build(self.targets, self.ranks,
                            {t.tensor: (1, *solo_shapes[t.tensor][1:]) if t.batch_axis == 0 and not t.blocks
@@ -123,8 +136,9 @@ class Runner:
         self.session.compile(self._filled(one))
 
     def _fix_batch(self, size: int) -> None:
-        """Nothing runs alone but the graph ships a batch of `size`: batches of that size are tested, the
-        probe's reference being a batch of its own copies; the failures alone are no batch limits then."""
+        """The outputs do not run alone but the graph ships (or the user gives) a batch of `size`: batches of that
+        size are tested, the probe's reference being a batch of its own copies; the failures alone are no batch
+        limits then."""
         node = self.limits[0].node
         self.fixed_batch = size
         self.limits.clear()
@@ -132,6 +146,31 @@ class Runner:
         self.prepared.notes.append(f"the graph runs only at its batch of {size} (`{node}` fails on one image): "
                                    f"each probe's reference is a batch of {size} copies of itself, every trial "
                                    f"a batch of {size}")
+
+    def _unreached(self) -> list[tuple[str, BatchLimit]]:
+        """The outputs beyond a batch limit found on one image alone, with that limit."""
+        alone = [limit for limit in self.limits if limit.reason.startswith("fails on a batch of 1:")]
+        return [(output, limit) for output in self.prepared.outputs for limit in alone
+                if output.split(":")[0] in self.index.descendants([limit.node])]
+
+    def _stop_at_folds(self) -> None:
+        """A tensor that folds the batch into other axes (a head Reshape to [1, -1, k]) that nothing downstream
+        unfolds again is a batch limit: from there on the graph answers for one image only, and what a fixed
+        Slice keeps of the folded rows is no batch dependence. A fold that is unfolded again (an instance norm
+        written as Reshape to [1, C, 1, -1] and back) is compared where it unfolds."""
+        for tensor in sorted(self.folded, key=lambda t: self.index.position[t.split(":")[0]]):
+            node = tensor.split(":")[0]
+            beyond = self.index.descendants([node]) - {node}
+            if node in self.index.descendants(limit.node for limit in self.limits) or any(
+                    t.node in beyond and (t.batch_axis is not None or t.blocks) for t in self.targets):
+                continue
+            lost = [t for t in self.targets if t.node in beyond]
+            for target in lost:
+                self.excluded[target.tensor] = f"beyond batch limit `{node}`"
+            self.targets = [t for t in self.targets if t.node not in beyond]
+            self.limits.append(BatchLimit(node, self.index.nodes[node].op,
+                                          f"folds the batch into other axes ({self.excluded[tensor].split(': ', 1)[1]})"
+                                          f": it answers for one image only", len(lost)))
 
     def _limit_summary(self) -> str:
         return "; ".join(f"`{limit.node}` {limit.reason}" for limit in self.limits[:2]) or "no comparable tensor"
