@@ -139,6 +139,19 @@ def test_newline_in_a_path_stays_on_one_line(run_cli, tmp_path, base_graph):
     one_line_error(run_cli(path), "two\\nlines.pb", "`gone`")
 
 
+@pytest.mark.parametrize("name", ["nested-attr.pbtxt", "nested-function-attr.pbtxt", "nested-attr.pb"])
+def test_deeply_nested_graph_is_one_line(run_cli, tmp_path, name):
+    """A value nested thousands of levels deep (text or binary) is refused in one line, not a RecursionError."""
+    from hostile.structure import nesting_cases
+
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / name
+    assert path in [Path(c.args[0]) for c in nesting_cases(tmp_path)]
+    assert one_line_error(run_cli(path, *QUICK)) == (
+        f"batchcheck: model `{path}`: not a usable TensorFlow GraphDef: its values are nested too deeply to parse "
+        f"(over protobuf's limit of 100 levels; a value nested in itself?); re-export the model\n")
+
+
 def test_automatic_outputs_are_named_with_why(run_cli, tmp_path, base_graph):
     result = run_cli(_write(tmp_path / "m.pb", base_graph), *QUICK)
     assert result.code == 0
