@@ -32,6 +32,7 @@ from .result import (
     versions,
 )
 from .run.runner import GraphRunner
+from .safety.slow_stage import doing
 from .safety.supervise import stage
 
 
@@ -117,12 +118,12 @@ class Checker:
                               skip_bad=config.skip_bad_images)
                 if config.images else synthetic_pool(spec.per_image_shape, dtype, config.scaling, config.seed))
         pool = main + special_pool(spec.per_image_shape, dtype, config.scaling)
-        stage("analysis")
+        stage("analysis", doing("running the graph on one image and on two", prepared.flagged))
         runner = GraphRunner(prepared)
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]])
         if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
             config = replace(config, batch_sizes=(runner.fixed_batch,))
-        stage("calibration")
+        stage("calibration", doing("running one image alone and in batches of its copies", prepared.flagged))
         return cls(path, config, prepared, runner, pool, len(main), calibrate(runner, pool.array[:1], config))
 
     def close(self) -> None:
@@ -191,7 +192,7 @@ class Checker:
         plans = self.default_plans()
         for index, (plan, seed) in enumerate(plans):
             mode = Mode.DETAIL if index == 0 else Mode.SCREEN
-            stage(f"trial {index}")
+            stage(f"trial {index}", doing(f"a batch of {plan.batch_size}", self.prepared.flagged))
             outcome = self.run_plan(plan, mode)
             outcomes.append(outcome)
             trials.append(TrialReport(index, plan.batch_size, plan.position, seed, self.image_name(plan.probe),
