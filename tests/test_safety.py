@@ -224,7 +224,8 @@ def test_stage_clock_notices():
                                        "hang; no --timeout: only Ctrl-C stops it"
     clock.enter("trial 1", 50.0)
     assert clock.notice(51, 90, 0.0) is None
-    assert clock.notice(52, 90, 0.0) == "still in trial 1 after 2 s: a slow model or a hang; --timeout 90 stops it in 38 s"
+    assert clock.notice(52, 90, 0.0) == ("still in trial 1 after 2 s: a slow model or a hang; --timeout 90 stops it "
+                                         "in 38 s")
     assert not any(StageClock(0.0, since=0.0).notice(t, 0, 0.0) for t in range(100))
 
 
