@@ -34,6 +34,7 @@ from .result import (
     versions,
 )
 from .run.runner import Runner
+from .safety.slow_stage import doing
 from .safety.supervise import stage
 
 
@@ -61,13 +62,13 @@ class Checker:
         stage("reading images")
         main = input_pool(spec, config)
         pool = main + special_input_pool(spec, config)
-        stage("analysis")
+        stage("analysis", doing("running the graph on one image and on two", prepared.flagged))
         runner = Runner(backend_for(prepared).session(prepared))
         sizes = config.batch_sizes or ()
         runner.analyse(pool.array[:1], pool.array[[0, min(1, len(pool) - 1)]], sizes[0] if len(sizes) == 1 else None)
         if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
             config = replace(config, batch_sizes=(runner.fixed_batch,))
-        stage("calibration")
+        stage("calibration", doing("running one image alone and in batches of its copies", prepared.flagged))
         calibration = calibrate(runner, pool.array[:1], config)
         pool = _without_breaking_mates(runner, pool, len(main))
         return cls(path, config, prepared, runner, pool, len(main), calibration)
@@ -138,7 +139,7 @@ class Checker:
         plans = self.default_plans()
         for index, (plan, seed) in enumerate(plans):
             mode = Mode.DETAIL if index == 0 else Mode.SCREEN
-            stage(f"trial {index}")
+            stage(f"trial {index}", doing(f"a batch of {plan.batch_size}", self.prepared.flagged))
             outcome = self.run_plan(plan, mode)
             outcomes.append(outcome)
             trials.append(TrialReport(index, plan.batch_size, plan.position, seed, self.image_name(plan.probe),

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "batchcheck"
 # Lowest first. A module belongs to the layer of its longest matching prefix.
 LAYERS = (
     ("values", ("batchcheck.version", "batchcheck.errors", "batchcheck.serial", "batchcheck.formats")),
-    ("safety", ("batchcheck.safety.scan", "batchcheck.safety.supervise")),
+    ("safety", ("batchcheck.safety.scan", "batchcheck.safety.slow_stage", "batchcheck.safety.supervise")),
     ("options", ("batchcheck.options",)),
     ("results", ("batchcheck.result",)),
     ("graph", ("batchcheck.graph",)),

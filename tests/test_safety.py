@@ -141,6 +141,19 @@ def test_newline_in_a_path_stays_on_one_line(run_cli, tmp_path, base_graph):
     one_line_error(run_cli(path), "two\\nlines.pb", "`gone`")
 
 
+@pytest.mark.parametrize("name", ["nested-attr.pbtxt", "nested-function-attr.pbtxt", "nested-attr.pb"])
+def test_deeply_nested_graph_is_one_line(run_cli, tmp_path, name):
+    """A value nested thousands of levels deep (text or binary) is refused in one line, not a RecursionError."""
+    from hostile.structure import nesting_cases
+
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / name
+    assert path in [Path(c.args[0]) for c in nesting_cases(tmp_path)]
+    assert one_line_error(run_cli(path, *QUICK)) == (
+        f"batchcheck: model `{path}`: not a usable TensorFlow GraphDef: its values are nested too deeply to parse "
+        f"(over protobuf's limit of 100 levels; a value nested in itself?); re-export the model\n")
+
+
 def test_automatic_outputs_are_named_with_why(run_cli, tmp_path, base_graph):
     result = run_cli(_write(tmp_path / "m.pb", base_graph), *QUICK)
     assert result.code == 0
@@ -173,6 +186,61 @@ def test_timeout_stops_the_child_and_names_the_stage(tmp_path):
     assert done.stderr.count("\n") == 1 and re.search(r"timed out after 15 s during (analysis|loading) "
                                                       r"\(--timeout 15\); raise --timeout", done.stderr), done.stderr
     assert time.monotonic() - started < 40
+
+
+def test_long_stage_is_named_on_stderr(tmp_path):
+    """A check that stays long in one stage says which stage, what it runs and the while loop it holds, while it
+    waits (here after 1 s; 60 s by default); Ctrl-C then stops it as usual."""
+    from hostile.structure import limit_cases
+
+    (tmp_path / "models").mkdir()
+    model = next(c for c in limit_cases(tmp_path) if c.name == "hang-endless-while").args[0]
+    parent = subprocess.Popen([sys.executable, "-m", "batchcheck", "check", model, *QUICK, "--timeout", "120"],
+                              env=dict(SUPERVISED_ENV, BATCHCHECK_SLOW_STAGE_SECONDS="1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    lines = []
+    for line in parent.stderr:  # until the analysis notice, or the end (--timeout 120 at the latest)
+        lines.append(line)
+        if "still in analysis" in line:
+            break
+    parent.send_signal(signal.SIGINT)
+    lines += parent.communicate(timeout=30)[1].splitlines(keepends=True)
+    assert parent.returncode == 130 and lines[-1] == "batchcheck: interrupted during analysis; the check was stopped\n"
+    notices = lines[:-1]
+    assert notices and all(line.startswith("batchcheck: still in ") for line in notices), lines
+    assert re.fullmatch(r"batchcheck: still in analysis after \d+ s \(running the graph on one image and on two; "
+                        r"it holds while loop `while`\): a slow model or a hang; --timeout 120 stops it in \d+ s\n",
+                        notices[-1]), notices[-1]
+
+
+def test_stage_clock_notices():
+    """The first notice after the delay, then every five delays; a new stage restarts the clock, a refined detail
+    does not; 0 turns notices off."""
+    from batchcheck.safety.slow_stage import StageClock
+
+    clock = StageClock(2.0, since=0.0)
+    clock.enter("analysis\trunning the graph", 0.0)
+    assert [t for t in range(40) if clock.notice(t, 0, 0.0)] == [2, 12, 22, 32]
+    clock.enter("analysis\trunning the graph again", 40.0)
+    assert clock.notice(42, 0, 0.0) == "still in analysis after 42 s (running the graph again): a slow model or a " \
+                                       "hang; no --timeout: only Ctrl-C stops it"
+    clock.enter("trial 1", 50.0)
+    assert clock.notice(51, 90, 0.0) is None
+    assert clock.notice(52, 90, 0.0) == ("still in trial 1 after 2 s: a slow model or a hang; --timeout 90 stops it "
+                                         "in 38 s")
+    assert not any(StageClock(0.0, since=0.0).notice(t, 0, 0.0) for t in range(100))
+
+
+def test_slow_stage_seconds_is_checked(monkeypatch):
+    from batchcheck.safety.slow_stage import slow_stage_seconds
+
+    monkeypatch.setenv("BATCHCHECK_SLOW_STAGE_SECONDS", "soon")
+    with pytest.raises(UsageError, match="BATCHCHECK_SLOW_STAGE_SECONDS='soon': give seconds of at least 0"):
+        slow_stage_seconds()
+    monkeypatch.setenv("BATCHCHECK_SLOW_STAGE_SECONDS", "2.5")
+    assert slow_stage_seconds() == 2.5
+    monkeypatch.delenv("BATCHCHECK_SLOW_STAGE_SECONDS")
+    assert slow_stage_seconds() == 60
 
 
 def test_ctrl_c_stops_the_child_exits_130(tmp_path):
@@ -284,11 +352,12 @@ def test_plugin_supervises_each_model(tmp_path):
     (tmp_path / "conftest.py").write_text("import sys\n\ndef pytest_sessionfinish():\n"
                                           "    print('\\ntensorflow in pytest:', 'tensorflow' in sys.modules)\n")
     started = time.monotonic()
+    # the timeout bounds each model's child from its start: 40 s leaves a loaded machine time to import TensorFlow
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--graph", "hang.pb",
-                           "--graph", "bomb.pb", "--graph", "good.pb", "--graph-timeout", "15", "--graph-max-memory",
+                           "--graph", "bomb.pb", "--graph", "good.pb", "--graph-timeout", "40", "--graph-max-memory",
                            "2G", "--graph-trials", "3", "--graph-batch-sizes", "2,4", "--graph-examples", "5",
                            "--graph-baseline", "baseline.json", "--graph-update-baseline"],
-                          cwd=tmp_path, env=CHILD_ENV, capture_output=True, text=True, timeout=180)
+                          cwd=tmp_path, env=CHILD_ENV, capture_output=True, text=True, timeout=300)
     out = done.stdout
     assert "2 failed, 4 passed, 6 skipped" in out and done.returncode == 1, out[-3000:]
     lines = out.splitlines()
@@ -296,7 +365,7 @@ def test_plugin_supervises_each_model(tmp_path):
                      lines.index(next(line for line in lines if " PASSES " in line))]
     assert failures == [
         "_______________________ batchcheck[hang.pb]::invariance ________________________",
-        f"batchcheck: model `{hang}`: timed out after 15 s during trial 1 (--graph-timeout 15); raise "
+        f"batchcheck: model `{hang}`: timed out after 40 s during trial 1 (--graph-timeout 40); raise "
         f"--graph-timeout, or check a smaller model",
         "_______________________ batchcheck[bomb.pb]::invariance ________________________",
         f"batchcheck: model `{bomb}`: ran out of memory during trial 1 at node `Fill` on a batch of 4 (OOM when "
@@ -308,7 +377,7 @@ def test_plugin_supervises_each_model(tmp_path):
         assert f"PASSED batchcheck[good.pb]::{item}" in out
     assert list(json.loads((tmp_path / "baseline.json").read_text())["models"]) == ["good.pb"]
     assert "tensorflow in pytest: False" in out and "Traceback" not in out
-    assert time.monotonic() - started < 120
+    assert time.monotonic() - started < 180
 
 
 def test_remote_checker_crash_names_the_stage(tmp_path, monkeypatch, base_graph):

@@ -33,6 +33,7 @@ from ..errors import (
     first_line,
 )
 from ..result import describe_batch
+from .slow_stage import parse_stage_line
 from .supervise import (
     MEMORY_ENV,
     POLL_SECONDS,
@@ -181,7 +182,7 @@ class RemoteChecker:
                 ready, _, _ = select.select([self._replies, self._stages], [], [], POLL_SECONDS)
                 if self._stages in ready:
                     lines = os.read(self._stages, 4096).decode("utf-8", "replace").splitlines()
-                    self.stage = lines[-1] if lines else self.stage
+                    self.stage = parse_stage_line(lines[-1])[0] if lines else self.stage
                 if self._replies in ready:
                     chunk = os.read(self._replies, 1 << 20)
                     if not chunk:

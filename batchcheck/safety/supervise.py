@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import EXIT_UNTESTABLE, one_line
+from .slow_stage import StageClock, slow_stage_seconds, stage_line
 
 STAGE_FD_ENV = "BATCHCHECK_STAGE_FD"
 MEMORY_ENV = "BATCHCHECK_MAX_MEMORY"
@@ -83,13 +84,14 @@ def supervising() -> bool:
     return STAGE_FD_ENV not in os.environ and os.environ.get(UNSUPERVISED_ENV) != "1"
 
 
-def stage(name: str) -> None:
-    """Record the stage now running (loading, analysis, calibration, trial N) for the supervising parent."""
+def stage(name: str, detail: str = "") -> None:
+    """Record the stage now running (loading, analysis, calibration, trial N) for the supervising parent, with
+    what it does there (`detail`, named if the stage runs long)."""
     _STAGE[0] = name
     fd = os.environ.get(STAGE_FD_ENV)
     if fd:
         try:
-            os.write(int(fd), f"{name}\n".encode())
+            os.write(int(fd), f"{stage_line(name, detail)}\n".encode())
         except OSError:  # the parent is gone; it is stopping us anyway
             pass
 
@@ -130,6 +132,7 @@ class ChildRun:
 
 def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdout: bool = True) -> ChildRun:
     """Run `python -m ARGUMENTS…` supervised; `subject` ('model `m.pb`') starts a failure line."""
+    clock = StageClock(slow_stage_seconds())
     stage_read, stage_write = os.pipe()
     env = dict(os.environ, **{STAGE_FD_ENV: str(stage_write), MEMORY_ENV: str(limits.max_memory)})
     inherit = relay_stdout and _stdout_is_terminal()
@@ -154,7 +157,9 @@ def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdou
                 data = os.read(stage_read, 4096)
                 if not data:
                     break  # the child exited: its end of the pipe closed
-                current = data.decode("utf-8", "replace").strip().splitlines()[-1] if data.strip() else current
+                if data.strip():
+                    clock.enter(data.decode("utf-8", "replace").strip().splitlines()[-1], time.monotonic())
+                    current = clock.name
             if limits.timeout and time.monotonic() - started > limits.timeout:
                 failure = timed_out(current, limits)
             elif limits.max_memory and resident_memory(child.pid) > limits.max_memory:
@@ -162,6 +167,9 @@ def run_child(arguments: list[str], limits: Limits, subject: str, *, relay_stdou
             if failure:
                 child.kill()
                 break
+            notice = clock.notice(time.monotonic(), limits.timeout, started)
+            if notice:
+                print(f"batchcheck: {one_line(notice)}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         child.kill()
         child.wait()

@@ -9,6 +9,7 @@ from .structure import (
     container_cases,
     flagged_cases,
     limit_cases,
+    nesting_cases,
     structure_cases,
 )
 
@@ -18,8 +19,8 @@ def build_model_corpus(root: Path) -> list[Case]:
     (root / "models").mkdir(parents=True)
     (root / "sentinels").mkdir()
     cases = acting_cases(root)
-    return [*cases, *byte_cases(root, _clean_base(root)), *structure_cases(root), *flagged_cases(root),
-            *limit_cases(root), *container_cases(root), allow_op_case(root)]
+    return [*cases, *byte_cases(root, _clean_base(root)), *structure_cases(root), *nesting_cases(root),
+            *flagged_cases(root), *limit_cases(root), *container_cases(root), allow_op_case(root)]
 
 
 def _clean_base(root: Path) -> bytes:

@@ -74,6 +74,36 @@ def structure_cases(root: Path) -> list[Case]:
     return cases
 
 
+NESTING_DEPTH = 2000  # AttrValue → func → attr map → AttrValue …, thousands of message levels
+
+
+def nesting_cases(root: Path) -> list[Case]:
+    """Graphs whose attribute values nest thousands of levels deep: as text (the Python text parser recurses
+    once per level), in a library function's node, and as binary (protobuf's decoder stops at 100 levels)."""
+    models = root / "models"
+    nested = "type: DT_FLOAT"
+    for _ in range(NESTING_DEPTH):
+        nested = f'func {{ name: "f" attr {{ key: "k" value {{ {nested} }} }} }}'
+    deep_attr = f'attr {{ key: "deep" value {{ {nested} }} }}'
+    texts = {
+        "nested-attr.pbtxt": f'node {{ name: "input" op: "Placeholder" attr {{ key: "dtype" value {{ type: DT_FLOAT }} '
+                             f'}} {deep_attr} }}',
+        "nested-function-attr.pbtxt": f'node {{ name: "input" op: "Placeholder" attr {{ key: "dtype" value {{ type: '
+                                      f'DT_FLOAT }} }} }} library {{ function {{ signature {{ name: "f" }} node_def {{ '
+                                      f'name: "n" op: "NoOp" {deep_attr} }} }} }}',
+    }
+    for name, text in texts.items():
+        (models / name).write_text(text + "\n")
+    graph_def = _base()
+    value = _node(graph_def, "relu").attr["deep"]
+    for _ in range(NESTING_DEPTH):
+        value.func.name = "f"
+        value = value.func.attr["k"]
+    _write(models / "nested-attr.pb", graph_def)
+    return [Case(name, [str(models / name), *QUICK], REFUSED, ("nested too deeply",))
+            for name in [*texts, "nested-attr.pb"]]
+
+
 def _missing_input():
     g = _base()
     _node(g, "relu").input[0] = "nowhere"
@@ -197,9 +227,10 @@ def limit_cases(root: Path) -> list[Case]:
             "hang-empty-queue": (starved_queue, ["--timeout", "8"], ("timed out",)),
             "oom-fill-16g": (memory_bomb, ["--max-memory", "1500M"], ("ran out of memory", "at node `Fill`"))}
     # The allocation that --max-memory (RLIMIT_DATA in the child) refuses surfaces as TensorFlow's OOM at `Fill`:
-    # out of memory, never a batch limit.
+    # out of memory, never a batch limit. It comes after TensorFlow's import and 10 s of its retries: the bound
+    # (and the --timeout of 0.6 × it) leaves a loaded machine time for both.
     return [Case(name, [str(_write(models / f"{name}.pb", _graph_def(make))), *QUICK, *limit],
-                 REFUSED, mentions, supervised=True, seconds=45)
+                 REFUSED, mentions, supervised=True, seconds=90)
             for name, (make, limit, mentions) in made.items()]
 
 

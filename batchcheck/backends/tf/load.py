@@ -311,12 +311,21 @@ def _parsed(path: Path, proto, kind: str, *, text: bool = False):
             text_format.Parse(data.decode("utf-8"), proto)
         else:
             proto.ParseFromString(data)
+    except RecursionError:  # the text parser recurses once per nesting level
+        raise UsageError(_nested_too_deeply(path, kind)) from None
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, RuntimeWarning) as exc:
+        if "MaxDepth" in str(exc):  # the binary parser stops at protobuf's nesting limit
+            raise UsageError(_nested_too_deeply(path, kind)) from None
         raise UsageError(f"model `{path}`: not a {kind}: {describe_content(path, kind)} ({first_line(exc)}); "
                          f"pass {SUPPORTED}") from None
     except OSError as exc:
         raise UsageError(f"model `{path}`: cannot be read ({exc.strerror}); check the path and permissions") from None
     return proto
+
+
+def _nested_too_deeply(path: Path, kind: str) -> str:
+    return (f"model `{path}`: not a usable {kind}: its values are nested too deeply to parse (over protobuf's "
+            f"limit of 100 levels; a value nested in itself?); re-export the model")
 
 
 def _checkpoint_prefix(meta: Path, checkpoint: Path | None) -> Path:
