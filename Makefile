@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := out/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow test-browser bench bench-deeplab bench-large fixtures clean
+.PHONY: demo test test-slow test-corpus test-browser bench bench-deeplab bench-large fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: $(STAMP)
 ## test-slow: full-size models (Keras MobileNetV2/V3 at 224 px)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+## test-corpus: the whole mutation corpus (every clean graph with each known batch dependence injected: check names
+## it, lint finds it, fix undoes it); `python benchmarks/mutation_score.py` prints the score
+test-corpus: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow' -n 2 --dist loadgroup -q tests/test_mutations.py
 
 ## test-browser: report pages in headless Chromium (installs Debian's chromium package when missing)
 test-browser: $(STAMP)
