@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .errors import BatchcheckBug, BatchFailed, UsageError
+from .graph.batchnorm import find_batchnorms
 from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
 from .judge.calibrate import Calibration, calibrate
@@ -160,8 +161,10 @@ class Checker:
                 counts[t] = counts.get(t, 0) + 1
         divergent = set().union(*(o.divergent for o in outcomes)) if outcomes else set()
         batch_roots = self._roots(divergent, abs_diff, rel_diff)
-        nondet_roots = (self._roots(set(self.calibration.run_to_run), abs_diff, rel_diff,
-                                    cause_default=Cause.RANDOM_OP) if self.random_reaches_data else [])
+        reaching = self.calibration.reaching_data
+        nondet_roots = [root for root in self._roots(set(self.calibration.run_to_run), abs_diff, rel_diff,
+                                                     cause_default=Cause.RANDOM_OP)
+                        if self.runner.index.descendants([root.node]) & reaching]  # not a dropout fed off
         verdict = (Verdict.BATCH_DEPENDENT if batch_roots else
                    Verdict.NONDETERMINISTIC if nondet_roots else Verdict.INVARIANT)
         roots = batch_roots or nondet_roots
@@ -208,11 +211,12 @@ class Checker:
         by_tensor = {targets[i].tensor: i for i in divergent}
         kinds = value_kinds(index, self.prepared.input.node)
         axes = {t.tensor: t.batch_axis for t in targets}
+        batch_norms = {bn.name for bn in find_batchnorms(index) if bn.batch_statistics}
         roots = []
         for node in find_roots(index, set(by_tensor), {t.tensor for t in targets}):
             outputs = [i for tensor, i in by_tensor.items() if tensor.split(":")[0] == node]
             first = min(outputs, key=lambda i: targets[i].tensor)
-            cause = Cause(classify_cause(index, node, kinds, axes, runner.ranks, runner.folded))
+            cause = Cause(classify_cause(index, node, kinds, axes, runner.ranks, runner.folded, batch_norms))
             if cause_default and cause == Cause.UNKNOWN:
                 cause = cause_default
             roots.append(Divergence(node, targets[first].op, int(targets[first].tensor.split(":")[1]),

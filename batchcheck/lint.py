@@ -21,7 +21,7 @@ from .graph.findings import (
     training_findings,
 )
 from .graph.index import GraphIndex, dead_nodes
-from .graph.values import flag_of
+from .graph.values import branch_flags, flag_of
 from .judge.causes import EXPLANATIONS
 from .load.open import backend_for, open_model, whole_graph
 from .model import LoadedModel
@@ -188,10 +188,11 @@ def _random_findings(facts: GraphFacts) -> list[LintFinding]:
         if not reaches:
             continue
         random_part = {n for n in downstream if values.get(n) == "random"}
-        flags = sorted(n for n in index.ancestors(random_part | {name})
+        rates = sorted(n for n in _mask_sources(facts, random_part | {name})
                        if index.nodes[n].kind in kinds.PLACEHOLDERS and n != facts.prepared.input.node)
-        if any(_neutral(flag, facts.flag_values.get(flag)) for flag in flags):
+        if any(_neutral(flag, facts.flag_values.get(flag)) for flag in rates):
             continue
+        flags = rates + [flag for flag in branch_flags(index, name, facts.prepared.input.node) if flag not in rates]
         off = [f"--feed {flag}={_off_value(index, flag)}" for flag in flags]
         fix = (f"{' or '.join(off)} turns it off" if off else
                "export with is_training=False / training=False, or remove the dropout for inference")
@@ -199,6 +200,20 @@ def _random_findings(facts: GraphFacts) -> list[LintFinding]:
                                      f"random op {index.nodes[name].op} reaches the data at `{reaches[0]}` "
                                      f"(dropout left on?)", fix, reaches=reaches[0], flags=flags))
     return findings
+
+
+def _mask_sources(facts: GraphFacts, mask: set[str]) -> set[str]:
+    """What a random mask's values come from: its ancestors through constants and randomness, not through the data
+    or its shape (a `keep_prob` that scales another dropout upstream does not set this one's rate)."""
+    index, seen, stack = facts.index, set(), list(mask)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(s for s, _ in index.nodes[name].data_inputs
+                     if facts.values.get(s) in ("random", "const") and index.nodes[s].kind != kinds.SHAPE)
+    return seen
 
 
 def _off_value(index: GraphIndex, flag: str) -> str:

@@ -43,6 +43,13 @@ def branch_switch(index: GraphIndex, node: str, depth: int = 4) -> tuple[str, bo
 FLAG_HOPS = frozenset({kinds.IDENTITY, kinds.SWITCH, kinds.LOGICAL_NOT, kinds.CAST, kinds.SQUEEZE})
 
 
+def branch_flags(index: GraphIndex, node: str, input_node: str) -> list[str]:
+    """The placeholders (other than the input) behind the cond predicates that choose the branch `node` runs in."""
+    predicates = {index.nodes[s].data_inputs[1][0] for s in index.ancestors([node])
+                  if index.nodes[s].kind == kinds.SWITCH and len(index.nodes[s].data_inputs) == 2}
+    return sorted(n for n in index.ancestors(predicates) if index.nodes[n].kind in kinds.PLACEHOLDERS and n != input_node)
+
+
 def flag_of(index: GraphIndex, predicate: str) -> str | None:
     """The placeholder a cond predicate comes from (through Identity/LogicalNot/Cast), if any."""
     seen = 0

@@ -21,7 +21,12 @@ class Calibration:
     tolerance: Tolerance
     run_to_run: frozenset[int]      # targets that differ when the same feed runs twice
     unjudged: frozenset[int]        # those, and what comes after randomness that reaches the data
-    random_reaches_data: bool       # dropout at rate > 0 (True) vs random values that never reach it (False)
+    reaching_data: frozenset[str]   # nodes whose data differs run to run (dropout at rate > 0); empty: none does
+
+    @property
+    def random_reaches_data(self) -> bool:
+        """Whether random values reach the data (dropout at rate > 0), not only nodes that never do (rate 0)."""
+        return bool(self.reaching_data)
 
 
 def calibrate(runner: Runner, probe: np.ndarray, config: CheckConfig) -> Calibration:
@@ -42,4 +47,4 @@ def calibrate(runner: Runner, probe: np.ndarray, config: CheckConfig) -> Calibra
     # batch dependence; random values that never do (dropout at rate 0) are harmless.
     tainted = runner.index.descendants(reaching_data)
     unjudged = run_to_run | {i for i, t in enumerate(targets) if t.node in tainted}
-    return Calibration(tolerance, frozenset(run_to_run), frozenset(unjudged), bool(reaching_data))
+    return Calibration(tolerance, frozenset(run_to_run), frozenset(unjudged), frozenset(reaching_data))

@@ -1,13 +1,10 @@
 """Roots and causes: which nodes start a divergence, why, and how to fix it."""
 from __future__ import annotations
 
-import re
-
 from ..graph import kinds
 from ..graph.batch_rules import reduced_axes
 from ..graph.index import GraphIndex
-
-BATCHNORM_NAMES = re.compile(r"(?i)(batch_?norm|moments|(^|/|_)bn($|/|_))")
+from ..graph.values import branch_flags
 
 # cause -> (what the node does, how to fix it)
 EXPLANATIONS = {
@@ -54,12 +51,13 @@ def find_roots(index: GraphIndex, divergent: set[str], compared: set[str]) -> li
 
 
 def classify_cause(index: GraphIndex, node: str, values: dict[str, str], axes: dict[str, int | None],
-                   ranks: dict[str, int], folded: dict[str, set[int]]) -> str:
+                   ranks: dict[str, int], folded: dict[str, set[int]], batch_norms: set[str]) -> str:
     """Why `node` makes its output depend on the batch: a key of `EXPLANATIONS`.
 
     `values` is graph.value_kinds; `axes` maps compared tensors to their batch axis (None: none);
     `ranks` maps compared tensors to their rank; `folded` maps tensors whose shape mixes the batch with other
-    axes to those axes (a Reshape to [-1] before a Min/Max over the flattened batch).
+    axes to those axes (a Reshape to [-1] before a Min/Max over the flattened batch); `batch_norms` names the
+    BatchNorms that normalise with the batch's statistics (`graph.batchnorm`: the fused node, or the moments' Mean).
     """
     info = index.nodes[node]
     if info.kind in kinds.RANDOMS:
@@ -90,7 +88,7 @@ def classify_cause(index: GraphIndex, node: str, values: dict[str, str], axes: d
     if info.kind in kinds.ROW_SELECTION and outputs_lose_batch and not reduced:
         return "row_selection"
     if reduced or outputs_lose_batch:
-        return "batchnorm_training" if BATCHNORM_NAMES.search(node) else "batch_reduction"
+        return "batchnorm_training" if node in batch_norms else "batch_reduction"
     return "unknown"
 
 
@@ -98,11 +96,7 @@ def hint_for(index: GraphIndex, node: str, cause: str, input_node: str) -> str:
     """The fix hint for `cause`, plus the training flag that picks this branch when there is one."""
     explanation, fix = EXPLANATIONS[cause]
     hint = f"{explanation}; fix: {fix}"
-    ancestry = index.ancestors([node])
-    switches = [n for n in ancestry if index.nodes[n].kind == kinds.SWITCH]
-    predicates = {index.nodes[s].data_inputs[1][0] for s in switches if len(index.nodes[s].data_inputs) == 2}
-    flags = sorted(n for n in index.ancestors(predicates)
-                   if index.nodes[n].kind in kinds.PLACEHOLDERS and n != input_node)
+    flags = branch_flags(index, node, input_node)
     if flags:
         hint += f"; this branch is chosen by `{flags[0]}`: try --feed {flags[0]}=false"
     return hint

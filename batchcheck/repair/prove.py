@@ -36,8 +36,11 @@ def prove(model: Path, repaired: Repaired, repeats: int) -> FixResult:
         verdict = str(checker.check().verdict.value)
         images = checker.pool.array[:checker.main_images]
         tolerance = checker.calibration.tolerance
+        fixed_batch = checker.runner.fixed_batch  # a model that runs at one batch size only is run at it
     finally:
         checker.close()
+    if fixed_batch:
+        images = np.resize(images, (fixed_batch, *images.shape[1:]))
     runs = repaired.runs
     stage("the proof (reference outputs and latency)")
     try:
@@ -46,7 +49,7 @@ def prove(model: Path, repaired: Repaired, repeats: int) -> FixResult:
         rtol = max(tolerance.rtol, PLAUSIBLE_ROUNDING)
         outputs = [agreement(name, got, want, rtol, tolerance.atol)
                    for name, got, want in zip(repaired.outputs, runs.fixed(images), runs.reference(images))]
-        before, after = before_after_figures(runs, images, repeats)
+        before, after = before_after_figures(runs, images, repeats, (fixed_batch,) if fixed_batch else LATENCY_BATCHES)
     finally:
         runs.close()
     failed = [] if verdict == "invariant" else [f"re-check: the fixed graph is {verdict}"]
@@ -59,12 +62,12 @@ def prove(model: Path, repaired: Repaired, repeats: int) -> FixResult:
                      calibration_images=repaired.calibration_images, proof=proof)
 
 
-def before_after_figures(runs: RepairRuns, images: np.ndarray, repeats: int,
+def before_after_figures(runs: RepairRuns, images: np.ndarray, repeats: int, sizes: tuple[int, ...],
                          warmup: int = 2) -> tuple[GraphFigures, GraphFigures]:
-    """Sizes and median forward latency (ms) at each of `LATENCY_BATCHES`; the two models' passes alternate, after
+    """Sizes and median forward latency (ms) at each batch size of `sizes`; the two models' passes alternate, after
     `warmup` passes each, so that both see the same machine load."""
     latency: tuple[dict[int, float], dict[int, float]] = ({}, {})
-    for size in LATENCY_BATCHES:
+    for size in sizes:
         batch = np.resize(images, (size, *images.shape[1:]))
         times: tuple[list[float], list[float]] = ([], [])
         for index in range(warmup + repeats):

@@ -74,6 +74,14 @@ def _shapes_of_two_sizes(graph_def, input_node: str, names: list[str]) -> dict[s
     return {name: (tuple(map(int, a)), tuple(map(int, b))) for name, a, b in zip(names, *runs)}
 
 
+def image_input(loaded: LoadedModel, input_shape: tuple[int, ...] | None) -> str | None:
+    """The placeholder `check` would feed images into, when there is one it can find."""
+    try:
+        return _resolve_input(loaded, graph_index(loaded.graph), None, input_shape, [])
+    except UsageError:
+        return None
+
+
 def _resolve_input(loaded: LoadedModel, index: GraphIndex, input_name: str | None,
                    input_shape: tuple[int, ...] | None, notes: list[str]) -> str:
     if input_name:

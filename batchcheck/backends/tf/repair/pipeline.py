@@ -15,7 +15,7 @@ from ....options import CheckConfig
 from ....repair.result import Repaired, Rewrite, StatisticsSource
 from ....safety.supervise import stage
 from ..graph import PLACEHOLDER_OPS, graph_index
-from ..prepare import prepare
+from ..prepare import image_input, prepare
 from .calibrate import recalibrate
 from .fold import fold_batchnorms
 from .graphdef import copy_graph_def, prune_unused
@@ -54,9 +54,11 @@ def fix(loaded: LoadedModel, out: Path, config: CheckConfig, *, calibrate: Path 
     position = graph_index(reference.graph).position
     overrides.sort(key=lambda override: position[override.tensor.split(":")[0]])
     present = {n.name for n in fixed.node}
+    shipped = (spec.shipped_batch,) if (spec.shipped_batch or 1) > 1 else config.batch_sizes  # it may run only there
     recheck = dataclasses.replace(
         config, format="pb", checkpoint=None, input=spec.node, outputs=tuple(prepared.outputs),
-        input_shape=spec.per_image_shape, feeds={k: v for k, v in config.feeds.items() if k.split(":")[0] in present})
+        input_shape=spec.per_image_shape, feeds={k: v for k, v in config.feeds.items() if k.split(":")[0] in present},
+        batch_sizes=shipped)
     runs = TFRepairRuns(fixed, reference.graph, spec.tensor, prepared.outputs,
                         {k: v for k, v in prepared.feeds.items() if k.split(":")[0] in present}, reference.feeds,
                         overrides)
@@ -76,7 +78,7 @@ class _Rewritten:
 def _rewritten(loaded, config: CheckConfig) -> _Rewritten:
     keep = _kept_nodes(loaded, config)
     graph_def, rewrites, flags = constant_flags(copy_graph_def(loaded.graph), config.feeds)
-    graph_def, dropout_rewrites, masks = dropout_to_identity(graph_def, _data_sources(loaded.graph, config))
+    graph_def, dropout_rewrites, masks = dropout_to_identity(graph_def, _data_sources(loaded, config))
     remaining = {n.name for n in graph_def.node}
     graph_def = prune_unused(graph_def, [name for name in keep if name in remaining])
     present = {n.name for n in graph_def.node}
@@ -122,15 +124,16 @@ def _kept_nodes(loaded, config: CheckConfig) -> list[str]:
             and index.nodes[name].op not in ("NoOp", "Assert", "Const")]
 
 
-def _data_sources(graph_def, config: CheckConfig) -> list[str]:
-    """Where the images enter: --input, else the placeholders with a known shape of rank 1 or more (a flag,
-    `rate` or `keep_prob` is a scalar or has no shape), else every placeholder."""
+def _data_sources(loaded: LoadedModel, config: CheckConfig) -> list[str]:
+    """Where the images enter: --input, else the input `check` would feed and the placeholders with a known shape
+    of rank 1 or more (a flag, `rate` or `keep_prob` is a scalar or has no shape), else every placeholder."""
     if config.input:
         return [config.input.split(":")[0]]
-    placeholders = [n for n in graph_def.node if n.op in PLACEHOLDER_OPS]
+    placeholders = [n for n in loaded.graph.node if n.op in PLACEHOLDER_OPS]
     shaped = [n.name for n in placeholders if "shape" in n.attr and not n.attr["shape"].shape.unknown_rank
               and len(n.attr["shape"].shape.dim) >= 1]
-    return shaped or [n.name for n in placeholders]
+    found = image_input(loaded, config.input_shape)
+    return list(dict.fromkeys([*([found] if found else []), *shaped])) or [n.name for n in placeholders]
 
 
 def _dropout_off_values(graph_def, fixed_graph_def, feeds: dict[str, str]) -> dict[str, str]:
