@@ -19,6 +19,10 @@ from . import kinds
 INNER_SCOPES = re.compile(r"^(moments|batchnorm|BatchNorm|batch_norm|cond(_\d+)?|then|else|"
                           r"Switch(_\d+)?|Merge(_\d+)?|switch_(t|f)|pivot_(t|f)|_\d+)$")
 NON_VALUE_DTYPES = frozenset({"string", "resource", "variant"})
+# Kinds whose values are not fixed by the graph's constants: what is fed, drawn, stateful or in a loop or branch.
+NOT_CONSTANT = kinds.PLACEHOLDERS | kinds.RANDOMS | frozenset({
+    kinds.VARIABLE, kinds.SWITCH, kinds.MERGE, kinds.ENTER, kinds.EXIT, kinds.NEXT_ITERATION, kinds.ASSERT,
+    kinds.PRINT, kinds.NO_OP})
 
 
 def split_input(name: str) -> tuple[str, int, bool]:
@@ -47,8 +51,11 @@ class GraphSource(Protocol):
     """What a backend answers about its own graph, on demand: constants, attributes, inferred shapes."""
 
     def constant(self, name: str) -> np.ndarray | None:
-        """The value of node `name` when it is a constant (a `CONSTANT` node, or one computed from constants
-        alone), else None."""
+        """The value of node `name` when it is a `CONSTANT` node (a Const, an initializer), else None."""
+
+    def evaluate(self, name: str) -> np.ndarray | None:
+        """The value of node `name`'s first output, computed by the runtime from constants alone (None when the
+        runtime cannot: the caller has checked that nothing fed, random or stateful is upstream)."""
 
     def attributes(self, name: str) -> dict[str, Any]:
         """Node `name`'s own attributes as plain values, for people to read."""
@@ -78,6 +85,7 @@ class GraphIndex:
         self.source = source
         self.nodes: dict[str, Node] = {node.name: node for node in nodes}
         self._constants: dict[str, np.ndarray | None] = {}
+        self._constant_only: set[str] | None = None
         for info in self.nodes.values():
             for source_name, index in info.data_inputs:
                 if source_name in self.nodes:
@@ -97,10 +105,28 @@ class GraphIndex:
         return self.nodes[name].kind
 
     def constant(self, name: str) -> np.ndarray | None:
-        """Node `name`'s value when it depends on constants only (asked of the backend once)."""
+        """Node `name`'s value when it depends on constants only: a constant, or computed from constants alone
+        (`Const + 1`, a Dequantize of eight-bit weights, `Fill`), asked of the backend once."""
         if name not in self._constants:
-            self._constants[name] = self.source.constant(name) if name in self.nodes else None
+            value = None
+            if name in self.nodes:
+                value = self.source.constant(name)
+                if value is None and self._from_constants(name):
+                    value = self.source.evaluate(name)
+            self._constants[name] = value
         return self._constants[name]
+
+    def _from_constants(self, name: str) -> bool:
+        """Whether everything `name` depends on is a constant: nothing fed, random, stateful or in a loop."""
+        if self._constant_only is None:  # one pass in topological order, on first need
+            self._constant_only = set()
+            for node in self.order:
+                info = self.nodes[node]
+                sources = [s for s, _ in info.data_inputs] + info.control_inputs
+                if info.kind not in NOT_CONSTANT and (info.kind == kinds.CONSTANT or sources) and all(
+                        s in self._constant_only for s in sources):
+                    self._constant_only.add(node)
+        return name in self._constant_only
 
     def _topological_order(self) -> list[str]:
         """Kahn's order, ignoring loop back edges (NextIteration → Merge); ties keep the graph's order."""

@@ -108,6 +108,7 @@ class TFGraphSource:
         self.graph_def = graph_def
         self.defs = {node.name: node for node in graph_def.node}
         self._shapes: dict | None = None
+        self._evaluator = None  # a session over the graph, made when a computed constant is first asked for
 
     def constant(self, name: str) -> np.ndarray | None:
         definition = self.defs.get(name)
@@ -120,6 +121,19 @@ class TFGraphSource:
         except (ValueError, TypeError) as exc:  # a tensor whose bytes do not fit its dtype and shape
             raise UsageError(f"node `{name}` (Const): its value cannot be read ({first_line(exc)}); the graph is "
                              f"broken, re-export it") from None
+
+    def evaluate(self, name: str) -> np.ndarray | None:
+        if self._evaluator is None:
+            tf = import_tf()
+            graph = tf.Graph()
+            with graph.as_default():
+                tf.graph_util.import_graph_def(self.graph_def, name="")
+            self._evaluator = tf.compat.v1.Session(graph=graph)
+        tf = import_tf()
+        try:
+            return np.asarray(self._evaluator.run(f"{name}:0"))
+        except (tf.errors.OpError, ValueError, TypeError):  # needs a feed after all, or no plain output
+            return None
 
     def attributes(self, name: str) -> dict[str, Any]:
         return {key: attr_value(value) for key, value in sorted(self.defs[name].attr.items())
