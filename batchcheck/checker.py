@@ -1,13 +1,13 @@
 """The check: load once, calibrate, try batch plans, localise divergences, build the result."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import BatchcheckBug, BatchFailed, UsageError
+from .errors import BatchFailed, UsageError
 from .graph.batchnorm import find_batchnorms
 from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
@@ -49,6 +49,7 @@ class Checker:
     pool: ImagePool
     main_images: int  # pool[:main_images] are probes; the rest are special batch-mates
     calibration: Calibration
+    dropped: set[int] = field(default_factory=set)  # special batch-mates that break the model: never used
 
     @classmethod
     def open(cls, path: Path | str, config: CheckConfig | None = None) -> Checker:
@@ -70,9 +71,7 @@ class Checker:
         if runner.fixed_batch:  # the graph runs at its shipped batch size only: every trial uses it
             config = replace(config, batch_sizes=(runner.fixed_batch,))
         stage("calibration", doing("running one image alone and in batches of its copies", prepared.flagged))
-        calibration = calibrate(runner, pool.array[:1], config)
-        pool = _without_breaking_mates(runner, pool, len(main))
-        return cls(path, config, prepared, runner, pool, len(main), calibration)
+        return cls(path, config, prepared, runner, pool, len(main), calibrate(runner, pool.array[:1], config))
 
     def close(self) -> None:
         """Release the TensorFlow session (the model's graph and cached activations)."""
@@ -110,14 +109,58 @@ class Checker:
 
     def run_plan(self, plan: BatchPlan, mode: Mode = Mode.SCREEN) -> PlanOutcome:
         """Compare the probe alone with its row in `plan`'s batch; a screened divergence is localised
-        by re-running the plan with every tensor compared."""
+        by re-running the plan with every tensor compared. Dropped batch-mates are replaced by natural images;
+        a batch that fails because of special batch-mates drops them and runs again."""
+        plan = self._without_dropped(plan)
         scales = self.runner.cache_solo(self.pool.array[[plan.probe]], plan.probe, mode)
-        diffs = self.runner.compare(mode, self.pool.array[plan.rows()], [plan.position])
+        try:
+            diffs = self.runner.compare(mode, self.pool.array[plan.rows()], [plan.position])
+        except BatchFailed as failed:
+            if not self._drop_breaking_mates(plan, mode, failed):
+                raise
+            return self.run_plan(plan, mode)
         outcome = self._judge(plan, mode, diffs, scales)
         if outcome.divergent and mode == Mode.SCREEN:
             outcome = self.run_plan(plan, Mode.DETAIL)
             outcome.localised = True
         return outcome
+
+    def _without_dropped(self, plan: BatchPlan) -> BatchPlan:
+        """`plan` with each dropped batch-mate replaced by a natural image other than the probe."""
+        if not self.dropped & set(plan.mates):
+            return plan
+        naturals = [i for i in range(self.main_images) if i != plan.probe] or [plan.probe]
+        mates = tuple(naturals[m % len(naturals)] if m in self.dropped else m for m in plan.mates)
+        return BatchPlan(plan.probe, plan.position, mates)
+
+    def _drop_breaking_mates(self, plan: BatchPlan, mode: Mode, failed: BatchFailed) -> bool:
+        """When special batch-mates make `plan` fail (a quantized graph's range, an exposure check) while natural
+        mates in their place do not, drop every special batch-mate that fails beside the probe, for the rest of the
+        check, with a note; whether so."""
+        if not any(m >= self.main_images for m in plan.mates):
+            return False
+        specials = [m for m in range(self.main_images, len(self.pool)) if m not in self.dropped]
+
+        def fails(mates: tuple[int, ...]) -> bool:
+            try:
+                self.runner.compare(mode, self.pool.array[BatchPlan(plan.probe, 0, mates).rows()], [0])
+            except BatchFailed:
+                return True
+            return False
+
+        breaking = {m for m in specials if fails((m,))}
+        if not breaking:
+            return False
+        self.dropped |= breaking
+        if fails(self._without_dropped(plan).mates):  # natural mates in their place fail too: not the specials'
+            self.dropped -= breaking
+            return False
+        where = f" at node `{failed.node}`" if failed.node else ""
+        self.prepared.notes.append(
+            f"dropped batch-mate(s) {', '.join(self.image_name(m) for m in sorted(breaking))}: the model fails on a "
+            f"batch with them{where} ({failed.message}), not with natural images in their place; the trials use "
+            f"natural images instead")
+        return True
 
     def rerun(self) -> PlanOutcome:
         """The first probe alone, run again after its cached solo run: the determinism check."""
@@ -143,8 +186,9 @@ class Checker:
             stage(f"trial {index}", doing(f"a batch of {plan.batch_size}", self.prepared.flagged))
             outcome = self.run_plan(plan, mode)
             outcomes.append(outcome)
-            trials.append(TrialReport(index, plan.batch_size, plan.position, seed, self.image_name(plan.probe),
-                                      [self.image_name(m) for m in plan.mates], mode, bool(outcome.divergent),
+            ran = outcome.plan  # with any dropped batch-mate replaced
+            trials.append(TrialReport(index, ran.batch_size, ran.position, seed, self.image_name(ran.probe),
+                                      [self.image_name(m) for m in ran.mates], mode, bool(outcome.divergent),
                                       outcome.localised))
             if progress:
                 progress(index + 1, len(plans))
@@ -223,36 +267,6 @@ class Checker:
                                     layer_of(node), cause, abs_diff.get(first, 0.0), rel_diff.get(first, 0.0),
                                     hint_for(index, node, cause, self.prepared.input.node)))
         return roots
-
-
-def _without_breaking_mates(runner: Runner, pool: ImagePool, main_images: int) -> ImagePool:
-    """`pool` without the special batch-mates (flat black, flat white…) that make the model fail while a natural
-    mate does not (a quantized graph whose range must not collapse, an exposure check): the model cannot be
-    tested with them, and a note says which were dropped and why. A failure natural mates share stays an error."""
-    probe, specials = pool.array[:1], list(range(main_images, len(pool)))
-
-    def failure(mates: list[int]) -> BatchFailed | None:
-        try:
-            runner.compare(Mode.SCREEN, np.concatenate([probe, pool.array[mates]]), [0])
-        except BatchFailed as failed:
-            return failed
-        return None
-
-    runner.cache_solo(probe, 0, Mode.SCREEN)
-    if not specials or failure(specials) is None:
-        return pool
-    breaking = {i: failed for i in specials if (failed := failure([i])) is not None}
-    natural = failure([min(1, main_images - 1)])
-    if natural is not None or not breaking:
-        raise natural or BatchcheckBug("a batch of the special batch-mates failed, but none of them alone")
-    failed = next(iter(breaking.values()))
-    names = [pool.names[i] for i in breaking]
-    runner.prepared.notes.append(
-        f"dropped batch-mate(s) {', '.join(names)}: the model fails on a batch with them"
-        f"{f' at node `{failed.node}`' if failed.node else ''} ({failed.message}), not with natural images; the "
-        f"trials use the other batch-mates")
-    kept = [i for i in range(len(pool)) if i not in breaking]
-    return ImagePool(tuple(pool.names[i] for i in kept), pool.array[kept])
 
 
 def check(path: Path | str, config: CheckConfig | None = None,
