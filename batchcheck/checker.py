@@ -205,10 +205,9 @@ class Checker:
                 counts[t] = counts.get(t, 0) + 1
         divergent = set().union(*(o.divergent for o in outcomes)) if outcomes else set()
         batch_roots = self._roots(divergent, abs_diff, rel_diff)
-        reaching = self.calibration.reaching_data
+        sources = self._randomness_reaching_data()
         nondet_roots = [root for root in self._roots(set(self.calibration.run_to_run), abs_diff, rel_diff,
-                                                     cause_default=Cause.RANDOM_OP)
-                        if self.runner.index.descendants([root.node]) & reaching]  # not a dropout fed off
+                                                     cause_default=Cause.RANDOM_OP) if root.node in sources]
         verdict = (Verdict.BATCH_DEPENDENT if batch_roots else
                    Verdict.NONDETERMINISTIC if nondet_roots else Verdict.INVARIANT)
         roots = batch_roots or nondet_roots
@@ -217,6 +216,21 @@ class Checker:
                            model=self._model_info(), tolerance=self.calibration.tolerance,
                            limits=list(self.runner.limits), findings=batchnorm_findings(self.runner.index),
                            versions=versions(backend_for(self.prepared).versions()), coverage=self._coverage())
+
+    def _randomness_reaching_data(self) -> set[str]:
+        """The random nodes whose values enter the data where it starts to differ run to run (a dropout mask where
+        it multiplies the data), not those that reach it without changing it (a dropout fed rate 0 upstream)."""
+        index, values = self.runner.index, value_kinds(self.runner.index, self.prepared.input.node)
+        differing = self.calibration.reaching_data
+        entries = [n for n in differing if not any(s in differing for s, _ in index.nodes[n].data_inputs)]
+        sources: set[str] = set()
+        stack = [s for n in entries for s, _ in index.nodes[n].data_inputs if values.get(s) == "random"]
+        while stack:
+            name = stack.pop()
+            if name not in sources:
+                sources.add(name)
+                stack += [s for s, _ in index.nodes[name].data_inputs if values.get(s) == "random"]
+        return sources
 
     def _tensor_reports(self, divergent: set[int], abs_diff, rel_diff, counts) -> list[TensorReport]:
         runner, index, calibration = self.runner, self.runner.index, self.calibration

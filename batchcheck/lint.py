@@ -187,8 +187,8 @@ def _random_findings(facts: GraphFacts) -> list[LintFinding]:
                    and any(values.get(s) == "random" for s, _ in index.nodes[n].data_inputs)]
         if not reaches:
             continue
-        random_part = {n for n in downstream if values.get(n) == "random"}
-        rates = sorted(n for n in _mask_sources(facts, random_part | {name})
+        random_part = _random_chain(facts, name)
+        rates = sorted(n for n in _mask_sources(facts, random_part)
                        if index.nodes[n].kind in kinds.PLACEHOLDERS and n != facts.prepared.input.node)
         if any(_neutral(flag, facts.flag_values.get(flag)) for flag in rates):
             continue
@@ -200,6 +200,18 @@ def _random_findings(facts: GraphFacts) -> list[LintFinding]:
                                      f"random op {index.nodes[name].op} reaches the data at `{reaches[0]}` "
                                      f"(dropout left on?)", fix, reaches=reaches[0], flags=flags))
     return findings
+
+
+def _random_chain(facts: GraphFacts, name: str) -> set[str]:
+    """`name` and what is computed from it through random values alone (its dropout mask), not through the data
+    (a later dropout whose shape comes from data this one changed)."""
+    chain, stack = set(), [name]
+    while stack:
+        node = stack.pop()
+        if node not in chain:
+            chain.add(node)
+            stack += [c for c in facts.index.nodes[node].consumers if facts.values.get(c) == "random"]
+    return chain
 
 
 def _mask_sources(facts: GraphFacts, mask: set[str]) -> set[str]:
