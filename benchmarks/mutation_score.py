@@ -28,13 +28,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fixtures.mutation_corpus import (  # noqa: E402
     FIXABLE_KINDS,
-    KINDS,
     REAL_MODELS,
     Corpus,
     found_at_culprit,
     lint_errors,
     lint_finds_batch_dependence,
 )
+from fixtures.mutations import KINDS  # noqa: E402
 
 OUTCOMES = ("right", "elsewhere", "missed", "error")
 

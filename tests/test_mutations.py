@@ -14,7 +14,6 @@ import pytest
 from conftest import REAL_MODELS
 from fixtures.mutation_corpus import (
     FIXABLE_KINDS,
-    KINDS,
     NOT_APPLICABLE,
     REAL_GRAPHS,
     Corpus,
@@ -23,6 +22,7 @@ from fixtures.mutation_corpus import (
     lint_errors,
     lint_finds_batch_dependence,
 )
+from fixtures.mutations import KINDS
 
 # In the default suite: 6 mutants over 3 small graphs, every kind, every command.
 SAMPLE = {("fixture/mobilenet_v1", "bn_training"), ("fixture/mobilenet_v1", "batch_mean"),
