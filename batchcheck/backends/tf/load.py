@@ -9,18 +9,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...errors import UsageError, did_you_mean, first_line, names_list
+from ...errors import UsageError, did_you_mean, first_line
 from ...formats import SUPPORTED
 from ...model import LoadedModel
 from .env import import_tf
 from .keras2 import load_keras2, tf_keras_install, trace_keras2, usable_tf_keras
 from .keras_config import KerasFile, read_keras_file, refuse_python
 from .keras_notes import augmentation_notes
-from .scan import scan_graph_def, scan_meta_graph, scan_saved_model, uncalled_functions
+from .library import drop_uncalled_functions, inline_functions
+from .scan import scan_graph_def, scan_meta_graph, scan_saved_model
 
 CALL_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
                       "PartitionedCall", "StatefulPartitionedCall"})
-CONTROL_FLOW_V2_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"})
 # A text-format GraphDef starts with one of its fields (comments allowed), whatever the file is named.
 TEXT_GRAPH_DEF = re.compile(rb"^\s*(#[^\n]*\n\s*)*(node|versions|library)\s*[{:]")
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
@@ -40,7 +40,7 @@ def load_graph(path: Path, model_format: str, *, signature: str = "serving_defau
     loaded = loader(path, model_format=model_format, signature=signature,
                     checkpoint=checkpoint, outputs=outputs or [], allowed_ops=allowed_ops)
     if model_format in ("pb", "pbtxt"):
-        _drop_uncalled_functions(loaded)
+        drop_uncalled_functions(loaded)
     # what the SavedModel, meta graph or Keras file became keeps its own saver functions (never called)
     saver_roots = None if model_format in ("pb", "pbtxt") else ()
     loaded.scan = scan_graph_def(loaded.graph, path, allowed_ops, saver_roots=saver_roots)
@@ -48,22 +48,6 @@ def load_graph(path: Path, model_format: str, *, signature: str = "serving_defau
     if any(n.op in CALL_OPS for n in loaded.graph.node):
         loaded.graph = inline_functions(loaded.graph)
     return loaded
-
-
-def _drop_uncalled_functions(loaded: LoadedModel) -> None:
-    """Remove the library functions nothing in the graph calls (a dataset pipeline traced beside the model, say):
-    they never run, so the op scan need not refuse what they hold. Said in the notes."""
-    dropped = uncalled_functions(loaded.graph)
-    if not dropped:
-        return
-    library = loaded.graph.library
-    kept = [f for f in library.function if f.signature.name not in dropped]
-    gradients = [g for g in library.gradient if g.function_name not in dropped and g.gradient_func not in dropped]
-    del library.function[:], library.gradient[:]
-    library.function.extend(kept)
-    library.gradient.extend(gradients)
-    loaded.notes.append(f"dropped {len(dropped)} library function(s) that nothing in the graph calls, before the op "
-                        f"scan: {names_list(dropped)}")
 
 
 def _reject_variables(loaded: LoadedModel) -> None:
@@ -353,43 +337,6 @@ def _output_candidates(graph_def) -> list[str]:
     return [n.name for n in graph_def.node
             if n.name not in consumed and n.op not in ("NoOp", "Const", "Assign", "AssignVariableOp")
             and not n.name.split("/")[0].startswith(skip)]
-
-
-def inline_functions(graph_def):
-    """Inline function calls and lower TF2 control flow (If/While) to Switch/Merge with grappler,
-    so that the tensors inside branches can be compared like any other."""
-    tf = import_tf()
-    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
-    from tensorflow.python.grappler import tf_optimizer
-
-    graph_def = _copy(graph_def)
-    for nodes in [graph_def.node, *(f.node_def for f in graph_def.library.function)]:
-        for node in nodes:
-            if node.op in CONTROL_FLOW_V2_OPS:
-                node.attr["_lower_using_switch_merge"].b = True
-    for function in graph_def.library.function:
-        function.attr.pop("api_implements", None)
-    consumed = {i.lstrip("^").split(":")[0] for n in graph_def.node for i in n.input}
-    keep = [n.name for n in graph_def.node
-            if n.name not in consumed or n.op in ("Placeholder", "PlaceholderWithDefault")]
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
-        meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def, graph=graph)
-    fetch = meta_graph_pb2.CollectionDef()
-    fetch.node_list.value.extend(keep)
-    meta_graph.collection_def["train_op"].CopyFrom(fetch)
-    config = config_pb2.ConfigProto()
-    config.graph_options.rewrite_options.min_graph_nodes = -1
-    config.graph_options.rewrite_options.optimizers.append("function")
-    inlined = tf_optimizer.OptimizeGraph(config, meta_graph)
-    return inlined
-
-
-def _copy(graph_def):
-    copy = type(graph_def)()
-    copy.CopyFrom(graph_def)
-    return copy
 
 
 def _clean_name(name: str) -> str:
