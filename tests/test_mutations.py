@@ -4,8 +4,8 @@ at a seeded live site. `check` must name the injected node with its cause, `lint
 batch dependence in it, and `fix --fold-bn` keeps it passing with the same outputs.
 
 A sample (6 mutants over 3 small graphs) runs in the default suite; the rest is marked `corpus`, kept out of the
-default run, and `make test-corpus` runs all of it. Where batchcheck answers wrong today, or lint cannot see a
-mutant, the test is a strict xfail naming the answer: it flags when that changes.
+default run, and `make test-corpus` runs all of it. Where lint cannot see a mutant statically, the test is a
+strict xfail naming why: it flags when that changes.
 """
 from __future__ import annotations
 
@@ -29,34 +29,6 @@ SAMPLE = {("fixture/mobilenet_v1", "bn_training"), ("fixture/mobilenet_v1", "bat
           ("fixture/dense_bn", "bn_moments"), ("fixture/grayscale", "dropout"),
           ("fixture/grayscale", "batch_size"), ("fixture/grayscale", "fixed_row")}
 SAMPLE_GRAPHS = {graph for graph, _ in SAMPLE}
-_BN_SCOPE = ("`x - 0.5 * reduce_mean(x, axis=0)` after a tensor of a BatchNorm scope: check calls the Mean "
-             "batchnorm_training, not batch_reduction, because its name matches BATCHNORM_NAMES (judge/causes.py); "
-             "lint calls it batch_reduction")
-_HARMLESS_RANDOM = ("check names the graph's own dropout RandomUniform first (fed off: its mask `dropout/Floor` "
-                    "compares ok), then the injected one downstream; a random op whose values never reach the data "
-                    "is no root")
-_NEUTRAL_FLAG = ("the graph's own dropout flag is fed its neutral value and lint credits that flag to the injected "
-                 "dropout (rate 0.5, no flag) too, so it stays silent; fed keep_prob=0.5 it says `--feed "
-                 "keep_prob=1.0 turns it off`, which does not")
-_SHIPPED_BATCH = "the fixed graph loses the shipped batch of 12: its re-check exits 2 (nothing runs on a batch of 1)"
-# (aspect, graph, kind) → the wrong answer batchcheck gives today
-WRONG = {
-    **{("check", graph, "batch_mean"): _BN_SCOPE for graph in (
-        "fixture/mobilenet_v1_pbtxt", "fixture/deeplab", "fixture/cond_v2_inference", "fixture/keras",
-        "fixture/uint8_input", "fixture/deeplab_export", "real/ssoniya_optimized_graph.pb")},
-    ("check", "real/utensor_cifar10_cnn_rate.pb", "dropout"): _HARMLESS_RANDOM,
-    ("check", "real/utensor_cifar10_buggy.pb", "dropout"): _HARMLESS_RANDOM,
-    ("lint", "fixture/keep_prob_1", "dropout"): _NEUTRAL_FLAG,
-    ("lint", "real/utensor_cifar10_buggy.pb", "dropout"): _NEUTRAL_FLAG,
-    ("lint", "real/utensor_cifar10_cnn_rate.pb", "dropout"): _NEUTRAL_FLAG,
-    ("fix", "real/ssoniya_optimized_graph.pb", "dropout"):
-        "fix takes `input_1/BottleneckInputPlaceholder` (the only shaped placeholder) as where the data enters, not "
-        "the unshaped image input `input` its own check uses, so it finds no dropout to remove (exit 1: the re-check "
-        "is nondeterministic)",
-    ("fix", "fixture/batch_only_12_inference", "bn_training"): _SHIPPED_BATCH,
-    ("fix", "fixture/batch_only_12_inference", "dropout"): _SHIPPED_BATCH,
-    ("fold", "fixture/batch_only_12_inference", None): _SHIPPED_BATCH,
-}
 # (graph, kind) lint cannot see statically, and why
 _KNOWN_BATCH = "the batch is a known 12 in every static shape: no batch axis to find"
 LINT_BLIND = {
@@ -69,7 +41,7 @@ LINT_BLIND = {
 
 def _params(aspect: str, kinds: tuple[str, ...] | None = KINDS) -> list:
     """(graph, kind) for every graph and kind, or (graph,) with `kinds` None: the sample as it is, the rest
-    marked `corpus`; known wrong answers xfail (strict); real graphs skip without ../shared/real-models."""
+    marked `corpus`; what lint cannot see xfails (strict); real graphs skip without ../shared/real-models."""
     params = []
     for graph in [*REAL_GRAPHS, *fixture_graphs()]:
         for kind in kinds or (None,):
@@ -80,10 +52,8 @@ def _params(aspect: str, kinds: tuple[str, ...] | None = KINDS) -> list:
             if graph.is_real:
                 marks.append(pytest.mark.skipif(not (REAL_MODELS / "MANIFEST.md").exists(),
                                                 reason="../shared/real-models is not beside this checkout"))
-            reason = WRONG.get((aspect, graph.name, kind))
             if aspect == "lint" and (graph.name, kind) in LINT_BLIND:
                 reason = f"lint cannot see it: {LINT_BLIND[graph.name, kind]}"
-            if reason:
                 marks.append(pytest.mark.xfail(strict=True, reason=reason))
             values, name = ((graph.name,), graph.name) if kind is None else ((graph.name, kind), f"{graph.name}-{kind}")
             params.append(pytest.param(*values, marks=marks, id=name))
