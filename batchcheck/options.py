@@ -85,7 +85,8 @@ class CheckConfig:
                     "input_shape", self.input_shape, "sizes must be at least 1")
         for op in self.allow_ops:
             check_field(refusal_category(op) or op == "PrintV2", "allow_ops", (op,), "not an op batchcheck refuses "
-                        "(it refuses file, Python and network ops such as ReadFile, WriteFile, PyFunc)")
+                        "(it refuses file, Python and network ops such as ReadFile, WriteFile, PyFunc, and ONNX ops of "
+                        "custom domains, named DOMAIN:OP)")
         check_field(self.timeout >= 0, "timeout", self.timeout, "give seconds, 0 for no limit")
         check_field(self.max_memory is None or self.max_memory >= 0, "max_memory", self.max_memory,
                     "give a size like 4G, 0 for no limit")
