@@ -55,7 +55,7 @@ BN_TRAINING = f"{DEMO}/mobilenet_v1_bn_training/model.pb"
 COND = f"{DEMO}/cond_v1/model.pb"
 FIXED = f"{DEMO}/mobilenet_v1_fixed.pb"
 DEMO_CASES = ("mobilenet_v1", "mobilenet_v1_bn_training", "mobilenet_v1_bn_training_deep", "cond_v1",
-              "deeplab", "deeplab_export", "map_fn_folded")
+              "deeplab", "deeplab_export", "map_fn_folded", "onnx_dynamic_quant_matmul")
 EXAMPLES = {
     "check-bn-training": Example(f"batchcheck check {BN_TRAINING}", _batchcheck("check", BN_TRAINING), lines=24),
     "pytest-failure": Example(
@@ -69,6 +69,8 @@ EXAMPLES = {
     "explain": Example(f"batchcheck explain {COND}", _batchcheck("explain", COND)),
     "fix": Example(f"batchcheck fix {BN_TRAINING} -o {FIXED} --calibrate fixtures/images --fold-bn",
                    _batchcheck("fix", BN_TRAINING, "-o", FIXED, "--calibrate", "fixtures/images", "--fold-bn")),
+    "check-onnx": Example(f"batchcheck check {DEMO}/onnx_dynamic_quant_matmul/model.onnx",
+                          _batchcheck("check", f"{DEMO}/onnx_dynamic_quant_matmul/model.onnx"), lines=9),
     "deeplab-export": Example(f"batchcheck check {DEMO}/deeplab_export/model.pb",
                               _batchcheck("check", f"{DEMO}/deeplab_export/model.pb"), lines=9),
     "thin-pass": Example(f"batchcheck check {DEMO}/map_fn_folded/model.pb --input image_tensor",
