@@ -172,8 +172,8 @@ def _unique_pairs(option: Option, pairs) -> dict[str, str]:
 OPTIONS: tuple[Option, ...] = (
     Option("format", "format", "model", "value", EVERY_COMMAND, dict(
         choices=FORMAT_NAMES, default="auto",
-        help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, Keras .keras/.h5, TF1 .meta, "
-             "ONNX .onnx")),
+        help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, Keras .keras/.h5, "
+             "TF1 .meta, ONNX .onnx")),
     Option("signature", "signature", "model", "value", EVERY_COMMAND, dict(
         default="serving_default", metavar="NAME", help="SavedModel signature to check (default: serving_default)")),
     Option("checkpoint", "checkpoint", "model", "value", EVERY_COMMAND, dict(

@@ -65,7 +65,9 @@ def chunked(indices: list[int], watched: list[Watched]) -> list[list[int]]:
     filled: dict[int, int] = {}
     for index in indices:
         kind = comparison_type(watched[index].dtype)
-        if kind not in runs or filled[kind] + watched[index].size > CHUNK_VALUES or len(runs[kind][-1]) == CHUNK_TENSORS:
+        full = kind in runs and (filled[kind] + watched[index].size > CHUNK_VALUES
+                                 or len(runs[kind][-1]) == CHUNK_TENSORS)
+        if kind not in runs or full:
             runs.setdefault(kind, []).append([])
             filled[kind] = 0
         runs[kind][-1].append(index)

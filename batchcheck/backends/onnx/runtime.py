@@ -22,9 +22,8 @@ KEPT_NODES = ["EliminateDropout"]  # the ONNX spec applies a training-mode Dropo
 
 class Level(Enum):
     """How far onnxruntime may rewrite the graph."""
-    NONE = "none"    # as written: a node that fails is the node that fails (analysis, fetches)
-    BASIC = "basic"  # constant folding and redundant nodes only: no watched tensor is fused away (detail)
-    ALL = "all"      # every fusion (screen, forward passes)
+    NONE = "none"    # as written: a node that fails is the node that fails (analysis, fetches, detail)
+    ALL = "all"      # every fusion and the blocked layouts (screen, forward passes)
 
 
 _SHARED_ARENA: list[bool] = []
@@ -47,7 +46,6 @@ def session(model, path: Path, level: Level):
     options.log_severity_level = 4  # errors reach batchcheck as exceptions, not coloured lines on stderr
     options.add_session_config_entry("session.use_env_allocators", "1")
     options.graph_optimization_level = {Level.NONE: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-                                        Level.BASIC: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                                         Level.ALL: ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
     try:
         data = model.SerializeToString()
@@ -57,7 +55,7 @@ def session(model, path: Path, level: Level):
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"], disabled_optimizers=KEPT_NODES)
     except MemoryError:
         raise UsageError(f"model `{path}`: {memory_error()}") from None
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises Fail, InvalidGraph, NotImplemented… for models it rejects
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises Fail, InvalidGraph… for models it rejects
         text = error_text(exc)
         if any(marker in text for marker in MEMORY_MARKERS):
             raise OutOfMemory(out_of_memory_at(path, None, 0, text).replace(" on a batch of 0", "")) from None

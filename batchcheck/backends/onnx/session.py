@@ -4,10 +4,12 @@ onnxruntime.
 onnxruntime runs every node of a graph whether its outputs are needed or not, so each session holds only what its
 outputs need (`prepare.sub_model`): the analysis measures the candidates' shapes on the model as written (no
 optimisation: a node that fails is the node that fails), and what lies beyond a batch limit is never run again.
-The comparisons (`compare.py`) are appended to the model once per watch set: the screen (fusion boundaries, every
-optimisation, so that onnxruntime still fuses Conv+BatchNormalization+activation) and the detail (every tensor,
-basic optimisations, which fuse away no tensor that a comparison reads). Only a vector of maxima per chunk leaves a
-batched run; the probe's rows leave its solo run once and are fed back.
+The comparisons (`compare.py`) are appended to the model once per watch set: the screen (the tensors a plain run
+has as they are anyway, `fusion_boundary`, with every optimisation, so that onnxruntime still fuses
+Conv+BatchNormalization+activation and keeps its blocked NCHWc layout) and the detail (every tensor, the model as
+written: with every tensor read by a comparison there is nothing to fuse, and layout conversions would only add
+copies). All sessions share one memory arena (`runtime.py`). Only a vector of maxima per chunk leaves a batched run;
+the probe's rows leave its solo run once and are fed back.
 """
 from __future__ import annotations
 
