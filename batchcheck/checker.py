@@ -8,11 +8,12 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .errors import BatchFailed, UsageError
+from .graph import kinds
 from .graph.batchnorm import find_batchnorms
 from .graph.findings import batchnorm_findings
 from .graph.index import layer_of, value_kinds
 from .judge.calibrate import Calibration, calibrate
-from .judge.causes import classify_cause, find_roots, hint_for
+from .judge.causes import classify_cause, find_roots, hidden_mixer, hint_for
 from .judge.coverage import measure_coverage
 from .judge.tolerance import relative_diff
 from .load.images import ImagePool, input_pool, special_input_pool
@@ -222,14 +223,18 @@ class Checker:
         it multiplies the data), not those that reach it without changing it (a dropout fed rate 0 upstream)."""
         index, values = self.runner.index, value_kinds(self.runner.index, self.prepared.input.node)
         differing = self.calibration.reaching_data
+        def random(name: str) -> bool:  # random values, or a random op taking the data in (ONNX Dropout)
+            return values.get(name) == "random" or index.nodes[name].kind in kinds.RANDOMS
+
         entries = [n for n in differing if not any(s in differing for s, _ in index.nodes[n].data_inputs)]
         sources: set[str] = set()
-        stack = [s for n in entries for s, _ in index.nodes[n].data_inputs if values.get(s) == "random"]
+        stack = [n for n in entries if index.nodes[n].kind in kinds.RANDOMS]
+        stack += [s for n in entries for s, _ in index.nodes[n].data_inputs if random(s)]
         while stack:
             name = stack.pop()
             if name not in sources:
                 sources.add(name)
-                stack += [s for s, _ in index.nodes[name].data_inputs if values.get(s) == "random"]
+                stack += [s for s, _ in index.nodes[name].data_inputs if random(s)]
         return sources
 
     def _tensor_reports(self, divergent: set[int], abs_diff, rel_diff, counts) -> list[TensorReport]:
@@ -241,10 +246,10 @@ class Checker:
                       Status.DIVERGENT if i in divergent else Status.OK)
             tensors.append(TensorReport(target.tensor, target.op, layer_of(target.node), target.batch_axis,
                                         status, abs_diff.get(i), rel_diff.get(i), counts.get(i, 0)))
-        tensors += [TensorReport(tensor, index.nodes[tensor.split(":")[0]].op, layer_of(tensor.split(":")[0]),
+        tensors += [TensorReport(tensor, index.nodes[tensor.rsplit(":", 1)[0]].op, layer_of(tensor.rsplit(":", 1)[0]),
                                  None, Status.NOT_COMPARED, None, None, 0, why)
                     for tensor, why in runner.excluded.items()]
-        tensors.sort(key=lambda t: (index.position.get(t.tensor.split(":")[0], 0), t.tensor))
+        tensors.sort(key=lambda t: (index.position.get(t.tensor.rsplit(":", 1)[0], 0), t.tensor))
         return tensors
 
     def _coverage(self) -> Coverage:
@@ -267,19 +272,28 @@ class Checker:
         runner, index = self.runner, self.runner.index
         targets = runner.targets
         by_tensor = {targets[i].tensor: i for i in divergent}
-        kinds = value_kinds(index, self.prepared.input.node)
-        axes = {t.tensor: t.batch_axis for t in targets}
+        values = value_kinds(index, self.prepared.input.node)
+        spec, backend = self.prepared.input, backend_for(self.prepared)
+        # the input keeps its batch on axis 0: a root reading it directly is classified like any other
+        axes = {spec.tensor: 0, **{t.tensor: t.batch_axis for t in targets}}
+        ranks = {spec.tensor: 1 + len(spec.per_image_shape), **runner.ranks}
+        compared = {t.tensor for t in targets}
         batch_norms = {bn.name for bn in find_batchnorms(index) if bn.batch_statistics}
         roots = []
-        for node in find_roots(index, set(by_tensor), {t.tensor for t in targets}):
-            outputs = [i for tensor, i in by_tensor.items() if tensor.split(":")[0] == node]
+        for node in find_roots(index, set(by_tensor), compared):
+            outputs = [i for tensor, i in by_tensor.items() if tensor.rsplit(":", 1)[0] == node]
             first = min(outputs, key=lambda i: targets[i].tensor)
-            cause = Cause(classify_cause(index, node, kinds, axes, runner.ranks, runner.folded, batch_norms))
+            cause = Cause(classify_cause(index, node, values, axes, ranks, runner.folded, batch_norms))
+            shown, op, output, seen_at = node, targets[first].op, int(targets[first].tensor.rsplit(":", 1)[1]), ""
+            hidden = hidden_mixer(index, node, compared, values) if cause == Cause.UNKNOWN else None
+            if hidden is not None:  # the culprit had no row to compare: the change showed at `node`
+                shown, op, output, cause = hidden.node, hidden.op, 0, Cause(hidden.cause)
+                seen_at = f"; its output has no per-image row to compare, the change shows at `{node}`"
             if cause_default and cause == Cause.UNKNOWN:
                 cause = cause_default
-            roots.append(Divergence(node, targets[first].op, int(targets[first].tensor.split(":")[1]),
-                                    layer_of(node), cause, abs_diff.get(first, 0.0), rel_diff.get(first, 0.0),
-                                    hint_for(index, node, cause, self.prepared.input.node)))
+            hint = hint_for(index, shown, cause, spec.node, backend.explanation(index, shown, str(cause)))
+            roots.append(Divergence(shown, op, output, layer_of(shown), cause, abs_diff.get(first, 0.0),
+                                    rel_diff.get(first, 0.0), hint + seen_at))
         return roots
 
 

@@ -18,8 +18,7 @@ from .graph.batch_rules import batch_mixing
 from .graph.batchnorm import BatchNorm
 from .graph.index import layer_of
 from .graph.values import constant_value
-from .judge.causes import EXPLANATIONS
-from .load.open import open_model
+from .load.open import backend_for, open_model
 from .options import CheckConfig
 from .probe import GraphFacts, Probe, graph_facts, max_abs, max_diff
 from .safety.supervise import stage
@@ -169,7 +168,7 @@ def _explain_op(probe: Probe, node: str) -> Explanation:
                   f"{info.op} does not mix rows (max |diff| {measured['max_abs_diff']:.2g})")
     static = batch_mixing(index, probe.facts.shapes, probe.facts.values, {node})
     if static:
-        explanation, fix = EXPLANATIONS[static[0].cause]
+        explanation, fix = backend_for(probe.facts.prepared).explanation(index, node, static[0].cause)
         attributes["cause"] = static[0].cause
         conclusion += f"; {static[0].cause}: {explanation}; fix: {fix}"
     return Explanation(node, info.op, _family(info.kind), layer_of(node), mixes, conclusion,

@@ -24,11 +24,12 @@ FORMATS: tuple[Format, ...] = (
     Format("savedmodel", "tf", (), "SavedModel folder"),
     Format("keras", "tf", (".keras", ".h5", ".hdf5"), "Keras .keras/.h5 file"),
     Format("meta", "tf", (".meta",), "TF1 .meta with --checkpoint"),
+    Format("onnx", "onnx", (".onnx",), "ONNX .onnx file (needs the onnx extra)"),
 )
 FORMAT_NAMES = ("auto", *(f.name for f in FORMATS))
 SUPPORTED = ("a frozen .pb/.pbtxt GraphDef, a SavedModel folder, a Keras .keras/.h5 file, "
-             "or a TF1 .meta with --checkpoint")
-MODEL_HELP = "frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, or .meta"
+             "a TF1 .meta with --checkpoint, or an ONNX .onnx file")
+MODEL_HELP = "frozen .pb/.pbtxt, SavedModel folder, .keras/.h5, .meta, or .onnx"
 
 
 def format_named(name: str) -> Format:

@@ -85,4 +85,4 @@ def _placeholder(index: GraphIndex, name: str, chosen: str | None) -> Placeholde
 
     op, dtype, shape, default = describe_placeholder(index, name)
     return PlaceholderEntry(name, op, dtype, shape, default,
-                            "image input" if chosen and chosen.split(":")[0] == name else "feed")
+                            "image input" if chosen and chosen.rsplit(":", 1)[0] == name else "feed")

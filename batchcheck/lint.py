@@ -90,6 +90,7 @@ def lint(path: Path | str, config: CheckConfig | None = None, confirm: bool = Fa
     findings += foldable_findings(index, facts.norms, facts.live, facts.shapes)
     findings += _flag_findings(loaded, facts)
     findings += backend_for(loaded).lint_findings(loaded)
+    findings = [backend_for(loaded).reworded(index, f) for f in findings]
     if confirm:
         findings = confirm_findings(facts, findings, config)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], index.position.get(f.node, -1)))
@@ -183,8 +184,9 @@ def _random_findings(facts: GraphFacts) -> list[LintFinding]:
         if name not in facts.live or index.nodes[name].kind not in kinds.RANDOMS:
             continue
         downstream = index.descendants([name]) & facts.live
+        # the first data value it reaches: itself when it takes the data in (an ONNX Dropout)
         reaches = [n for n in index.order if n in downstream and values.get(n) == "data"
-                   and any(values.get(s) == "random" for s, _ in index.nodes[n].data_inputs)]
+                   and (n == name or any(values.get(s) == "random" for s, _ in index.nodes[n].data_inputs))]
         if not reaches:
             continue
         random_part = _random_chain(facts, name)

@@ -85,7 +85,8 @@ class CheckConfig:
                     "input_shape", self.input_shape, "sizes must be at least 1")
         for op in self.allow_ops:
             check_field(refusal_category(op) or op == "PrintV2", "allow_ops", (op,), "not an op batchcheck refuses "
-                        "(it refuses file, Python and network ops such as ReadFile, WriteFile, PyFunc)")
+                        "(it refuses file, Python and network ops such as ReadFile, WriteFile, PyFunc, and ONNX ops of "
+                        "custom domains, named DOMAIN:OP)")
         check_field(self.timeout >= 0, "timeout", self.timeout, "give seconds, 0 for no limit")
         check_field(self.max_memory is None or self.max_memory >= 0, "max_memory", self.max_memory,
                     "give a size like 4G, 0 for no limit")
@@ -171,7 +172,8 @@ def _unique_pairs(option: Option, pairs) -> dict[str, str]:
 OPTIONS: tuple[Option, ...] = (
     Option("format", "format", "model", "value", EVERY_COMMAND, dict(
         choices=FORMAT_NAMES, default="auto",
-        help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, Keras .keras/.h5, TF1 .meta")),
+        help="model format (default: from the path): frozen .pb/.pbtxt, SavedModel folder, Keras .keras/.h5, "
+             "TF1 .meta, ONNX .onnx")),
     Option("signature", "signature", "model", "value", EVERY_COMMAND, dict(
         default="serving_default", metavar="NAME", help="SavedModel signature to check (default: serving_default)")),
     Option("checkpoint", "checkpoint", "model", "value", EVERY_COMMAND, dict(
@@ -183,7 +185,8 @@ OPTIONS: tuple[Option, ...] = (
         action="append", metavar="NAME", help="output to keep (repeatable; default: the sinks)")),
     Option("input-shape", "input_shape", "model", "list", EVERY_COMMAND, dict(
         type=parse_int_list, metavar="H,W,C",
-        help="per-image input shape without the batch axis, for sizes the graph leaves unknown")),
+        help="per-image input shape without the batch axis, in the model's own layout (3,224,224 for NCHW), for "
+             "sizes the graph leaves unknown")),
     Option("feed", "feeds", "model", "pairs", EVERY_COMMAND, dict(
         action="append", type=parse_feed, metavar="NAME=VALUE",
         help="value for another placeholder, e.g. is_training=false (repeatable)")),

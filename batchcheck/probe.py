@@ -39,7 +39,7 @@ class GraphFacts:
 def graph_facts(prepared: PreparedModel, feeds: dict[str, str]) -> GraphFacts:
     """Resolve flags, dead branches and live nodes, infer shapes and find the BatchNorms."""
     index = prepared.index
-    flag_values = flag_settings(index, {name.split(":")[0]: value for name, value in feeds.items()})
+    flag_values = flag_settings(index, {name.rsplit(":", 1)[0]: value for name, value in feeds.items()})
     taken = {}
     for switch, info in index.nodes.items():
         if info.kind == kinds.SWITCH and len(info.data_inputs) == 2:
@@ -47,7 +47,7 @@ def graph_facts(prepared: PreparedModel, feeds: dict[str, str]) -> GraphFacts:
             if value is not None:
                 taken[switch] = value
     dead = dead_nodes(index, taken)
-    live = index.ancestors(t.split(":")[0] for t in prepared.outputs) - dead
+    live = index.ancestors(t.rsplit(":", 1)[0] for t in prepared.outputs) - dead
     return GraphFacts(prepared, index, live, value_kinds(index, prepared.input.node),
                       index.source.static_shapes(), find_batchnorms(index, flag_values), flag_values)
 

@@ -28,7 +28,8 @@ LAYERS = (
     ("fronts", ("batchcheck.safety.remote", "batchcheck.strategies", "batchcheck.cli", "batchcheck.pytest",
                 "batchcheck")),
 )
-RUNTIMES = {"batchcheck.backends.tf": ("tensorflow", "keras", "tf_keras")}
+RUNTIMES = {"batchcheck.backends.tf": ("tensorflow", "keras", "tf_keras"),
+            "batchcheck.backends.onnx": ("onnx", "onnxruntime")}
 MAX_LINES = 400
 
 

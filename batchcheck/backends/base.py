@@ -56,3 +56,14 @@ class Backend(ABC):
     @abstractmethod
     def versions(self) -> dict[str, str]:
         """The versions of the runtime's packages that matter for reproducing a result."""
+
+    def explanation(self, index: GraphIndex, node: str, cause: str) -> tuple[str, str]:
+        """(what `node` does, how to fix it) for `cause`, in the terms of this runtime's exporters (default: the
+        neutral `judge.causes.EXPLANATIONS`)."""
+        from ..judge.causes import EXPLANATIONS
+
+        return EXPLANATIONS[cause]
+
+    def reworded(self, index: GraphIndex, finding: LintFinding) -> LintFinding:
+        """A lint `finding` in this runtime's terms (default: as the neutral rules word it)."""
+        return finding

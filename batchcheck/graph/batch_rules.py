@@ -77,7 +77,7 @@ def _cause(index: GraphIndex, name: str, shapes: dict, values: dict[str, str],
     rank = len(shapes[tensor])
     output_shape = shapes.get(f"{name}:0")
     keeps_batch = output_shape is None or batch_axis(output_shape) is not None
-    if info.kind == kinds.REDUCE and len(info.data_inputs) > 1:
+    if info.kind == kinds.REDUCE:
         reduced = reduced_axes(info, rank)
         if axis in reduced:
             return "batch_reduction", {"input": tensor, "batch_axis": axis, "reduced_axes": sorted(reduced)}

@@ -141,7 +141,7 @@ def _fused(index: GraphIndex, name: str, feeds: dict[str, str]) -> BatchNorm:
     info = index.nodes[name]
     inputs = [f"{s}:{o}" for s, o in info.data_inputs[:5]]
     training = info.attrs["training"]
-    params = [_parameter(index, t.split(":")[0]) for t in inputs[1:5]]
+    params = [_parameter(index, t.rsplit(":", 1)[0]) for t in inputs[1:5]]
     gamma = params[0]
     if gamma.value is not None and gamma.value.size and np.all(gamma.value == 1) and _is_plain_const(gamma.node):
         gamma = Parameter(None, gamma.value)  # slim scale=False: a Const of ones, no learnt gamma
@@ -215,7 +215,7 @@ def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNo
     else:
         axes, per_sample = None, False
         source = TrainingSource(False, "constants")
-        name = output.split(":")[0]
+        name = output.rsplit(":", 1)[0]
     source = _with_cond(index, source, name, feeds)
     return BatchNorm(name, index.nodes[name].op, "decomposed", f"{x[0]}:{x[1]}", output, gamma, beta, mean,
                      variance, epsilon, source, per_sample, axes, _producer(index, x[0]),

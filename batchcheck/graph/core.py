@@ -117,7 +117,7 @@ def _outputs_before_postprocessing(index: GraphIndex, core: str, bypass: set[str
     clean = index.descendants([core]) - bypass
     chosen: list[str] = []
     for output in outputs:
-        node = output.split(":")[0]
+        node = output.rsplit(":", 1)[0]
         if node in clean:
             chosen.append(output)
             continue

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..graph import kinds
-from ..graph.batch_rules import reduced_axes
+from ..graph.batch_rules import BatchMixing, batch_mixing, reduced_axes
 from ..graph.index import GraphIndex
 from ..graph.values import branch_flags
 
@@ -44,7 +44,7 @@ def find_roots(index: GraphIndex, divergent: set[str], compared: set[str]) -> li
                 diverges(f"{s}:{o}") for s, o in index.nodes[source].data_inputs)
         return memo[tensor]
 
-    nodes = {tensor.split(":")[0] for tensor in divergent}
+    nodes = {tensor.rsplit(":", 1)[0] for tensor in divergent}
     roots = [node for node in nodes
              if not any(diverges(f"{source}:{output}") for source, output in index.nodes[node].data_inputs)]
     return sorted(roots, key=index.position.__getitem__)
@@ -64,7 +64,9 @@ def classify_cause(index: GraphIndex, node: str, values: dict[str, str], axes: d
         return "random_op"
     if info.kind == kinds.BATCH_NORM and info.attrs["training"]:
         return "batchnorm_training"
-    shape_inputs = [source for source, _ in info.data_inputs if values.get(source) == "shape"]
+    sizes = info.attrs.get("size_inputs", ())  # a shape or size the op takes (a Reshape's target) is no value
+    shape_inputs = [source for slot, (source, _) in enumerate(info.data_inputs)
+                    if values.get(source) == "shape" and slot not in sizes]
     if shape_inputs:
         if any(index.nodes[a].kind == kinds.RANGE for a in index.ancestors(shape_inputs)):
             return "position"
@@ -79,7 +81,7 @@ def classify_cause(index: GraphIndex, node: str, values: dict[str, str], axes: d
         return "unknown"
     first, axis = next(iter(batch_inputs.items()))
     reduced = False
-    if info.kind == kinds.REDUCE and len(info.data_inputs) > 1:
+    if info.kind == kinds.REDUCE:
         reduced = axis in reduced_axes(info, ranks.get(first, 0))
     elif info.kind == kinds.ALONG_AXIS:
         rank = ranks.get(first, 0)
@@ -92,9 +94,26 @@ def classify_cause(index: GraphIndex, node: str, values: dict[str, str], axes: d
     return "unknown"
 
 
-def hint_for(index: GraphIndex, node: str, cause: str, input_node: str) -> str:
-    """The fix hint for `cause`, plus the training flag that picks this branch when there is one."""
-    explanation, fix = EXPLANATIONS[cause]
+def hidden_mixer(index: GraphIndex, node: str, compared: set[str], values: dict[str, str]) -> BatchMixing | None:
+    """The node that mixes rows of the batch, found statically, among the uncompared nodes `node`'s data comes
+    through (a Reshape folding the batch into another axis leaves the normalisation after it no per-image row to
+    compare: the change shows only where the batch comes back), or None."""
+    gap: set[str] = set()
+    stack = [s for s, o in index.nodes[node].data_inputs if f"{s}:{o}" not in compared]
+    while stack:
+        name = stack.pop()
+        if name not in gap and name in index:
+            gap.add(name)
+            stack += [s for s, o in index.nodes[name].data_inputs if f"{s}:{o}" not in compared]
+    found = batch_mixing(index, index.source.static_shapes(), values, gap)
+    return found[0] if found else None
+
+
+def hint_for(index: GraphIndex, node: str, cause: str, input_node: str,
+             explained: tuple[str, str] | None = None) -> str:
+    """The fix hint for `cause` (`explained`: the backend's own words for it), plus the training flag that picks
+    this branch when there is one."""
+    explanation, fix = explained or EXPLANATIONS[cause]
     hint = f"{explanation}; fix: {fix}"
     flags = branch_flags(index, node, input_node)
     if flags:

@@ -11,7 +11,7 @@ def measure_coverage(index: GraphIndex, input_node: str, compared: list[str],
     """Coverage of a check that compared the tensors `compared` and skipped `not_compared`
     (tensor -> why), with the runner's batch `limits`; `dead` nodes (untaken cond branches) do not count."""
     network = network_ops(index, input_node) - dead
-    compared_nodes = {tensor.split(":")[0] for tensor in compared}
+    compared_nodes = {tensor.rsplit(":", 1)[0] for tensor in compared}
     reached = network & compared_nodes
     share = len(reached) / len(network) if network else 1.0
     missed = sorted(network - reached - loop_frame_nodes(index), key=index.position.__getitem__)

@@ -41,14 +41,14 @@ def resolve_feeds(path: Path, index: GraphIndex, input_node: str,
     placeholders = [name for name in index.order
                     if index.nodes[name].kind in kinds.PLACEHOLDERS and name != input_node]
     for name in feeds:
-        node = name.split(":")[0]
+        node = name.rsplit(":", 1)[0]
         if node == input_node:
             raise UsageError(f"--feed {name}=…: `{node}` is the image input; it is fed with images, not --feed")
         if node not in index:
             raise UsageError(f"--feed {name}=…: no such node in `{path}`{did_you_mean(node, placeholders)} "
                              f"(placeholders: {names_list(placeholders)})")
     infos, values = [], {}
-    by_node = {name.split(":")[0]: value for name, value in feeds.items()}
+    by_node = {name.rsplit(":", 1)[0]: value for name, value in feeds.items()}
     for name in placeholders:
         info = index.nodes[name]
         dtype, shape = info.attrs["dtype"], info.attrs["shape"]
@@ -60,7 +60,7 @@ def resolve_feeds(path: Path, index: GraphIndex, input_node: str,
         if raw is not None:
             values[f"{name}:0"] = parse_feed_value(name, raw, dtype, shape)
     for name, raw in feeds.items():
-        node = name.split(":")[0]
+        node = name.rsplit(":", 1)[0]
         if node not in placeholders:
             values[f"{node}:0"] = parse_feed_value(node, raw, index.output_dtypes(node)[0], None)
     return infos, values

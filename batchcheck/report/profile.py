@@ -57,7 +57,7 @@ def columns(report: dict) -> tuple[list[Column], str]:
     """The bars of the profile and what one bar stands for ("tensor", "layer" or "layers")."""
     tensors = report["tensors"]
     cols = [Column(t["tensor"], t["status"], figure_value(t["max_rel_diff"]), 1, [t["layer"]],
-                   {t["tensor"].split(":")[0]}) for t in tensors]
+                   {t["tensor"].rsplit(":", 1)[0]}) for t in tensors]
     if len(cols) <= MAX_TENSOR_COLUMNS:
         return cols, "tensor"
     by_layer: list[Column] = []

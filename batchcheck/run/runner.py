@@ -109,7 +109,7 @@ class Runner:
         for tensor in pair_shapes:
             solo, pair = solo_shapes[tensor], pair_shapes[tensor]
             axis, blocks = _batch_axis(solo, pair) if not self.fixed_batch else _fixed_axis(solo, shipped), 0
-            node = tensor.split(":")[0]
+            node = tensor.rsplit(":", 1)[0]
             if not np.prod(solo):
                 self.excluded[tensor] = f"holds no values: shape {list(solo)} alone"
                 continue
@@ -125,6 +125,7 @@ class Runner:
             boundary = self.session.is_boundary(tensor) or tensor in self.prepared.outputs
             self.targets.append(Target(tensor, node, self.index.nodes[node].op, axis, boundary, blocks))
         self._stop_at_folds()
+        self.limits.sort(key=lambda limit: self.index.position[limit.node])  # a fold before the node it breaks
         if not self.targets:
             raise UsageError(f"model `{self.prepared.path}`: nothing beyond input `{self.prepared.input.node}` "
                              f"runs with a batch ({self._limit_summary()}); batch invariance cannot be tested")
@@ -183,7 +184,7 @@ class Runner:
             dead = dead_nodes(self.index, taken)
             unresolved = [s for s in predicates if s not in taken and s not in dead]
             downstream = self.index.descendants(unresolved) - set(unresolved)
-            ready = [s for s in unresolved if predicates[s].split(":")[0] not in downstream | dead]
+            ready = [s for s in unresolved if predicates[s].rsplit(":", 1)[0] not in downstream | dead]
             if not ready:
                 return dead
             try:
@@ -204,7 +205,7 @@ class Runner:
                 if node is None:
                     raise self._failed(failure, batch, "check --input, --input-shape and --feed") from None
                 beyond = self.index.descendants([node])
-                lost = [t for t in alive if t.split(":")[0] in beyond]
+                lost = [t for t in alive if t.rsplit(":", 1)[0] in beyond]
                 for tensor in lost:
                     self.excluded[tensor] = f"beyond batch limit `{node}`"
                 alive = [t for t in alive if t not in set(lost)]

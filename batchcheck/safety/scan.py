@@ -60,7 +60,11 @@ class ScanReport:
 
 
 def refusal_category(op: str) -> str | None:
-    """'file', 'Python', 'network' for an op batchcheck refuses to run, None for any other op."""
+    """'file', 'Python', 'network' for an op batchcheck refuses to run, 'custom-domain' for an ONNX op of a
+    domain outside ONNX and onnxruntime (written `DOMAIN:OP`), None for any other op."""
+    domain, _, bare = op.rpartition(":")
+    if domain and bare:
+        return refusal_category(bare) or "custom-domain"
     if op in PYTHON_OPS:
         return "Python"
     if op in NETWORK_OPS:

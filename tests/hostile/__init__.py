@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .models import Case, _body, _graph_def, _write, acting_cases, byte_cases
+from .onnx_files import onnx_cases
 from .structure import (
     allow_op_case,
     container_cases,
@@ -20,7 +21,8 @@ def build_model_corpus(root: Path) -> list[Case]:
     (root / "sentinels").mkdir()
     cases = acting_cases(root)
     return [*cases, *byte_cases(root, _clean_base(root)), *structure_cases(root), *nesting_cases(root),
-            *flagged_cases(root), *limit_cases(root), *container_cases(root), allow_op_case(root)]
+            *flagged_cases(root), *limit_cases(root), *container_cases(root), allow_op_case(root),
+            *onnx_cases(root)]
 
 
 def _clean_base(root: Path) -> bytes:

@@ -1,0 +1,58 @@
+"""The ONNX backend: ONNX files run in onnxruntime sessions with the comparisons inside the model. The only place
+that imports onnx and onnxruntime (an optional extra: without them, one line says what to install)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import UsageError
+from ..base import Backend
+
+
+class OnnxBackend(Backend):
+    name = "onnx"
+
+    def load(self, path: Path, model_format: str, config):
+        from .load import load_onnx
+
+        return load_onnx(path, config.allow_ops)
+
+    def prepare(self, loaded, **options):
+        from .prepare import prepare
+
+        return prepare(loaded, **options)
+
+    def index(self, loaded):
+        from .graph import graph_index
+
+        return graph_index(loaded.graph)
+
+    def session(self, prepared):
+        from .session import OnnxSession
+
+        return OnnxSession(prepared)
+
+    def fix(self, loaded, out, config, *, calibrate, fold_bn):
+        raise UsageError(f"model `{loaded.path}`: batchcheck fix does not rewrite ONNX models yet; fix the export "
+                         f"instead (`batchcheck lint` says what to change)")
+
+    def lint_findings(self, loaded):
+        return []
+
+    def explanation(self, index, node, cause):
+        from .words import explanation
+
+        return explanation(index, node, cause)
+
+    def reworded(self, index, finding):
+        from .words import reworded
+
+        return reworded(index, finding)
+
+    def versions(self) -> dict[str, str]:
+        import onnx
+        import onnxruntime
+
+        return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+BACKEND = OnnxBackend()

@@ -1,0 +1,204 @@
+"""The in-graph comparison of watched tensors with the probe's cached solo rows, as ONNX nodes appended to a copy
+of the model (the ONNX counterpart of `backends/tf/compare.py`).
+
+Each watched tensor contributes a few nodes: its probe rows at the fed `positions` (a Gather on its batch axis; the
+whole tensor once per position where it has none), cast to its comparison dtype, flattened to `[positions, values]`.
+Consecutive tensors of one comparison dtype are joined into chunks, each compared as one vector: `|rows - solo|`
+(the probe's solo rows fed back; a zero when the probe itself runs, giving each tensor's scale) reduced per tensor to
+one number, and the rows at the fed `kept` indices returned (the probe's own, once). onnxruntime's ReduceMax does not
+always propagate a NaN, so each chunk also says whether a NaN or an infinity made its maxima unsure; an exact,
+NaN-aware variant (`exact=True`) is built only when one turns up.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOAT, DOUBLE, INT64 = 1, 11, 7  # TensorProto data types
+DOUBLE_DTYPES = frozenset({"float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
+FLOAT_DTYPES = frozenset({"float32", "float16", "bfloat16", "bool"})
+CHUNK_VALUES = 1 << 20  # values per image in one chunk: bounds the temporaries of its elementwise ops
+CHUNK_TENSORS = 64
+
+
+def comparison_type(dtype: str) -> int | None:
+    """The TensorProto type a tensor of `dtype` is compared in (subtraction and max exact enough), or None."""
+    return DOUBLE if dtype in DOUBLE_DTYPES else FLOAT if dtype in FLOAT_DTYPES else None
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One compared tensor as the comparison sees it: its ONNX value, dtype, rank, batch axis and probe size."""
+    value: str
+    dtype: str
+    rank: int
+    axis: int | None
+    size: int
+
+
+@dataclass
+class Chunk:
+    """Consecutive watched tensors of one comparison type: `targets` (indices into the runner's targets) with
+    their probe sizes; the names of its solo input and of its outputs."""
+    targets: list[int]
+    sizes: list[int]
+    compared_as: int
+    solo: str
+    diffs: str = ""
+    unsure: str = ""
+    kept: str = ""
+
+    def finite_scales(self, scales: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Each tensor's max |value| over its finite values, from the probe's `rows` ([1, values])."""
+        starts = np.cumsum([0, *self.sizes])
+        values = np.abs(rows[0].astype(np.float64))
+        return np.array([values[a:b][np.isfinite(values[a:b])].max(initial=0.0)
+                         for a, b in zip(starts[:-1], starts[1:])])
+
+
+def chunked(indices: list[int], watched: list[Watched]) -> list[list[int]]:
+    """`indices` split into runs of one comparison type holding at most CHUNK_TENSORS tensors and CHUNK_VALUES
+    values (a bigger tensor is a chunk of its own)."""
+    runs: dict[int, list[list[int]]] = {}
+    filled: dict[int, int] = {}
+    for index in indices:
+        kind = comparison_type(watched[index].dtype)
+        full = kind in runs and (filled[kind] + watched[index].size > CHUNK_VALUES
+                                 or len(runs[kind][-1]) == CHUNK_TENSORS)
+        if kind not in runs or full:
+            runs.setdefault(kind, []).append([])
+            filled[kind] = 0
+        runs[kind][-1].append(index)
+        filled[kind] += watched[index].size
+    return [run for kind_runs in runs.values() for run in kind_runs]
+
+
+class Stamps:
+    """Nodes and initializers appended to a model, named under `prefix` (a name no value of the model starts
+    with); ops whose signature changed across opsets are written for the model's own opset."""
+
+    def __init__(self, prefix: str, opset: int) -> None:
+        self.prefix, self.opset = prefix, opset
+        self.nodes: list = []
+        self.initializers: list = []
+        self.inputs: list = []
+        self.outputs: list[str] = []
+        self._constants: dict[tuple, str] = {}
+
+    def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str | list[str]:
+        from onnx import helper
+
+        name = f"{self.prefix}{len(self.nodes)}/{op_type}"
+        names = [name] if outputs == 1 else [f"{name}:{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, names, name=name, **attrs))
+        return names[0] if outputs == 1 else names
+
+    def constant(self, values, dtype=np.int64) -> str:
+        """A shared initializer holding `values`."""
+        from onnx import numpy_helper
+
+        array = np.asarray(values, dtype=dtype)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._constants:
+            name = f"{self.prefix}const_{len(self._constants)}"
+            self.initializers.append(numpy_helper.from_array(array, name))
+            self._constants[key] = name
+        return self._constants[key]
+
+    def input(self, name: str, elem_type: int, shape: list) -> str:
+        from onnx import helper
+
+        self.inputs.append(helper.make_tensor_value_info(f"{self.prefix}{name}", elem_type, shape))
+        return f"{self.prefix}{name}"
+
+    def output(self, value: str) -> str:
+        self.outputs.append(value)
+        return value
+
+    def reduce_max(self, x: str, axes: list[int]) -> str:
+        if self.opset >= 18:
+            return self.op("ReduceMax", [x, self.constant(axes)], keepdims=0)
+        return self.op("ReduceMax", [x], axes=axes, keepdims=0)
+
+    def split(self, x: str, sizes: list[int], axis: int) -> list[str]:
+        if self.opset >= 13:
+            return self.op("Split", [x, self.constant(sizes)], outputs=len(sizes), axis=axis)
+        return self.op("Split", [x], outputs=len(sizes), axis=axis, split=sizes)
+
+    # -- comparisons ---------------------------------------------------------------------------------
+
+    def rows(self, watched: Watched, positions: str, zeros: str) -> str:
+        """The probe's rows of one tensor at `positions`, as `[positions, values]` in its comparison type."""
+        if watched.axis is None:  # no batch axis: the whole tensor, once per position
+            rows = self.op("Gather", [self.op("Reshape", [watched.value, self.constant([1, -1])]), zeros], axis=0)
+        else:
+            rows = self.op("Gather", [watched.value, positions], axis=watched.axis)
+            if watched.axis:
+                axes = range(watched.rank)
+                rows = self.op("Transpose", [rows], perm=[watched.axis, *(a for a in axes if a != watched.axis)])
+        kind = comparison_type(watched.dtype)
+        if watched.dtype != ("float32" if kind == FLOAT else "float64"):
+            rows = self.op("Cast", [rows], to=kind)
+        return self.op("Reshape", [rows, self.constant([-1, watched.size])])
+
+    def compare(self, chunk: Chunk, rows: list[str], kept: str, *, exact: bool) -> None:
+        """`chunk`'s outputs over its tensors' `rows`: per-tensor maxima, whether they are unsure, the kept rows
+        (the exact variant: NaN-aware maxima only)."""
+        joined = rows[0] if len(rows) == 1 else self.op("Concat", rows, axis=1)
+        solo = chunk.solo
+        diff = self.op("Abs", [self.op("Sub", [joined, solo])])
+        float_type = np.float32 if chunk.compared_as == FLOAT else np.float64
+        if exact:
+            nan_rows, nan_solo = self.op("IsNaN", [joined]), self.op("IsNaN", [solo])
+            differ = self.op("Or", [self.op("Less", [joined, solo]), self.op("Greater", [joined, solo])])
+            equal = self.op("Not", [self.op("Or", [differ, self.op("Or", [nan_rows, nan_solo])])])
+            same = self.op("Or", [equal, self.op("And", [nan_rows, nan_solo])])
+            diff = self.op("Where", [same, self.constant(0.0, float_type), diff])
+            diff = self.op("Where", [self.op("IsNaN", [diff]), self.constant(np.inf, float_type), diff])
+        chunk.diffs = self.output(self._per_tensor_max(diff, chunk.sizes))
+        if not exact:  # a NaN or an infinity anywhere makes the sum so (the maxima may have skipped it)
+            chunk.unsure = self.output(self.op("ReduceSum", [diff], keepdims=0))
+            chunk.kept = self.output(self.op("Gather", [joined, kept], axis=0))
+
+    def _per_tensor_max(self, values: str, sizes: list[int]) -> str:
+        """The max of each tensor's stretch of `values` ([positions, sum of sizes]) over every position, as
+        float64: a run of tensors of one size is reduced as one [positions, count, size] block, so a chain of
+        equal layers costs one reduction."""
+        runs = [(size, len(list(group))) for size, group in itertools.groupby(sizes)]
+        parts = self.split(values, [size * count for size, count in runs], 1) if len(runs) > 1 else [values]
+        maxima = [self.reduce_max(self.op("Reshape", [part, self.constant([-1, count, size])]), [0, 2])
+                  for part, (size, count) in zip(parts, runs)]
+        joined = maxima[0] if len(maxima) == 1 else self.op("Concat", maxima, axis=0)
+        return self.op("Cast", [joined], to=DOUBLE)
+
+
+def comparison_model(base, watched: list[Watched], chunks: list[list[int]], prefix: str, opset: int,
+                     exact: bool = False):
+    """`base` (holding the nodes the watched values need) with the comparisons of `chunks` (lists of indices into
+    `watched`) appended, the comparisons' outputs as its only outputs; the chunks with their names."""
+    from onnx import helper
+
+    stamps = Stamps(prefix, opset)
+    positions = stamps.input("positions", INT64, ["positions"])
+    kept = stamps.input("kept", INT64, ["kept"])
+    zeros = stamps.op("Sub", [positions, positions])
+    made = []
+    for number, members in enumerate(chunks):
+        compared_as = comparison_type(watched[members[0]].dtype)
+        chunk = Chunk(members, [watched[i].size for i in members], compared_as,
+                      stamps.input(f"solo_{number}", compared_as, [1, f"values_{number}"]))
+        stamps.compare(chunk, [stamps.rows(watched[i], positions, zeros) for i in members], kept, exact=exact)
+        made.append(chunk)
+    model = type(base)()
+    model.CopyFrom(base)
+    graph = model.graph
+    graph.node.extend(stamps.nodes)
+    graph.initializer.extend(stamps.initializers)
+    graph.input.extend(stamps.inputs)
+    del graph.output[:]
+    graph.output.extend(helper.make_empty_tensor_value_info(name) for name in stamps.outputs)
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("", opset))
+    return model, made

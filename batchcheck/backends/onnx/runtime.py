@@ -1,0 +1,87 @@
+"""onnxruntime sessions as batchcheck runs them: quiet, on the CPU, with the ONNX semantics of a Dropout left in
+training mode (onnxruntime's optimiser would remove it unless its output leaves the graph), and its errors turned
+into `NodeFailed` (a node that fails on a batch), `OutOfMemory`, or one line."""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import NodeFailed, OutOfMemory, UsageError, first_line
+from ...safety.supervise import OOM_MARKERS, memory_error, out_of_memory_at
+from .env import import_ort
+
+NODE_ERROR = re.compile(r"running (\w+) node\. Name:'([^']*)'")
+PREAMBLE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : |Non-zero status code returned while running (\w+) node\. "
+                      r"Name:'[^']*' Status Message: ")
+MEMORY_MARKERS = (*OOM_MARKERS, "bad allocation", "Failed to allocate", "std::bad_alloc")
+KEPT_NODES = ["EliminateDropout"]  # the ONNX spec applies a training-mode Dropout; so does every session here
+
+
+class Level(Enum):
+    """How far onnxruntime may rewrite the graph."""
+    NONE = "none"    # as written: a node that fails is the node that fails (analysis, fetches, detail)
+    ALL = "all"      # every fusion and the blocked layouts (screen, forward passes)
+
+
+_SHARED_ARENA: list[bool] = []
+
+
+def _shared_arena(ort) -> None:
+    """One memory arena for every session of this process (registered once): the sessions of a check run one
+    after the other, so they reuse each other's blocks instead of each keeping its own batch's worth."""
+    if not _SHARED_ARENA:
+        memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, -1, -1, -1))
+        _SHARED_ARENA.append(True)
+
+
+def session(model, path: Path, level: Level):
+    """An onnxruntime session of `model` (a ModelProto); `UsageError` with one line when it cannot be made."""
+    ort = import_ort(path)
+    _shared_arena(ort)
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # errors reach batchcheck as exceptions, not coloured lines on stderr
+    options.add_session_config_entry("session.use_env_allocators", "1")
+    options.graph_optimization_level = {Level.NONE: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                                        Level.ALL: ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
+    try:
+        data = model.SerializeToString()
+    except ValueError as exc:  # over protobuf's 2 GB
+        raise UsageError(f"model `{path}`: too large to hand to onnxruntime in one piece ({first_line(exc)})") from None
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"], disabled_optimizers=KEPT_NODES)
+    except MemoryError:
+        raise UsageError(f"model `{path}`: {memory_error()}") from None
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises Fail, InvalidGraph… for models it rejects
+        text = error_text(exc)
+        if any(marker in text for marker in MEMORY_MARKERS):
+            raise OutOfMemory(out_of_memory_at(path, None, 0, text).replace(" on a batch of 0", "")) from None
+        import onnxruntime
+
+        raise UsageError(f"model `{path}`: onnxruntime {onnxruntime.__version__} cannot run it ({text}); check that "
+                         f"it runs in onnxruntime, or re-export it") from None
+
+
+def run(sess, outputs: list[str], feeds: dict[str, np.ndarray], path: Path, batch: int) -> list[np.ndarray]:
+    """`outputs` of `sess` on `feeds`; a node that fails raises `NodeFailed` (out of memory: `OutOfMemory`)."""
+    try:
+        return sess.run(outputs, feeds)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's error classes share no base but Exception
+        text, match = error_text(exc), NODE_ERROR.search(str(exc))
+        node = match[2] if match and match[2] else None
+        if any(marker in text for marker in MEMORY_MARKERS):
+            raise OutOfMemory(out_of_memory_at(path, node, batch, text)) from None
+        raise NodeFailed(node, text) from None
+
+
+def error_text(exc: BaseException) -> str:
+    """onnxruntime's message without its preamble: `Gemm: GEMM: Dimension mismatch…`."""
+    raw = " ".join(str(exc).split()) or type(exc).__name__
+    match = NODE_ERROR.search(raw)
+    text = PREAMBLE.sub("", raw)
+    return (f"{match[1]}: {text}" if match else text)[:200]
