@@ -223,14 +223,23 @@ def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNo
 
 
 def _affine_form(index: GraphIndex, inv: str):
-    """tf.nn.batch_normalization: x*inv + (beta - mean*inv) (or - mean*inv without beta)."""
+    """tf.nn.batch_normalization: x*inv + (beta - mean*inv), or without beta x*inv + -(mean*inv) or, as
+    TensorFlow 2 writes it, x*inv + (-mean)*inv."""
     muls = [c for c in _consumers(index, inv) if index.nodes[c].kind == kinds.MUL]
     if len(muls) != 2:
         return None
     for scaled, shifted in (muls, muls[::-1]):
         x = _other_input_tensor(index, scaled, inv)
         mean = _other_input(index, shifted, inv)
-        if x is None or mean is None or not _looks_like_statistic(index, mean):
+        if x is None or mean is None:
+            continue
+        if index.nodes[mean].kind == kinds.NEG and _looks_like_statistic(index, index.nodes[mean].data_inputs[0][0]):
+            for output in _consumers(index, shifted):
+                sources = {s for s, _ in index.nodes[output].data_inputs}
+                if index.nodes[output].kind == kinds.ADD and sources == {scaled, shifted}:
+                    return (x, index.nodes[mean].data_inputs[0][0], f"{output}:0", Parameter(None),
+                            [scaled, mean, shifted, output])
+        if not _looks_like_statistic(index, mean):
             continue
         for offset in _consumers(index, shifted):
             offset_info = index.nodes[offset]
