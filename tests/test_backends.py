@@ -72,6 +72,16 @@ def test_prepare_finds_the_input_and_output_with_a_free_batch(model) -> None:
     assert [o.split(":")[0] for o in prepared.outputs] == ["logits"]
 
 
+
+@pytest.mark.parametrize("given, says", [((SIZE, SIZE), "has per-image rank 3"),
+                                         ((SIZE + 1, SIZE, CHANNELS), "only its unknown sizes can be set")])
+def test_an_input_shape_the_model_contradicts_is_refused(model, given, says) -> None:
+    from batchcheck.errors import UsageError
+    from batchcheck.load.open import load_model, prepare
+
+    with pytest.raises(UsageError, match=says):
+        prepare(load_model(model("clean"), CheckConfig()), CheckConfig(input_shape=given))
+
 def test_session_measures_shapes_and_names_the_node_that_fails(model) -> None:
     from batchcheck.errors import NodeFailed
 

@@ -17,6 +17,19 @@ def format_shape(shape) -> str:
     return "unknown" if shape is None else "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
 
 
+def given_input_shape(node: str, per_image: tuple | None, given: tuple[int, ...]) -> tuple[int, ...]:
+    """`--input-shape` for input `node` whose per-image shape is `per_image` (None: unknown rank): `UsageError`
+    when the rank differs or a size the model fixes differs."""
+    text = ",".join(map(str, given))
+    if per_image is not None and len(per_image) != len(given):
+        raise UsageError(f"--input-shape {text}: input `{node}` has per-image rank {len(per_image)} "
+                         f"({format_shape(per_image)}); give {len(per_image)} sizes")
+    if per_image is not None and any(d is not None and d != g for d, g in zip(per_image, given)):
+        raise UsageError(f"--input-shape {text}: input `{node}` fixes {format_shape(per_image)}; only its "
+                         f"unknown sizes can be set")
+    return tuple(given)
+
+
 def describe_placeholder(index: GraphIndex, name: str) -> tuple[str, str, str, str | None]:
     """(op, dtype, shape, default) of placeholder `name`; the default is None when it must be fed."""
     info = index.nodes[name]

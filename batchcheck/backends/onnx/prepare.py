@@ -4,7 +4,7 @@ names), relax its batch dimension to a symbolic one, fix the per-image sizes, ke
 from __future__ import annotations
 
 from ...errors import UsageError, did_you_mean, names_list
-from ...load.placeholders import format_shape, resolve_feeds
+from ...load.placeholders import format_shape, given_input_shape, resolve_feeds
 from ...model import InputSpec, LoadedModel, PreparedModel
 from .graph import graph_index
 from .protos import Protos, shape_of_type
@@ -104,14 +104,7 @@ def _per_image_shape(p: Protos, image: str, declared, override, notes: list[str]
     if declared is not None and not declared:
         raise UsageError(f"input `{image}` is a scalar: it has no batch axis to test")
     if override is not None:
-        given = ",".join(map(str, override))
-        if per_image is not None and len(per_image) != len(override):
-            raise UsageError(f"--input-shape {given}: input `{image}` has per-image rank {len(per_image)} "
-                             f"({format_shape(per_image)}); give {len(per_image)} sizes")
-        if per_image is not None and any(d is not None and d != o for d, o in zip(per_image, override)):
-            raise UsageError(f"--input-shape {given}: input `{image}` fixes {format_shape(per_image)}; only its "
-                             f"unknown sizes can be set")
-        return tuple(override)
+        return given_input_shape(image, per_image, override)
     if per_image is not None and None in per_image:
         inferred = _channels_from_conv(p, image, per_image)
         if inferred is not None:

@@ -7,7 +7,7 @@ import numpy as np
 from ...errors import UsageError, did_you_mean, names_list
 from ...graph.core import Core, find_core
 from ...graph.index import GraphIndex
-from ...load.placeholders import format_shape, resolve_feeds
+from ...load.placeholders import format_shape, given_input_shape, resolve_feeds
 from ...model import InputSpec, LoadedModel, PreparedModel
 from .env import import_tf
 from .graph import dtype_name, graph_index, placeholder_shape, shape_of_attr
@@ -163,13 +163,7 @@ def _input_shape(loaded: LoadedModel, index: GraphIndex, node: str, override: tu
     shipped = shape[0] if shape else None
     per_image = shape[1:] if shape else None
     if override is not None:
-        if per_image is not None and len(per_image) != len(override):
-            raise UsageError(f"--input-shape {','.join(map(str, override))}: input `{node}` has per-image rank "
-                             f"{len(per_image)} ({format_shape(per_image)}); give {len(per_image)} sizes")
-        if per_image is not None and any(d is not None and d != o for d, o in zip(per_image, override)):
-            raise UsageError(f"--input-shape {','.join(map(str, override))}: input `{node}` fixes "
-                             f"{format_shape(per_image)}; only its unknown sizes can be set")
-        return tuple(override), dtype, shipped
+        return given_input_shape(node, per_image, override), dtype, shipped
     inferred = None if per_image and None not in per_image else inferred_per_image(index, node, per_image)
     if inferred is not None:
         per_image, how = inferred
