@@ -110,6 +110,22 @@ def test_stale_statistics_need_calibrate_then_are_the_calibration_images_statist
     assert run_cli(out, "--trials", "3").code == 0
 
 
+def test_output_named_is_the_fixed_models_output(case_model, tmp_path):
+    """--output: the written model ends there, with that value typed as its output, and is proven up to it."""
+    import batchcheck
+
+    path, _ = case_model("onnx_bn_training_deep")
+    out = tmp_path / "fixed.onnx"
+    result = batchcheck.fix(path, out, CheckConfig(outputs=("/features/features.5/Add",), **QUICK), repeats=1)
+    assert result and result.rewrite_counts() == {"bn_inference": 1}
+    assert result.outputs == ["/features/features.5/Add:0"]
+    _assert_inference_only(out)
+    model = onnx.load(str(out))
+    assert [o.name for o in model.graph.output] == ["/features/features.5/Add_output_0"]
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert not {"GlobalAveragePool", "Gemm", "Softmax"} & {n.op_type for n in model.graph.node}
+
+
 # name, BatchNorms folded, ops folded into
 FOLD_CASES = [("onnx_mobilenet", 31, {"Conv"}), ("onnx_gemm_bn", 32, {"Conv", "Gemm"}),
               ("onnx_uint8_nhwc", 3, {"Conv"})]  # tf2onnx Conv with a bias, NHWC uint8 input

@@ -48,10 +48,10 @@ def recalibrate(model, path: Path, spec: InputSpec, feeds: dict[str, np.ndarray]
             flat = np.moveaxis(values, 1, -1).astype(np.float64).reshape(-1, values.shape[1])
             count, total, squares = count + len(flat), total + flat.sum(0), squares + (flat * flat).sum(0)
         mean = total / count
-        statistics[norm.node] = (mean.astype(np.float32), np.maximum(squares / count - mean * mean, 0).astype(np.float32))
+        variance = np.maximum(squares / count - mean * mean, 0)
+        statistics[norm.node] = (mean.astype(np.float32), variance.astype(np.float32))
     return statistics
 
 
 def _statistic_input(norm: TrainingNorm, slot: int) -> str:
     return f"{norm.node}/calibration_{'mean' if slot == 3 else 'variance'}"
-

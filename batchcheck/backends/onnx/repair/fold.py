@@ -81,4 +81,3 @@ def _fold(model, p: Protos, bn, linear) -> Rewrite:
         linear.input.append(bias_name)
     linear.output[0] = bn.output[0]
     return Rewrite("bn_folded", [linear.name, bn.name], f"`{bn.name}` folded into `{linear.name}` ({linear.op_type})")
-

@@ -84,7 +84,7 @@ def _statistics(model, path: Path, original: PreparedModel, norms: list[Training
     many images recalibration used."""
     statistics = {n.node: n.running for n in norms if not n.unusable}
     sources = [StatisticsSource(n.node, layer_of(n.node), "graph",
-                                f"running_mean/running_var initializers `{n.names[0]}`, `{n.names[1]}`")
+                                f"running mean/variance `{n.names[0]}`, `{n.names[1]}`")
                for n in norms if not n.unusable]
     missing = [n for n in norms if n.unusable]
     if not missing:

@@ -23,11 +23,10 @@ IS_TEST_ATTRIBUTE = 7  # and its `is_test` before this one
 
 @dataclass(frozen=True)
 class TrainingNorm:
-    """A BatchNormalization in training mode: its values, and its running statistics unless they cannot be used
+    """A BatchNormalization in training mode: its input, channels, and running statistics unless they cannot be used
     (`unusable` says why)."""
     node: str
     input: str
-    output: str
     channels: int | None
     running: tuple[np.ndarray, np.ndarray] | None  # mean, variance
     names: tuple[str, str]  # the values holding them
@@ -55,8 +54,8 @@ def training_norms(model) -> list[TrainingNorm]:
         elif not mean.any() and np.all(variance == 1):  # what lint calls stale_statistics
             unusable = "running statistics stale (running_mean 0 and running_var 1, their initial values: never updated)"
         running = None if unusable else (mean.astype(np.float32), variance.astype(np.float32))
-        found.append(TrainingNorm(node.name, node.input[0], node.output[0], channels, running,
-                                  (node.input[3], node.input[4]), unusable))
+        found.append(TrainingNorm(node.name, node.input[0], channels, running, (node.input[3], node.input[4]),
+                                  unusable))
     return found
 
 
