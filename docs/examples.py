@@ -55,7 +55,10 @@ BN_TRAINING = f"{DEMO}/mobilenet_v1_bn_training/model.pb"
 COND = f"{DEMO}/cond_v1/model.pb"
 FIXED = f"{DEMO}/mobilenet_v1_fixed.pb"
 DEMO_CASES = ("mobilenet_v1", "mobilenet_v1_bn_training", "mobilenet_v1_bn_training_deep", "cond_v1",
-              "deeplab", "deeplab_export", "map_fn_folded", "keras2_teachable_machine", "onnx_dynamic_quant_matmul")
+              "deeplab", "deeplab_export", "map_fn_folded", "keras2_teachable_machine", "onnx_dynamic_quant_matmul",
+              "onnx_bn_training")
+ONNX_BN_TRAINING = f"{DEMO}/onnx_bn_training/model.onnx"
+ONNX_QUANTIZED = f"{DEMO}/onnx_dynamic_quant_matmul/model.onnx"
 KERAS2 = f"{DEMO}/keras2_teachable_machine/keras_model.h5"
 EXAMPLES = {
     "check-bn-training": Example(f"batchcheck check {BN_TRAINING}", _batchcheck("check", BN_TRAINING), lines=24),
@@ -70,8 +73,13 @@ EXAMPLES = {
     "explain": Example(f"batchcheck explain {COND}", _batchcheck("explain", COND)),
     "fix": Example(f"batchcheck fix {BN_TRAINING} -o {FIXED} --calibrate fixtures/images --fold-bn",
                    _batchcheck("fix", BN_TRAINING, "-o", FIXED, "--calibrate", "fixtures/images", "--fold-bn")),
-    "check-onnx": Example(f"batchcheck check {DEMO}/onnx_dynamic_quant_matmul/model.onnx",
-                          _batchcheck("check", f"{DEMO}/onnx_dynamic_quant_matmul/model.onnx"), lines=9),
+    "fix-onnx": Example(f"batchcheck fix {ONNX_BN_TRAINING} -o {DEMO}/onnx_fixed.onnx --fold-bn",
+                        _batchcheck("fix", ONNX_BN_TRAINING, "-o", f"{DEMO}/onnx_fixed.onnx", "--fold-bn")),
+    "fix-onnx-quantized": Example(f"batchcheck fix {ONNX_QUANTIZED} -o {DEMO}/quantized_fixed.onnx",
+                                  _batchcheck("fix", ONNX_QUANTIZED, "-o", f"{DEMO}/quantized_fixed.onnx"),
+                                  stderr=True),
+    "check-onnx": Example(f"batchcheck check {ONNX_QUANTIZED}",
+                          _batchcheck("check", ONNX_QUANTIZED), lines=9),
     "deeplab-export": Example(f"batchcheck check {DEMO}/deeplab_export/model.pb",
                               _batchcheck("check", f"{DEMO}/deeplab_export/model.pb"), lines=9),
     "keras2-file": Example(f"batchcheck check {KERAS2}", _batchcheck("check", KERAS2), lines=4),

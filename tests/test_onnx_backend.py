@@ -1,6 +1,6 @@
 """The ONNX backend end to end through the CLI: every ONNX fixture case checked (verdict, culprit, cause, batch limit,
-exit code), linted and explained; the shared real-world ONNX models; a dynamically quantized one; `fix` refused in
-one line; and, without onnx installed, one line saying what to install."""
+exit code), linted and explained; the shared real-world ONNX models; a dynamically quantized one; and, without onnx
+installed, one line saying what to install (`fix` is in test_onnx_fix.py)."""
 from __future__ import annotations
 
 import os
@@ -132,7 +132,7 @@ def test_names_outputs_and_inputs_by_onnx_value(case_model, run_cli):
     assert missing.code == 2 and "did you mean `/features/features.5/Add`" in missing.err
 
 
-# -- lint, explain, inspect, fix -------------------------------------------------------------------------------
+# -- lint, explain, inspect ------------------------------------------------------------------------------------
 
 LINTED = sorted(n for n, c in ONNX_CASES.items() if c.verdict != "error" and n != "onnx_reshape_locked")
 
@@ -178,13 +178,6 @@ def test_inspect_lists_inputs_and_batchnorms(case_model, run_cli):
     report = run_cli(path, *args, command="inspect").report
     assert [p["name"] for p in report["placeholders"]] == ["input", "temperature"]
     assert report["input"] == "input:0" and len(report["batchnorms"]) == 31
-
-
-def test_fix_is_not_supported_yet(case_model, run_cli, tmp_path):
-    path, _ = case_model("onnx_bn_training")
-    result = run_cli(path, "-o", str(tmp_path / "fixed.onnx"), command="fix", json_report=False)
-    assert result.code == 2 and result.err.count("\n") == 1 and "does not rewrite ONNX models yet" in result.err
-    assert not (tmp_path / "fixed.onnx").exists()
 
 
 # -- real models -----------------------------------------------------------------------------------------------

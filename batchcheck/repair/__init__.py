@@ -17,13 +17,15 @@ DEFAULT_REPEATS = 10
 
 def fix(path: Path | str, out: Path | str, config: CheckConfig | None = None, *, calibrate: Path | None = None,
         fold_bn: bool = False, repeats: int = DEFAULT_REPEATS) -> FixResult:
-    """Rewrite `path` for inference into `out` and prove it; `UsageError` when it cannot be fixed. `config`
-    holds the model options (input, outputs, feeds, images, check trials…)."""
+    """Rewrite `path` for inference into `out` (a frozen GraphDef, or an ONNX file for an ONNX model) and prove it;
+    `UsageError` when it cannot be fixed. `config` holds the model options (input, outputs, feeds, images, check
+    trials…)."""
     from ..load.open import backend_for, load_model
 
     config, path, out = config or CheckConfig(), Path(path), Path(out)
     check_argument(out.parent.is_dir(), "-o {}: folder `{}` does not exist; create it or choose another path",
                    out, out.parent)
+    check_argument(not out.is_dir(), "-o {}: is a folder; give the path of the file to write", out)
     check_argument(not path.exists() or out.resolve() != path.resolve(),
                    "-o {}: is the model itself; write the fixed graph to another file", out)
     check_argument(calibrate is None or Path(calibrate).is_dir(),

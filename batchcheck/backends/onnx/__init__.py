@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import UsageError
 from ..base import Backend
 
 
@@ -32,8 +31,9 @@ class OnnxBackend(Backend):
         return OnnxSession(prepared)
 
     def fix(self, loaded, out, config, *, calibrate, fold_bn):
-        raise UsageError(f"model `{loaded.path}`: batchcheck fix does not rewrite ONNX models yet; fix the export "
-                         f"instead (`batchcheck lint` says what to change)")
+        from .repair.pipeline import fix
+
+        return fix(loaded, out, config, calibrate=calibrate, fold_bn=fold_bn)
 
     def lint_findings(self, loaded):
         return []

@@ -174,20 +174,28 @@ def _feeds_by_input(index, feeds: dict[str, str], image: str) -> dict[str, str]:
     return by_input
 
 
-def sub_model(model, outputs: list[str], image: str | None = None, image_shape: tuple | None = None):
-    """A ModelProto holding the nodes `outputs` need (in graph order), the initializers and inputs they read, and
-    `outputs` as its outputs (typed by onnxruntime). With `image`, that value is an input of `image_shape` (a str
-    for a symbolic size) and what produced it is cut away."""
-    from onnx import helper
-
-    p = Protos(model)
-    needed, stack = set(), [v for v in outputs if v != image]
+def needed_nodes(p: Protos, outputs: list[str], cut: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The names of the nodes `outputs` are computed by, not looking past the values in `cut`."""
+    needed, stack = set(), [v for v in outputs if v not in cut]
     while stack:
         value = stack.pop()
         node = p.producer.get(value, (None,))[0]
         if node in p.nodes and node not in needed:
             needed.add(node)
-            stack += [v for v in p.inputs_of(p.nodes[node]) if v != image]
+            stack += [v for v in p.inputs_of(p.nodes[node]) if v not in cut]
+    return needed
+
+
+def sub_model(model, outputs: list[str], image: str | None = None, image_shape: tuple | None = None,
+              fed: tuple[str, ...] = ()):
+    """A ModelProto holding the nodes `outputs` need (in graph order), the initializers and inputs they read, and
+    `outputs` as its outputs (typed by onnxruntime). With `image`, that value is an input of `image_shape` (a str
+    for a symbolic size) and what produced it is cut away; so is what produced the `fed` values, inputs of any
+    shape."""
+    from onnx import TensorProto, helper
+
+    p = Protos(model)
+    needed = needed_nodes(p, outputs, {image, *fed})
     nodes = [n for n in model.graph.node if n.name in needed]
     if image is not None and image not in p.inputs and any(image in n.output for n in nodes):
         raise UsageError(f"--input `{image}`: the node that computes it is needed for the outputs too; feed an "
@@ -198,6 +206,8 @@ def sub_model(model, outputs: list[str], image: str | None = None, image_shape: 
         elem = p.inputs[image].type.tensor_type.elem_type if image in p.inputs else \
             p.types[image].tensor_type.elem_type
         inputs.insert(0, helper.make_tensor_value_info(image, elem, list(image_shape)))
+    inputs += [helper.make_tensor_value_info(v, p.types[v].tensor_type.elem_type if v in p.types else
+                                             TensorProto.FLOAT, None) for v in fed if v in read]
     graph = helper.make_graph(nodes, model.graph.name or "main_graph", inputs,
                               [helper.make_empty_tensor_value_info(v) for v in outputs],
                               [t for t in model.graph.initializer if t.name in read])
