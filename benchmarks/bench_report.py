@@ -79,12 +79,13 @@ def _describe(event: dict) -> str:
     return " ".join(words)
 
 
-def print_profile(bc: dict, plain: dict) -> None:
-    """The batchcheck child's timeline (each trial's own calls summed into the trial lines)."""
+def print_profile(bc: dict, plain: dict, imports: str = "") -> None:
+    """The batchcheck child's timeline (each trial's own calls summed into the trial lines), after the
+    line `imports` (default: the TensorFlow children's imports)."""
     print("\nbatchcheck profile (inside the child)")
     print(f"  {'call':<34}{'':<42}{'wall':>8} {'cpu':>7}  {'rss MB':>6} {'peak':>6} {'ever':>6}")
     print(f"  {'':<76}{'':>16}  {'after':>6} {'during':>6} {'so far':>6}")
-    print(f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck {bc['import_batchcheck_s']:.2f}s "
+    print(imports or f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck {bc['import_batchcheck_s']:.2f}s "
           f"(plain: import tensorflow {plain['import_tf_s']:.2f}s, load .pb + Session {plain['load_s']:.2f}s)")
     in_check = False
     for event in bc["events"]:

@@ -53,7 +53,7 @@ def _plan(arguments: dict) -> dict:
 
 # Labels the summaries look for.
 OPEN, CHECK, RUN_PLAN = "Checker.open", "Checker.check", "Checker.run_plan"
-CACHE_SOLO, COMPARE, COMPILE = "Runner.cache_solo", "Runner.compare", "TFSession.compile"
+CACHE_SOLO, COMPARE, COMPILE = "Runner.cache_solo", "Runner.compare", "Session.compile"
 
 PROFILED = (
     Profiled("batchcheck.cli.check", "run", "cli check.run"),
@@ -72,6 +72,14 @@ PROFILED = (
     Profiled("batchcheck.run.runner", "Runner.forward", "Runner.forward", _rows),
     Profiled("batchcheck.checker", "Checker.result", "Checker.result"),
     Profiled("batchcheck.report.terminal", "print_report", "print_report"),
+)
+# The ONNX check's: the same without the TensorFlow session's, with the ONNX backend's load, shapes and compile.
+ONNX_PROFILED = (
+    *(entry for entry in PROFILED if ".backends.tf." not in entry.module),
+    Profiled("batchcheck.backends.onnx.load", "load_onnx", "load_onnx"),
+    Profiled("batchcheck.backends.onnx.prepare", "prepare", "prepare"),
+    Profiled("batchcheck.backends.onnx.session", "OnnxSession.shapes", "OnnxSession.shapes"),
+    Profiled("batchcheck.backends.onnx.session", "OnnxSession.compile", COMPILE),
 )
 
 
