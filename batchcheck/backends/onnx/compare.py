@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import lite
+
 FLOAT, DOUBLE, INT64 = 1, 11, 7  # TensorProto data types
 DOUBLE_DTYPES = frozenset({"float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
 FLOAT_DTYPES = frozenset({"float32", "float16", "bfloat16", "bool"})
@@ -88,29 +90,23 @@ class Stamps:
         self._constants: dict[tuple, str] = {}
 
     def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str | list[str]:
-        from onnx import helper
-
         name = f"{self.prefix}{len(self.nodes)}/{op_type}"
         names = [name] if outputs == 1 else [f"{name}:{i}" for i in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, inputs, names, name=name, **attrs))
+        self.nodes.append(lite.node(op_type, inputs, names, name=name, **attrs))
         return names[0] if outputs == 1 else names
 
     def constant(self, values, dtype=np.int64) -> str:
         """A shared initializer holding `values`."""
-        from onnx import numpy_helper
-
         array = np.asarray(values, dtype=dtype)
         key = (array.dtype.str, array.shape, array.tobytes())
         if key not in self._constants:
             name = f"{self.prefix}const_{len(self._constants)}"
-            self.initializers.append(numpy_helper.from_array(array, name))
+            self.initializers.append(lite.tensor(array, name))
             self._constants[key] = name
         return self._constants[key]
 
     def input(self, name: str, elem_type: int, shape: list) -> str:
-        from onnx import helper
-
-        self.inputs.append(helper.make_tensor_value_info(f"{self.prefix}{name}", elem_type, shape))
+        self.inputs.append(lite.value_info(f"{self.prefix}{name}", elem_type, shape))
         return f"{self.prefix}{name}"
 
     def output(self, value: str) -> str:
@@ -178,8 +174,6 @@ def comparison_model(base, watched: list[Watched], chunks: list[list[int]], pref
                      exact: bool = False):
     """`base` (holding the nodes the watched values need) with the comparisons of `chunks` (lists of indices into
     `watched`) appended, the comparisons' outputs as its only outputs; the chunks with their names."""
-    from onnx import helper
-
     stamps = Stamps(prefix, opset)
     positions = stamps.input("positions", INT64, ["positions"])
     kept = stamps.input("kept", INT64, ["kept"])
@@ -198,7 +192,7 @@ def comparison_model(base, watched: list[Watched], chunks: list[list[int]], pref
     graph.initializer.extend(stamps.initializers)
     graph.input.extend(stamps.inputs)
     del graph.output[:]
-    graph.output.extend(helper.make_empty_tensor_value_info(name) for name in stamps.outputs)
+    graph.output.extend(lite.value_info(name) for name in stamps.outputs)
     if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("", opset))
+        model.opset_import.add(domain="", version=opset)
     return model, made

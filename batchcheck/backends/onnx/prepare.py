@@ -6,6 +6,7 @@ from __future__ import annotations
 from ...errors import UsageError, did_you_mean, names_list
 from ...load.placeholders import format_shape, resolve_feeds
 from ...model import InputSpec, LoadedModel, PreparedModel
+from . import lite
 from .graph import graph_index
 from .protos import Protos, shape_of_type
 
@@ -185,8 +186,6 @@ def sub_model(model, outputs: list[str], image: str | None = None, image_shape: 
     """A ModelProto holding the nodes `outputs` need (in graph order), the initializers and inputs they read, and
     `outputs` as its outputs (typed by onnxruntime). With `image`, that value is an input of `image_shape` (a str
     for a symbolic size) and what produced it is cut away."""
-    from onnx import helper
-
     p = Protos(model)
     needed, stack = set(), [v for v in outputs if v != image]
     while stack:
@@ -204,11 +203,14 @@ def sub_model(model, outputs: list[str], image: str | None = None, image_shape: 
     if image is not None:
         elem = p.inputs[image].type.tensor_type.elem_type if image in p.inputs else \
             p.types[image].tensor_type.elem_type
-        inputs.insert(0, helper.make_tensor_value_info(image, elem, list(image_shape)))
-    graph = helper.make_graph(nodes, model.graph.name or "main_graph", inputs,
-                              [helper.make_empty_tensor_value_info(v) for v in outputs],
-                              [t for t in model.graph.initializer if t.name in read])
-    return helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version,
-                             functions=list(model.functions), producer_name=model.producer_name,
-                             producer_version=model.producer_version)
+        inputs.insert(0, lite.value_info(image, elem, list(image_shape)))
+    made = type(model)(ir_version=model.ir_version, opset_import=model.opset_import, functions=model.functions,
+                       producer_name=model.producer_name, producer_version=model.producer_version)
+    graph = made.graph
+    graph.name = model.graph.name or "main_graph"
+    graph.node.extend(nodes)
+    graph.input.extend(inputs)
+    graph.output.extend(lite.value_info(v) for v in outputs)
+    graph.initializer.extend(t for t in model.graph.initializer if t.name in read)
+    return made
 

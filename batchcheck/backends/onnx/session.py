@@ -23,6 +23,7 @@ from ...graph.index import GraphIndex, value_kinds
 from ...model import PreparedModel
 from ...result import Mode
 from ...run.session import Candidates, Session, Target
+from . import lite
 from .compare import FLOAT, Chunk, Watched, chunked, comparison_model, comparison_type
 from .prepare import sub_model
 from .runtime import Level, run, session
@@ -146,13 +147,11 @@ class OnnxSession(Session):
         return {t: tuple(int(d) for d in shape) for t, shape in zip(tensors, self._run(key, names, batch))}
 
     def _shape_model(self, tensors: list[str], names: list[str]):
-        from onnx import helper
-
         values = self._values(tensors)
         model = sub_model(self.model, values)
-        model.graph.node.extend(helper.make_node("Shape", [v], [n], name=n) for v, n in zip(values, names))
+        model.graph.node.extend(lite.node("Shape", [v], [n], name=n) for v, n in zip(values, names))
         del model.graph.output[:]
-        model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+        model.graph.output.extend(lite.value_info(n) for n in names)
         return model
 
     def is_boundary(self, tensor: str) -> bool:

@@ -1,0 +1,94 @@
+"""onnx without `import onnx` (batchcheck/backends/onnx/lite.py): a check of an ONNX model in a fresh process never
+imports the onnx package (its helper imports ml_dtypes: about half a second); what the check builds is what
+onnx.helper builds; shape inference without the weights infers what it infers with them; an `import onnx` after the
+light load shares its message classes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper, shape_inference
+
+from batchcheck.backends.onnx import lite
+from batchcheck.backends.onnx.protos import inferred_types
+
+REPO = Path(__file__).resolve().parent.parent
+IMPORTED = "print(sorted(m for m in ('onnx', 'onnx.helper', 'ml_dtypes') if m in sys.modules))"
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), BATCHCHECK_UNSUPERVISED="1")
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_check_in_a_fresh_process_imports_neither_onnx_nor_ml_dtypes(case_model, tmp_path):
+    path, _ = case_model("onnx_bn_training")
+    done = _python("import sys\nfrom batchcheck.cli import main\n"
+                   "code = main(['check', sys.argv[1], '--trials', '2', '--json', sys.argv[2]])\n"
+                   f"{IMPORTED}\nsys.exit(code)", str(path), str(tmp_path / "report.json"))
+    assert done.returncode == 1, done.stderr  # batch-dependent, found without the onnx package
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_onnx_imported_after_the_light_load_shares_its_classes(case_model):
+    path, _ = case_model("onnx_mobilenet")
+    done = _python("import sys\nfrom batchcheck.backends.onnx.load import load_onnx\nfrom pathlib import Path\n"
+                   f"model = load_onnx(Path(sys.argv[1])).graph\n{IMPORTED}\n"
+                   "import onnx\nfrom onnx.reference import ReferenceEvaluator\n"
+                   "assert type(model) is onnx.ModelProto and onnx.NodeProto is type(model.graph.node[0])\n"
+                   "onnx.checker.check_model(model)\n"
+                   "relu = onnx.helper.make_graph([onnx.helper.make_node('Relu', ['x'], ['y'])], 'g', "
+                   "[onnx.helper.make_tensor_value_info('x', 1, [2])], [onnx.helper.make_tensor_value_info('y', 1, "
+                   "[2])])\n"
+                   "print(ReferenceEvaluator(onnx.helper.make_model(relu)).run(None, {'x': "
+                   "__import__('numpy').array([-1.0, 2.0], 'float32')})[0].tolist())", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "[0.0, 2.0]"]
+
+
+@pytest.mark.parametrize("attrs", [{}, {"axis": 1, "keepdims": 0}, {"perm": [0, 2, 3, 1]}, {"alpha": 0.5},
+                                   {"mode": "nearest"}, {"scales": [1.0, 2.5]}, {"flag": True}])
+def test_nodes_are_written_as_onnx_helper_writes_them(attrs):
+    ours = lite.node("Op", ["a", "b"], ["c"], name="n", **attrs)
+    assert ours.SerializeToString() == helper.make_node("Op", ["a", "b"], ["c"], name="n", **attrs).SerializeToString()
+    assert {a.name: lite.attribute_value(a) for a in ours.attribute} == \
+        {a.name: helper.get_attribute_value(a) for a in ours.attribute}
+
+
+def test_value_infos_and_tensors_are_written_as_onnx_writes_them():
+    assert lite.value_info("v").SerializeToString() == helper.make_empty_tensor_value_info("v").SerializeToString()
+    for shape in ([], ["batch", 3, None, 7]):
+        assert lite.value_info("v", 1, shape).SerializeToString() == \
+            helper.make_tensor_value_info("v", 1, shape).SerializeToString()
+    for array in (np.float32(1.5), np.arange(6, dtype=np.int64).reshape(2, 3), np.array([True, False]),
+                  np.linspace(0, 1, 5).astype(np.float16), np.array([np.inf, -2.0]), np.arange(4, dtype=np.uint8)):
+        array = np.asarray(array)
+        ours = lite.tensor(array, "t")
+        assert ours.SerializeToString() == numpy_helper.from_array(array, "t").SerializeToString()
+        np.testing.assert_array_equal(lite.to_array(ours), array)
+    typed = helper.make_tensor("t", onnx.TensorProto.FLOAT, [2], [1.0, 2.0])  # values in float_data: onnx reads them
+    np.testing.assert_array_equal(lite.to_array(typed), numpy_helper.to_array(typed))
+
+
+def test_attribute_values_of_every_kind_read_as_onnx_reads_them():
+    graph = helper.make_graph([], "g", [], [])
+    tensor = numpy_helper.from_array(np.ones(2, np.float32), "w")
+    node = helper.make_node("Op", [], [], f=1.5, i=3, s="text", t=tensor, g=graph, floats=[1.0], ints=[1, 2],
+                            strings=["a"], tensors=[tensor], graphs=[graph])
+    for attr in node.attribute:
+        assert lite.attribute_value(attr) == helper.get_attribute_value(attr), attr.name
+
+
+@pytest.mark.parametrize("name", ["onnx_mobilenet", "onnx_head_fold", "onnx_instancenorm_folded", "onnx_batch_size",
+                                  "onnx_dynamic_quant", "onnx_bn_training_v9"])
+def test_inference_without_the_weights_infers_the_types_inference_with_them_does(case_model, name):
+    path, _ = case_model(name)
+    model = onnx.load(str(path))
+    full = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True).graph
+    expected = {v.name: v.type.SerializeToString() for v in [*full.input, *full.value_info, *full.output]}
+    assert {name: t.SerializeToString() for name, t in inferred_types(model).items()} == expected
