@@ -45,6 +45,10 @@ def session(model, path: Path, level: Level):
     options = ort.SessionOptions()
     options.log_severity_level = 4  # errors reach batchcheck as exceptions, not coloured lines on stderr
     options.add_session_config_entry("session.use_env_allocators", "1")
+    # each node as soon as its inputs are ready: a tensor is released once what reads it (a Shape, a comparison's
+    # Gather of a few rows) has run, instead of every activation living until the appended nodes run at the end
+    options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
+    options.enable_mem_pattern = False  # its one block per batch size bypasses the shared arena: faults every run
     options.graph_optimization_level = {Level.NONE: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
                                         Level.ALL: ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
     try:
