@@ -3,11 +3,11 @@ of the model (the ONNX counterpart of `backends/tf/compare.py`).
 
 Each watched tensor contributes a few nodes: its probe rows at the fed `positions` (a Gather on its batch axis; the
 whole tensor once per position where it has none), cast to its comparison dtype, flattened to `[positions, values]`.
-Consecutive tensors of one comparison dtype are joined into chunks, each compared as one vector: `|rows - solo|`
-(the probe's solo rows fed back; a zero when the probe itself runs, giving each tensor's scale) reduced per tensor to
-one number, and the rows at the fed `kept` indices returned (the probe's own, once). onnxruntime's ReduceMax does not
-always propagate a NaN, so each chunk also says whether a NaN or an infinity made its maxima unsure; an exact,
-NaN-aware variant (`exact=True`) is built only when one turns up.
+Consecutive small tensors of one comparison dtype are joined into chunks (a large one is a chunk of its own), each
+compared as one vector: `rows - solo` (the probe's solo rows fed back; a zero when the probe itself runs, giving each
+tensor's scale) reduced per tensor to the largest `|rows - solo|`, and the rows at the fed `kept` indices returned
+(the probe's own, once). onnxruntime's ReduceMax does not always propagate a NaN, so each chunk also says whether a
+NaN or an infinity made its maxima unsure; an exact, NaN-aware variant (`exact=True`) is built only when one turns up.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ DOUBLE_DTYPES = frozenset({"float64", "int8", "int16", "int32", "int64", "uint8"
 FLOAT_DTYPES = frozenset({"float32", "float16", "bfloat16", "bool"})
 CHUNK_VALUES = 1 << 20  # values per image in one chunk: bounds the temporaries of its elementwise ops
 CHUNK_TENSORS = 64
+ALONE_VALUES = 1 << 16  # values per image from which a tensor is a chunk of its own
 
 
 def comparison_type(dtype: str) -> int | None:
@@ -62,18 +63,19 @@ class Chunk:
 
 def chunked(indices: list[int], watched: list[Watched]) -> list[list[int]]:
     """`indices` split into runs of one comparison type holding at most CHUNK_TENSORS tensors and CHUNK_VALUES
-    values (a bigger tensor is a chunk of its own)."""
+    values; a tensor of ALONE_VALUES values or more is a chunk of its own (its rows are compared where they are,
+    not copied into a joined vector first)."""
     runs: dict[int, list[list[int]]] = {}
-    filled: dict[int, int] = {}
+    filled: dict[int, int] = {}  # values in the open run of each type; CHUNK_VALUES when it is closed
     for index in indices:
-        kind = comparison_type(watched[index].dtype)
-        full = kind in runs and (filled[kind] + watched[index].size > CHUNK_VALUES
-                                 or len(runs[kind][-1]) == CHUNK_TENSORS)
+        kind, size = comparison_type(watched[index].dtype), watched[index].size
+        alone = size >= ALONE_VALUES
+        full = kind in runs and (alone or filled[kind] + size > CHUNK_VALUES or len(runs[kind][-1]) == CHUNK_TENSORS)
         if kind not in runs or full:
             runs.setdefault(kind, []).append([])
             filled[kind] = 0
         runs[kind][-1].append(index)
-        filled[kind] += watched[index].size
+        filled[kind] = CHUNK_VALUES if alone else filled[kind] + size
     return [run for kind_runs in runs.values() for run in kind_runs]
 
 
@@ -113,10 +115,11 @@ class Stamps:
         self.outputs.append(value)
         return value
 
-    def reduce_max(self, x: str, axes: list[int]) -> str:
+    def reduce(self, op: str, x: str, axes: list[int]) -> str:
+        """`op` (ReduceMax, ReduceMin) over `axes` of `x`, not kept."""
         if self.opset >= 18:
-            return self.op("ReduceMax", [x, self.constant(axes)], keepdims=0)
-        return self.op("ReduceMax", [x], axes=axes, keepdims=0)
+            return self.op(op, [x, self.constant(axes)], keepdims=0)
+        return self.op(op, [x], axes=axes, keepdims=0)
 
     def split(self, x: str, sizes: list[int], axis: int) -> list[str]:
         if self.opset >= 13:
@@ -144,30 +147,37 @@ class Stamps:
         (the exact variant: NaN-aware maxima only)."""
         joined = rows[0] if len(rows) == 1 else self.op("Concat", rows, axis=1)
         solo = chunk.solo
-        diff = self.op("Abs", [self.op("Sub", [joined, solo])])
-        float_type = np.float32 if chunk.compared_as == FLOAT else np.float64
+        difference = self.op("Sub", [joined, solo])
         if exact:
+            float_type = np.float32 if chunk.compared_as == FLOAT else np.float64
             nan_rows, nan_solo = self.op("IsNaN", [joined]), self.op("IsNaN", [solo])
             differ = self.op("Or", [self.op("Less", [joined, solo]), self.op("Greater", [joined, solo])])
             equal = self.op("Not", [self.op("Or", [differ, self.op("Or", [nan_rows, nan_solo])])])
             same = self.op("Or", [equal, self.op("And", [nan_rows, nan_solo])])
-            diff = self.op("Where", [same, self.constant(0.0, float_type), diff])
+            diff = self.op("Where", [same, self.constant(0.0, float_type), self.op("Abs", [difference])])
             diff = self.op("Where", [self.op("IsNaN", [diff]), self.constant(np.inf, float_type), diff])
-        chunk.diffs = self.output(self._per_tensor_max(diff, chunk.sizes))
-        if not exact:  # a NaN or an infinity anywhere makes the sum so (the maxima may have skipped it)
-            chunk.unsure = self.output(self.op("ReduceSum", [diff], keepdims=0))
-            chunk.kept = self.output(self.op("Gather", [joined, kept], axis=0))
+            chunk.diffs = self.output(self.op("Cast", self._per_tensor(diff, chunk.sizes, ["ReduceMax"]), to=DOUBLE))
+            return
+        # max |difference| as max(max, -min): the difference is read twice instead of |difference| written and read
+        largest, smallest = self._per_tensor(difference, chunk.sizes, ["ReduceMax", "ReduceMin"])
+        chunk.diffs = self.output(self.op("Cast", [self.op("Max", [largest, self.op("Neg", [smallest])])], to=DOUBLE))
+        # a NaN or an infinity anywhere makes the sum so (the maxima may have skipped it)
+        chunk.unsure = self.output(self.op("ReduceSum", [difference], keepdims=0))
+        chunk.kept = self.output(self.op("Gather", [joined, kept], axis=0))
 
-    def _per_tensor_max(self, values: str, sizes: list[int]) -> str:
-        """The max of each tensor's stretch of `values` ([positions, sum of sizes]) over every position, as
-        float64: a run of tensors of one size is reduced as one [positions, count, size] block, so a chain of
-        equal layers costs one reduction."""
+    def _per_tensor(self, values: str, sizes: list[int], reductions: list[str]) -> list[str]:
+        """Each of `reductions` over each tensor's stretch of `values` ([positions, sum of sizes]) and every
+        position: a run of tensors of one size is reduced as one [positions, count, size] block, so a chain of
+        equal layers costs one reduction (over its last axis, then its first: onnxruntime reduces axes 0 and 2 at
+        once several times slower)."""
         runs = [(size, len(list(group))) for size, group in itertools.groupby(sizes)]
         parts = self.split(values, [size * count for size, count in runs], 1) if len(runs) > 1 else [values]
-        maxima = [self.reduce_max(self.op("Reshape", [part, self.constant([-1, count, size])]), [0, 2])
-                  for part, (size, count) in zip(parts, runs)]
-        joined = maxima[0] if len(maxima) == 1 else self.op("Concat", maxima, axis=0)
-        return self.op("Cast", [joined], to=DOUBLE)
+        blocks = [self.op("Reshape", [part, self.constant([-1, count, size])]) for part, (size, count) in zip(parts, runs)]
+        reduced = []
+        for op in reductions:
+            per_run = [self.reduce(op, self.reduce(op, block, [2]), [0]) for block in blocks]
+            reduced.append(per_run[0] if len(per_run) == 1 else self.op("Concat", per_run, axis=0))
+        return reduced
 
 
 def comparison_model(base, watched: list[Watched], chunks: list[list[int]], prefix: str, opset: int,
