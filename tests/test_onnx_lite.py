@@ -92,3 +92,21 @@ def test_inference_without_the_weights_infers_the_types_inference_with_them_does
     full = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True).graph
     expected = {v.name: v.type.SerializeToString() for v in [*full.input, *full.value_info, *full.output]}
     assert {name: t.SerializeToString() for name, t in inferred_types(model).items()} == expected
+
+
+def test_sessions_are_handed_one_copy_of_the_weights_and_answer_as_onnxruntime_does(case_model):
+    import onnxruntime
+
+    from batchcheck.checker import Checker
+    from batchcheck.result import Mode
+
+    path, _ = case_model("onnx_mobilenet")
+    checker = Checker.open(path)
+    session = checker.runner.session
+    assert session.weights and all(name in {t.name for t in session.model.graph.initializer} for name in session.weights)
+    comparisons = session._comparisons(Mode.DETAIL)  # the largest model a check makes: its weights are headers
+    shared = [t for t in comparisons.graph.initializer if t.name in session.weights]
+    assert shared and all(t.data_location == lite.EXTERNAL and not t.raw_data for t in shared)
+    images = checker.pool.array[:3]
+    expected = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": images})
+    np.testing.assert_allclose(checker.forward([0, 1, 2])[0], expected[0], rtol=1e-5, atol=1e-6)

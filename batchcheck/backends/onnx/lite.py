@@ -141,13 +141,25 @@ def tensor(array: np.ndarray, name: str):
 def to_array(tensor) -> np.ndarray:
     """`numpy_helper.to_array`: here for numeric and bool tensors stored as raw little-endian bytes (as exporters
     write weights); any other tensor through onnx itself."""
-    dtype = NUMPY_TYPES.get(tensor.data_type)
-    if (dtype is None or not tensor.HasField("raw_data") or tensor.HasField("segment")
-            or tensor.data_location == EXTERNAL or sys.byteorder != "little"):
+    if not raw(tensor):
         from onnx import numpy_helper
 
         return numpy_helper.to_array(tensor)
-    return np.frombuffer(tensor.raw_data, dtype=dtype).reshape(tensor.dims)
+    return np.frombuffer(tensor.raw_data, dtype=NUMPY_TYPES[tensor.data_type]).reshape(tensor.dims)
+
+
+def raw(tensor) -> bool:
+    """Whether `tensor` holds numeric or bool values as raw little-endian bytes, read here without onnx."""
+    return (tensor.data_type in NUMPY_TYPES and tensor.HasField("raw_data") and not tensor.HasField("segment")
+            and tensor.data_location != EXTERNAL and sys.byteorder == "little")
+
+
+def external(tensor):
+    """A header of `tensor` (name, type, shape) whose values are stored elsewhere: onnxruntime is handed them."""
+    header = onnx_pb().TensorProto(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type,
+                                   data_location=EXTERNAL)
+    header.external_data.add(key="location", value=f"batchcheck-shared/{tensor.name}")
+    return header
 
 
 def attribute_value(attr) -> Any:

@@ -3,6 +3,8 @@ names), relax its batch dimension to a symbolic one, fix the per-image sizes, ke
 (onnxruntime runs every node of a graph), and resolve the other inputs into feeds."""
 from __future__ import annotations
 
+from typing import Container
+
 from ...errors import UsageError, did_you_mean, names_list
 from ...load.placeholders import format_shape, resolve_feeds
 from ...model import InputSpec, LoadedModel, PreparedModel
@@ -182,10 +184,12 @@ def _feeds_by_input(index, feeds: dict[str, str], image: str) -> dict[str, str]:
     return by_input
 
 
-def sub_model(model, outputs: list[str], image: str | None = None, image_shape: tuple | None = None):
+def sub_model(model, outputs: list[str], image: str | None = None, image_shape: tuple | None = None,
+              shared: Container[str] = ()):
     """A ModelProto holding the nodes `outputs` need (in graph order), the initializers and inputs they read, and
     `outputs` as its outputs (typed by onnxruntime). With `image`, that value is an input of `image_shape` (a str
-    for a symbolic size) and what produced it is cut away."""
+    for a symbolic size) and what produced it is cut away. The initializers named in `shared` are headers whose
+    values onnxruntime is handed (`runtime.shared_weights`)."""
     p = Protos(model)
     needed, stack = set(), [v for v in outputs if v != image]
     while stack:
@@ -211,6 +215,7 @@ def sub_model(model, outputs: list[str], image: str | None = None, image_shape: 
     graph.node.extend(nodes)
     graph.input.extend(inputs)
     graph.output.extend(lite.value_info(v) for v in outputs)
-    graph.initializer.extend(t for t in model.graph.initializer if t.name in read)
+    graph.initializer.extend(lite.external(t) if t.name in shared else t for t in model.graph.initializer
+                             if t.name in read)
     return made
 

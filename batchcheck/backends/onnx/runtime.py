@@ -11,6 +11,7 @@ import numpy as np
 
 from ...errors import NodeFailed, OutOfMemory, UsageError, first_line
 from ...safety.supervise import OOM_MARKERS, memory_error, out_of_memory_at
+from . import lite
 from .env import import_ort
 
 NODE_ERROR = re.compile(r"running (\w+) node\. Name:'([^']*)'")
@@ -18,12 +19,13 @@ PREAMBLE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : |Non-zero status cod
                       r"Name:'[^']*' Status Message: ")
 MEMORY_MARKERS = (*OOM_MARKERS, "bad allocation", "Failed to allocate", "std::bad_alloc")
 KEPT_NODES = ["EliminateDropout"]  # the ONNX spec applies a training-mode Dropout; so does every session here
+SHARED_BYTES = 1 << 12  # initializers from this size on are shared by the sessions of a model, not copied into each
 
 
 class Level(Enum):
     """How far onnxruntime may rewrite the graph."""
-    NONE = "none"    # as written: a node that fails is the node that fails (analysis, fetches, detail)
-    ALL = "all"      # every fusion and the blocked layouts (screen, forward passes)
+    NONE = "none"    # as written: a node that fails is the node that fails (analysis, fetches)
+    ALL = "all"      # every fusion and the blocked layouts (comparisons, forward passes)
 
 
 _SHARED_ARENA: list[bool] = []
@@ -38,11 +40,24 @@ def _shared_arena(ort) -> None:
         _SHARED_ARENA.append(True)
 
 
-def session(model, path: Path, level: Level):
-    """An onnxruntime session of `model` (a ModelProto); `UsageError` with one line when it cannot be made."""
+def shared_weights(model, path: Path) -> dict[str, object]:
+    """The larger initializers of `model` (a ModelProto) as onnxruntime values over one copy of their bytes: each
+    session of a model made with them as headers (`sub_model(..., shared=...)`) is handed these instead of
+    parsing and keeping a copy of its own."""
+    ort = import_ort(path)
+    return {t.name: ort.OrtValue.ortvalue_from_numpy(lite.to_array(t)) for t in model.graph.initializer
+            if lite.raw(t) and t.ByteSize() >= SHARED_BYTES}
+
+
+def session(model, path: Path, level: Level, weights: dict[str, object] | None = None):
+    """An onnxruntime session of `model` (a ModelProto), handed the `weights` its initializer headers name;
+    `UsageError` with one line when it cannot be made."""
     ort = import_ort(path)
     _shared_arena(ort)
     options = ort.SessionOptions()
+    shared = [t.name for t in model.graph.initializer if t.data_location == lite.EXTERNAL]
+    if shared:
+        options.add_external_initializers(shared, [weights[name] for name in shared])
     options.log_severity_level = 4  # errors reach batchcheck as exceptions, not coloured lines on stderr
     options.add_session_config_entry("session.use_env_allocators", "1")
     # each node as soon as its inputs are ready: a tensor is released once what reads it (a Shape, a comparison's

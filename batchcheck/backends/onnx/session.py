@@ -6,10 +6,11 @@ outputs need (`prepare.sub_model`): the analysis measures the candidates' shapes
 optimisation: a node that fails is the node that fails), and what lies beyond a batch limit is never run again.
 The comparisons (`compare.py`) are appended to the model once per watch set: the screen (the tensors a plain run
 has as they are anyway, `fusion_boundary`, with every optimisation, so that onnxruntime still fuses
-Conv+BatchNormalization+activation and keeps its blocked NCHWc layout) and the detail (every tensor, the model as
-written: with every tensor read by a comparison there is nothing to fuse, and layout conversions would only add
-copies). All sessions share one memory arena (`runtime.py`). Only a vector of maxima per chunk leaves a batched run;
-the probe's rows leave its solo run once and are fed back.
+Conv+BatchNormalization+activation and keeps its blocked NCHWc layout) and the detail (every tensor: with each one
+read by a comparison nothing fuses, but the blocked convolutions, converted back where a comparison reads them, still
+run faster than as written). All sessions share one memory arena and are handed one copy of the weights
+(`runtime.py`). Only a vector of maxima per chunk leaves a batched run; the probe's rows leave its solo run once and
+are fed back.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ...run.session import Candidates, Session, Target
 from . import lite
 from .compare import FLOAT, Chunk, Watched, chunked, comparison_model, comparison_type
 from .prepare import sub_model
-from .runtime import Level, run, session
+from .runtime import Level, run, session, shared_weights
 
 # Ops onnxruntime fuses into the node before them (Conv+BatchNormalization+Clip, MatMul+Add, Gemm+Relu…) or runs
 # with a Conv before them in its blocked NCHWc layout: comparing a tensor that only these read would stop a fusion or
@@ -58,6 +59,7 @@ class OnnxSession(Session):
         self.feeds = {name.rpartition(":")[0]: value for name, value in prepared.feeds.items()}
         self.prefix = _unused_prefix(self.protos)
         self._sessions: dict[object, object] = {}
+        self._weights: dict[str, object] | None = None  # the model's larger initializers, shared by its sessions
         self._dtypes: dict[str, str] = {}  # candidate tensor -> its dtype name
         self._chunks: dict[object, list[Chunk]] = {}  # per mode (and per exact mode), its chunks
         self._order: dict[Mode, np.ndarray] = {}
@@ -73,8 +75,19 @@ class OnnxSession(Session):
     def _session(self, key: object, make, level: Level):
         """The session known as `key`, made once from the ModelProto `make()` returns."""
         if key not in self._sessions:
-            self._sessions[key] = session(make(), self.path, level)
+            self._sessions[key] = session(make(), self.path, level, self.weights)
         return self._sessions[key]
+
+    @property
+    def weights(self) -> dict[str, object]:
+        """The model's larger initializers as onnxruntime values, handed to each session (made once)."""
+        if self._weights is None:
+            self._weights = shared_weights(self.model, self.path)
+        return self._weights
+
+    def _sub_model(self, values: list[str]):
+        """The nodes `values` need, the shared initializers as headers."""
+        return sub_model(self.model, values, shared=self.weights)
 
     def _run(self, key: object, outputs: list[str], batch: np.ndarray, extra: dict | None = None) -> list[np.ndarray]:
         feeds = {self.image: batch, **self.feeds, **(extra or {})}
@@ -89,13 +102,13 @@ class OnnxSession(Session):
     def fetch(self, tensors: list[str], batch: np.ndarray) -> list[np.ndarray]:
         values = self._values(tensors)
         key = ("fetch", *tensors)
-        self._session(key, lambda: sub_model(self.model, values), Level.NONE)
+        self._session(key, lambda: self._sub_model(values), Level.NONE)
         return self._run(key, values, batch)
 
     def forward(self, batch: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
         values = self._values(outputs)
         key = ("forward", *outputs)
-        self._session(key, lambda: sub_model(self.model, values), Level.ALL)
+        self._session(key, lambda: self._sub_model(values), Level.ALL)
         return self._run(key, values, batch)
 
     # -- analysis --------------------------------------------------------------------------------
@@ -129,7 +142,7 @@ class OnnxSession(Session):
     def _runtime_dtypes(self, tensors: list[str]) -> dict[str, str]:
         """The dtypes onnxruntime gives values that ONNX inference left untyped."""
         values = self._values(tensors)
-        made = session(sub_model(self.model, values), self.path, Level.NONE)
+        made = session(self._sub_model(values), self.path, Level.NONE, self.weights)
         types = {o.name: o.type for o in made.get_outputs()}
         found = {}
         for tensor, value in zip(tensors, values):
@@ -148,7 +161,7 @@ class OnnxSession(Session):
 
     def _shape_model(self, tensors: list[str], names: list[str]):
         values = self._values(tensors)
-        model = sub_model(self.model, values)
+        model = self._sub_model(values)
         model.graph.node.extend(lite.node("Shape", [v], [n], name=n) for v, n in zip(values, names))
         del model.graph.output[:]
         model.graph.output.extend(lite.value_info(n) for n in names)
@@ -176,15 +189,14 @@ class OnnxSession(Session):
     def _comparisons(self, mode: Mode, exact: bool = False):
         """The comparison model of `mode` (the nodes its tensors need, then their comparisons)."""
         chunks = self._plans[mode]
-        base = sub_model(self.model, list(dict.fromkeys(self._watched[i].value for c in chunks for i in c)))
+        base = self._sub_model(list(dict.fromkeys(self._watched[i].value for c in chunks for i in c)))
         model, made = comparison_model(base, self._watched, chunks, self.prefix, self.protos.opset, exact)
         self._chunks[(mode, exact)] = made
         return model
 
     def _mode_session(self, mode: Mode, exact: bool = False) -> tuple:
         key = (mode, exact)
-        level = Level.ALL if mode == Mode.SCREEN else Level.NONE
-        self._session(key, lambda: self._comparisons(mode, exact), level)
+        self._session(key, lambda: self._comparisons(mode, exact), Level.ALL)
         return key
 
     def compile(self, one: np.ndarray) -> None:
