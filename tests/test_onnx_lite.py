@@ -62,7 +62,7 @@ def test_nodes_are_written_as_onnx_helper_writes_them(attrs):
 
 def test_value_infos_and_tensors_are_written_as_onnx_writes_them():
     assert lite.value_info("v").SerializeToString() == helper.make_empty_tensor_value_info("v").SerializeToString()
-    for shape in ([], ["batch", 3, None, 7]):
+    for shape in (None, [], ["batch", 3, None, 7]):
         assert lite.value_info("v", 1, shape).SerializeToString() == \
             helper.make_tensor_value_info("v", 1, shape).SerializeToString()
     for array in (np.float32(1.5), np.arange(6, dtype=np.int64).reshape(2, 3), np.array([True, False]),
@@ -110,3 +110,8 @@ def test_sessions_are_handed_one_copy_of_the_weights_and_answer_as_onnxruntime_d
     images = checker.pool.array[:3]
     expected = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": images})
     np.testing.assert_allclose(checker.forward([0, 1, 2])[0], expected[0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_version_is_onnx_s_own():
+    assert _python(f"from batchcheck.backends.onnx import lite\nimport sys\nprint(lite.version())\n{IMPORTED}")\
+        .stdout.splitlines() == [onnx.__version__, "[]"]

@@ -70,9 +70,13 @@ def _load(name: str) -> None:
 
 
 def version() -> str:
-    """The installed onnx's version."""
+    """The installed onnx's version: from the name of its dist-info folder beside it when there is one (importlib's
+    metadata lookup takes longer than checking a small model's batch)."""
     if sys.modules.get("onnx") is not None:
         return sys.modules["onnx"].__version__
+    found = list(Path(importlib.util.find_spec("onnx").origin).parent.parent.glob("onnx-*.dist-info"))
+    if len(found) == 1:
+        return found[0].name[len("onnx-"):-len(".dist-info")]
     from importlib.metadata import version as installed
 
     return installed("onnx")
@@ -115,13 +119,14 @@ def node(op_type: str, inputs: list[str], outputs: list[str], name: str, **attrs
 
 
 def value_info(name: str, elem_type: int | None = None, shape: list | None = None):
-    """`helper.make_tensor_value_info` (a str size is symbolic, None unknown); with no type,
+    """`helper.make_tensor_value_info` (a str size is symbolic, None unknown; no shape: any rank); with no type,
     `make_empty_tensor_value_info`."""
     info = onnx_pb().ValueInfoProto(name=name)
     if elem_type is not None:
         tensor = info.type.tensor_type
         tensor.elem_type = elem_type
-        tensor.shape.SetInParent()
+        if shape is not None:
+            tensor.shape.SetInParent()
         for size in shape or []:
             dim = tensor.shape.dim.add()
             if isinstance(size, str):

@@ -219,19 +219,19 @@ class OnnxSession(Session):
             sure = np.isfinite(unsure) and np.all(np.isfinite(maxima))
             scales.append(maxima if sure else chunk.finite_scales(maxima, kept))
             rows.append(kept)
-        return np.concatenate(scales)[self._order[mode]], rows
+        return np.concatenate([np.ravel(s) for s in scales])[self._order[mode]], rows
 
     def diffs(self, mode: Mode, batch: np.ndarray, positions: list[int], rows: list[np.ndarray]) -> np.ndarray:
         """Where a NaN or an infinity makes the quick maxima unsure, the batch runs again NaN-aware."""
         key = self._mode_session(mode)
         outputs = self._run_chunks(key, batch, positions, [], rows)
-        diffs = np.concatenate([maxima for maxima, _, _ in outputs])
+        diffs = np.concatenate([np.ravel(maxima) for maxima, _, _ in outputs])
         if not all(np.isfinite(unsure) for _, unsure, _ in outputs):
             exact = self._mode_session(mode, exact=True)
             chunks = self._chunks[exact]
             solos = {c.solo: row for c, row in zip(chunks, rows)}
-            diffs = np.concatenate(self._run(exact, [c.diffs for c in chunks], batch,
-                                             {**self._positions(positions, []), **solos}))
+            diffs = np.concatenate([np.ravel(d) for d in self._run(exact, [c.diffs for c in chunks], batch,
+                                                                   {**self._positions(positions, []), **solos})])
         return diffs[self._order[mode]]
 
     def _positions(self, positions, kept) -> dict[str, np.ndarray]:
