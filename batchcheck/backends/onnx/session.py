@@ -14,8 +14,6 @@ are fed back.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from ...errors import BatchcheckBug, NodeFailed
@@ -200,12 +198,13 @@ class OnnxSession(Session):
         return key
 
     def compile(self, one: np.ndarray) -> None:
-        """Make both watch sets' sessions at once (onnxruntime builds a session outside the GIL); a session needs
-        no first run, so `one` is not run. The analysis sessions are released: nothing measures shapes again."""
-        with ThreadPoolExecutor(len(Mode)) as pool:
-            list(pool.map(self._mode_session, Mode))
+        """Release the analysis sessions (nothing measures shapes again), then make both watch sets' sessions, one
+        after the other (in two threads they took as long and held both builds' memory at once); a session needs no
+        first run, so `one` is not run."""
         for key in [k for k in self._sessions if isinstance(k, tuple) and k[0] == "shapes"]:
             del self._sessions[key]
+        for mode in Mode:
+            self._mode_session(mode)
 
     def solo(self, mode: Mode, one: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """The mode's own session runs with the solo rows fed a zero: its maxima are each tensor's max |value|
