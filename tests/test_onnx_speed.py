@@ -1,7 +1,8 @@
-"""onnx without `import onnx` (batchcheck/backends/onnx/lite.py): a check of an ONNX model in a fresh process never
-imports the onnx package (its helper imports ml_dtypes: about half a second); what the check builds is what
-onnx.helper builds; shape inference without the weights infers what it infers with them; an `import onnx` after the
-light load shares its message classes."""
+"""What keeps the ONNX check close to plain onnxruntime passes (benchmarks/bench_onnx.py measures it) without changing
+its answers: a check in a fresh process never imports the onnx package (its helper imports ml_dtypes: about half a
+second); what the check builds is what onnx.helper builds; shape inference without the weights infers what it infers
+with them; an `import onnx` after the light load shares its message classes; the sessions share one copy of the
+weights; the arena's first region fits under a low --max-memory."""
 from __future__ import annotations
 
 import os
@@ -115,3 +116,13 @@ def test_sessions_are_handed_one_copy_of_the_weights_and_answer_as_onnxruntime_d
 def test_the_version_is_onnx_s_own():
     assert _python(f"from batchcheck.backends.onnx import lite\nimport sys\nprint(lite.version())\n{IMPORTED}")\
         .stdout.splitlines() == [onnx.__version__, "[]"]
+
+
+def test_a_low_memory_cap_still_gets_a_verdict(case_model, tmp_path):
+    path, _ = case_model("onnx_mobilenet")  # the arena's first region would take 512 MB of the 300 MB at once
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("BATCHCHECK_UNSUPERVISED", None)
+    done = subprocess.run([sys.executable, "-m", "batchcheck", "check", str(path), "--trials", "2", "--max-memory",
+                           "300M", "--json", str(tmp_path / "report.json")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
