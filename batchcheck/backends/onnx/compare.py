@@ -107,7 +107,7 @@ class Stamps:
             self._constants[key] = name
         return self._constants[key]
 
-    def input(self, name: str, elem_type: int, shape: list | None) -> str:
+    def input(self, name: str, elem_type: int, shape: list) -> str:
         self.inputs.append(lite.value_info(f"{self.prefix}{name}", elem_type, shape))
         return f"{self.prefix}{name}"
 
@@ -128,9 +128,8 @@ class Stamps:
 
     # -- comparisons ---------------------------------------------------------------------------------
 
-    def rows(self, watched: Watched, positions: str, zeros: str, flat: bool) -> str:
-        """The probe's rows of one tensor at `positions` in its comparison type, positions first; `flat`: as
-        `[positions, values]`."""
+    def rows(self, watched: Watched, positions: str, zeros: str) -> str:
+        """The probe's rows of one tensor at `positions`, as `[positions, values]` in its comparison type."""
         if watched.axis is None:  # no batch axis: the whole tensor, once per position
             rows = self.op("Gather", [self.op("Reshape", [watched.value, self.constant([1, -1])]), zeros], axis=0)
         else:
@@ -141,7 +140,7 @@ class Stamps:
         kind = comparison_type(watched.dtype)
         if watched.dtype != ("float32" if kind == FLOAT else "float64"):
             rows = self.op("Cast", [rows], to=kind)
-        return self.op("Reshape", [rows, self.constant([-1, watched.size])]) if flat else rows
+        return self.op("Reshape", [rows, self.constant([-1, watched.size])])
 
     def compare(self, chunk: Chunk, rows: list[str], kept: str, *, exact: bool) -> None:
         """`chunk`'s outputs over its tensors' `rows`: per-tensor maxima, whether they are unsure, the kept rows
@@ -167,10 +166,10 @@ class Stamps:
         chunk.kept = self.output(self.op("Gather", [joined, kept], axis=0))
 
     def _per_tensor(self, values: str, sizes: list[int], reductions: list[str]) -> list[str]:
-        """Each of `reductions` over each tensor's stretch of `values` ([positions, sum of sizes], or one tensor's
-        rows as they are) and every position: a run of tensors of one size is reduced as one [positions, count,
-        size] block, so a chain of equal layers costs one reduction (over its last axis, then its first:
-        onnxruntime reduces axes 0 and 2 at once several times slower)."""
+        """Each of `reductions` over each tensor's stretch of `values` ([positions, sum of sizes]) and every
+        position: one tensor's whole; a run of tensors of one size as one [positions, count, size] block, so a chain
+        of equal layers costs one reduction (over its last axis, then its first: onnxruntime reduces axes 0 and 2
+        at once several times slower)."""
         if len(sizes) == 1:
             return [self.op(op, [values], keepdims=0) for op in reductions]
         runs = [(size, len(list(group))) for size, group in itertools.groupby(sizes)]
@@ -194,10 +193,9 @@ def comparison_model(base, watched: list[Watched], chunks: list[list[int]], pref
     made = []
     for number, members in enumerate(chunks):
         compared_as = comparison_type(watched[members[0]].dtype)
-        flat = len(members) > 1  # a tensor alone is compared in its own layout
         chunk = Chunk(members, [watched[i].size for i in members], compared_as,
-                      stamps.input(f"solo_{number}", compared_as, [1, f"values_{number}"] if flat else None))
-        stamps.compare(chunk, [stamps.rows(watched[i], positions, zeros, flat) for i in members], kept, exact=exact)
+                      stamps.input(f"solo_{number}", compared_as, [1, f"values_{number}"]))
+        stamps.compare(chunk, [stamps.rows(watched[i], positions, zeros) for i in members], kept, exact=exact)
         made.append(chunk)
     model = type(base)()
     model.CopyFrom(base)
