@@ -17,6 +17,7 @@ from onnx import helper, numpy_helper, shape_inference
 
 from batchcheck.backends.onnx import lite
 from batchcheck.backends.onnx.protos import inferred_types
+from batchcheck.options import CheckConfig
 
 REPO = Path(__file__).resolve().parent.parent
 IMPORTED = "print(sorted(m for m in ('onnx', 'onnx.helper', 'ml_dtypes') if m in sys.modules))"
@@ -126,3 +127,47 @@ def test_a_low_memory_cap_still_gets_a_verdict(case_model, tmp_path):
                            "300M", "--json", str(tmp_path / "report.json")], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def _nan_model(folder: Path, name: str, batch_sum: bool) -> Path:
+    """input [N, 3, 4, 4] → Log (NaN below 0, -inf at 0) → + 1, or (`batch_sum`) input / its sum over the batch
+    (0 / 0 = NaN for an image alone)."""
+    from fixtures.onnx.graph import OnnxGraph, save
+
+    g = OnnxGraph(0)
+    x = g.input("input", ["batch", 3, 4, 4])
+    if batch_sum:
+        total = g.op("ReduceSum", [x, g.weight("axes", [0], np.int64)], "/sum/ReduceSum", keepdims=1)
+        out = g.op("Div", [x, total], "/div/Div", out="output")
+    else:
+        out = g.op("Add", [g.op("Log", [x], "/log/Log"), g.weight("one", 1.0)], "/add/Add", out="output")
+    return save(g.model([out]), folder / f"{name}.onnx")
+
+
+def _runner(path: Path, one: np.ndarray, two: np.ndarray):
+    from batchcheck.load.open import backend_for, open_model
+    from batchcheck.run.runner import Runner
+
+    _, prepared = open_model(path, CheckConfig())
+    runner = Runner(backend_for(prepared).session(prepared))
+    runner.analyse(one, two)
+    return runner
+
+
+def test_nans_and_infinities_compare_as_themselves(tmp_path):
+    from batchcheck.result import Mode
+
+    probe = np.full((1, 3, 4, 4), 2.0, np.float32)
+    probe[0, 0, 0, :2] = 0.0, -1.0  # log: -inf, NaN
+    mate = np.ones_like(probe)
+    runner = _runner(_nan_model(tmp_path, "log", batch_sum=False), probe, np.concatenate([probe, mate]))
+    for mode in Mode:
+        scales = runner.cache_solo(probe, "probe", mode)
+        assert np.all(np.isfinite(scales)) and max(scales) == pytest.approx(np.log(2.0) + 1)  # over finite values
+        assert np.all(runner.compare(mode, np.concatenate([mate, probe, probe]), [1, 2]) == 0)  # NaN is NaN
+
+    runner = _runner(_nan_model(tmp_path, "share", batch_sum=True), probe, np.concatenate([probe, mate]))
+    runner.cache_solo(probe, "probe", Mode.DETAIL)  # alone: 0 / 0 = NaN at the first pixel, 1 elsewhere
+    diffs = dict(zip([runner.targets[i].tensor for i in runner.watched[Mode.DETAIL]],
+                     runner.compare(Mode.DETAIL, np.concatenate([probe, mate]), [0])))
+    assert diffs["/div/Div:0"] == np.inf  # in a batch the pixel is 0 / 1: a number where the probe alone had NaN
