@@ -164,7 +164,8 @@ def measure(model: Path, args, workdir: Path) -> dict:
     runs: dict = {"plain": [], "batchcheck": []}
     for i in range(args.repeat):
         for role in runs:
-            print(f"  {model.stem} {role} ({i + 1}/{args.repeat}) … load {os.getloadavg()[0]:.2f}", end="", flush=True)
+            print(f"  {model.stem} {role} ({i + 1}/{args.repeat}) … load {os.getloadavg()[0]:.2f}", end="",
+                  flush=True)
             options = ("--pool", str(pool), "--plans", str(plans)) if role == "plain" else ()
             runs[role].append(run_child(role, args, workdir, model, *options))
             print(f"  {runs[role][-1]['wall_s']:.2f}s, peak {_peak_mb(runs[role][-1]):.0f} MB", flush=True)
@@ -274,7 +275,8 @@ def report_chains(args, chains: list[tuple[dict, dict]]) -> dict | None:
     print(header)
     print("-" * len(header))
     for row in rows:
-        print(f"{row['nodes']:>7,}{row['compared']:>10,}  {row['verdict']:<11}{row['check_s']:9.2f}{row['plain_s']:9.2f}"
+        print(f"{row['nodes']:>7,}{row['compared']:>10,}  {row['verdict']:<11}{row['check_s']:9.2f}"
+              f"{row['plain_s']:9.2f}"
               f"{row['check_s'] / row['plain_s']:6.2f}x{row['check_mb']:10.0f}{row['plain_mb']:10.0f}"
               f"{row['check_mb'] / row['plain_mb']:6.2f}x{row['analyse_s']:9.2f}s{row['compile_s']:9.2f}s"
               f"{row['calibrate_s']:7.2f}s{row['detail_s']:7.2f}s{row['screened_s']:9.3f}s{row['plain_trial_s']:7.3f}s"
@@ -360,8 +362,9 @@ def main(argv=None) -> int:
             result["chains"] = report_chains(argparse.Namespace(**{**vars(args), "repeat": chain_rounds}), chains)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"load_start": load_start, "args": {k: str(v) for k, v in vars(args).items()},
-                                             **result}, indent=1, default=str))
+            settings = {key: str(value) for key, value in vars(args).items()}
+            args.json.write_text(json.dumps({"load_start": load_start, "args": settings, **result}, indent=1,
+                                            default=str))
             print(f"\nfigures written to {args.json}")
     return 0
 

@@ -105,7 +105,7 @@ def test_sessions_are_handed_one_copy_of_the_weights_and_answer_as_onnxruntime_d
     path, _ = case_model("onnx_mobilenet")
     checker = Checker.open(path)
     session = checker.runner.session
-    assert session.weights and all(name in {t.name for t in session.model.graph.initializer} for name in session.weights)
+    assert session.weights and set(session.weights) <= {t.name for t in session.model.graph.initializer}
     comparisons = session._comparisons(Mode.DETAIL)  # the largest model a check makes: its weights are headers
     shared = [t for t in comparisons.graph.initializer if t.name in session.weights]
     assert shared and all(t.data_location == lite.EXTERNAL and not t.raw_data for t in shared)

@@ -174,7 +174,8 @@ class Stamps:
             return [self.op(op, [values], keepdims=0) for op in reductions]
         runs = [(size, len(list(group))) for size, group in itertools.groupby(sizes)]
         parts = self.split(values, [size * count for size, count in runs], 1) if len(runs) > 1 else [values]
-        blocks = [self.op("Reshape", [part, self.constant([-1, count, size])]) for part, (size, count) in zip(parts, runs)]
+        blocks = [self.op("Reshape", [part, self.constant([-1, count, size])])
+                  for part, (size, count) in zip(parts, runs)]
         reduced = []
         for op in reductions:
             per_run = [self.reduce(op, self.reduce(op, block, [2]), [0]) for block in blocks]

@@ -7,10 +7,10 @@ optimisation: a node that fails is the node that fails), and what lies beyond a 
 The comparisons (`compare.py`) are appended to the model once per watch set: the screen (the tensors a plain run
 has as they are anyway, `fusion_boundary`, with every optimisation, so that onnxruntime still fuses
 Conv+BatchNormalization+activation and keeps its blocked NCHWc layout) and the detail (every tensor: with each one
-read by a comparison nothing fuses, but the blocked convolutions, converted back where a comparison reads them, still
-run faster than as written). All sessions share one memory arena and are handed one copy of the weights
-(`runtime.py`). Only a vector of maxima per chunk leaves a batched run; the probe's rows leave its solo run once and
-are fed back.
+read by a comparison nothing fuses, but blocked convolutions, converted back where a comparison reads them, still run
+faster than as written; a model without convolutions runs it as written, sparing the optimiser's time). All sessions
+share one memory arena and are handed one copy of the weights (`runtime.py`). Only a vector of maxima per chunk leaves
+a batched run; the probe's rows leave its solo run once and are fed back.
 """
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ class OnnxSession(Session):
         self.image = prepared.input.node
         self.feeds = {name.rpartition(":")[0]: value for name, value in prepared.feeds.items()}
         self.prefix = _unused_prefix(self.protos)
+        self._convolutions = any(node.op_type == "Conv" for node in self.model.graph.node)
         self._sessions: dict[object, object] = {}
         self._weights: dict[str, object] | None = None  # the model's larger initializers, shared by its sessions
         self._dtypes: dict[str, str] = {}  # candidate tensor -> its dtype name
@@ -194,7 +195,9 @@ class OnnxSession(Session):
 
     def _mode_session(self, mode: Mode, exact: bool = False) -> tuple:
         key = (mode, exact)
-        self._session(key, lambda: self._comparisons(mode, exact), Level.ALL)
+        # the detail reads every tensor: only blocked convolutions make up for the time optimising it takes
+        level = Level.ALL if mode == Mode.SCREEN or self._convolutions else Level.NONE
+        self._session(key, lambda: self._comparisons(mode, exact), level)
         return key
 
     def compile(self, one: np.ndarray) -> None:
