@@ -85,8 +85,9 @@ def print_profile(bc: dict, plain: dict, imports: str = "") -> None:
     print("\nbatchcheck profile (inside the child)")
     print(f"  {'call':<34}{'':<42}{'wall':>8} {'cpu':>7}  {'rss MB':>6} {'peak':>6} {'ever':>6}")
     print(f"  {'':<76}{'':>16}  {'after':>6} {'during':>6} {'so far':>6}")
-    print(imports or f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck {bc['import_batchcheck_s']:.2f}s "
-          f"(plain: import tensorflow {plain['import_tf_s']:.2f}s, load .pb + Session {plain['load_s']:.2f}s)")
+    print(imports or f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck "
+                     f"{bc['import_batchcheck_s']:.2f}s (plain: import tensorflow {plain['import_tf_s']:.2f}s, load .pb + "
+                     f"Session {plain['load_s']:.2f}s)")
     in_check = False
     for event in bc["events"]:
         name = event["name"]
