@@ -23,14 +23,14 @@ Each approach runs in its own child process (`--role NAME`, started afresh for e
               each screened trial (fresh probe) paired with the plain forward passes it needs
               (`Checker.forward`): the trials alone.
 
-Figures: whole = the child's wall time from spawn to the end of the check; peak RSS = `ru_maxrss` (the
-batchcheck child's as at the end of the check). The two approaches alternate `--repeat` times (the machine
-is shared: its load moves both); each keeps its fastest run and its highest peak, and the ratio of each
-round's pair is printed beside them.
+Figures: whole = the child's wall time from spawn to exit (the batchcheck child's less its paired measurements
+after the check); peak RSS = `ru_maxrss` (the batchcheck child's as at the end of the check). The two approaches
+alternate `--repeat` times (the machine is shared: its load moves both); each keeps its fastest run and its highest
+peak, and the ratios of each round's pair are printed beside them.
 
     python benchmarks/bench_onnx.py                  # the issue's setting and the chains (about 3 minutes)
     python benchmarks/bench_onnx.py --quick          # smoke run: width 0.35 at 96 px, chains of 100/250 nodes
-    python benchmarks/bench_onnx.py --chains none --repeat 9 --profile
+    python benchmarks/bench_onnx.py --chains none --repeat 11 --profile
     python benchmarks/bench_onnx.py --batchcheck-root ../other-checkout --json out/onnx.json
 
 Shares bench_check.py's children (`run_role`, `child_env`), bench_roles.py's profiled check and timed
@@ -56,8 +56,8 @@ from bench_check import (  # puts the batchcheck to measure on sys.path
     run_role,
 )
 from bench_report import (
-    _check_rss,
-    _verdict,
+    against_target,
+    check_rss,
     print_profile,
     summarise_batchcheck,
     summarise_plain,
@@ -158,14 +158,13 @@ def run_child(role: str, args, workdir: Path, model: Path | None = None, *option
     return run_role(role, command, {**child_env(args), "BATCHCHECK_UNSUPERVISED": "1"}, result)
 
 
-def measure(model: Path, args, workdir: Path) -> dict:
-    """`args.repeat` rounds of the plain child then the batchcheck child on `model`: {role: [runs]}."""
+def measure(model: Path, args, workdir: Path, rounds: int) -> dict:
+    """`rounds` rounds of the plain child then the batchcheck child on `model`: {role: [runs]}."""
     pool, plans = write_plans(model, args, workdir)
     runs: dict = {"plain": [], "batchcheck": []}
-    for i in range(args.repeat):
+    for i in range(rounds):
         for role in runs:
-            print(f"  {model.stem} {role} ({i + 1}/{args.repeat}) … load {os.getloadavg()[0]:.2f}", end="",
-                  flush=True)
+            print(f"  {model.stem} {role} ({i + 1}/{rounds}) … load {os.getloadavg()[0]:.2f}", end="", flush=True)
             options = ("--pool", str(pool), "--plans", str(plans)) if role == "plain" else ()
             runs[role].append(run_child(role, args, workdir, model, *options))
             print(f"  {runs[role][-1]['wall_s']:.2f}s, peak {_peak_mb(runs[role][-1]):.0f} MB", flush=True)
@@ -173,7 +172,7 @@ def measure(model: Path, args, workdir: Path) -> dict:
 
 
 def _peak_mb(run: dict) -> float:
-    return _check_rss(run) if run["role"] == "batchcheck" else run["maxrss_bytes"] / MB
+    return check_rss(run) if run["role"] == "batchcheck" else run["maxrss_bytes"] / MB
 
 
 # -- figures ----------------------------------------------------------------------------------------
@@ -186,8 +185,8 @@ def figures(runs: dict) -> dict:
     peaks = {role: [_peak_mb(r) for r in role_runs] for role, role_runs in runs.items()}
     rounds = [b_run["wall_s"] / p_run["wall_s"] for p_run, b_run in zip(plain_runs, bc_runs)]
     pairs = [pair for run in bc_runs for pair in run["paired"]]
-    trials = [e for e in bc["events"] if e["name"] == RUN_PLAN and e["depth"] == min(
-        x["depth"] for x in bc["events"] if x["name"] == RUN_PLAN)]
+    plans = [e for e in bc["events"] if e["name"] == RUN_PLAN]
+    trials = [e for e in plans if e["depth"] == min(x["depth"] for x in plans)]  # not the localising re-runs
     events = {e["name"]: e["seconds"] for e in reversed(bc["events"])}  # each label's first call
     return {"plain": {**p, "wall_s": plain["wall_s"], "cpu_s": plain["cpu_s"], "peak_mb": max(peaks["plain"]),
                       "import_s": plain["import_s"], "load_s": plain["load_s"],
@@ -215,7 +214,7 @@ def _range(label: str, values: list[float], unit: str = "x") -> str:
 
 def report_mobilenet(args, meta: dict, f: dict) -> None:
     p, b, r = f["plain"], f["batchcheck"], f["ratios"]
-    print(f"\nbatchcheck ONNX benchmark: MobileNetV2 {args.width:g} at {args.size}x{args.size} (torchvision's, random "
+    print(f"\nbatchcheck ONNX benchmark: MobileNetV2 {args.width} at {args.size}x{args.size} (torchvision's, random "
           f"weights, {meta['nodes']} nodes), --batch-sizes {args.batch} --trials {args.trials}")
     print(f"plans: batchcheck ran {len(b['plans'])} trials, plain ran the same plans: "
           f"{'yes' if f['same_plans'] else 'NO'}; verdict {b['verdict']} (exit {b['exit_code']}), {b['compared']} "
@@ -230,9 +229,9 @@ def report_mobilenet(args, meta: dict, f: dict) -> None:
           f"(detailed first {b['detail_trial_s']:.2f}s; screened: compare {b['compare_s']:.3f}s); "
           f"imported {', '.join(b['imported']) or 'neither onnx nor ml_dtypes'}")
     print()
-    print(f"whole      batchcheck / plain = {r['whole']:.2f}x  {_verdict(r['whole'], TARGETS['whole'])}   "
-          f"[cpu time {r['cpu']:.2f}x{_range('each round', f['rounds'])}]")
-    print(f"peak RSS   batchcheck / plain = {r['rss']:.2f}x  {_verdict(r['rss'], TARGETS['rss'])}   "
+    whole, rss = (f"{r[k]:.2f}x  {against_target(r[k], TARGETS[k])}" for k in ("whole", "rss"))
+    print(f"whole      batchcheck / plain = {whole}   [cpu time {r['cpu']:.2f}x{_range('each round', f['rounds'])}]")
+    print(f"peak RSS   batchcheck / plain = {rss}   "
           f"[{p['peak_mb']:.0f} vs {b['peak_mb']:.0f} MB{_range('plain', f['peaks_mb']['plain'], ' MB')}"
           f"{_range('batchcheck', f['peaks_mb']['batchcheck'], ' MB')}]")
     paired = "-" if r["trials_paired"] is None else f"{r['trials_paired']:.2f}x"
@@ -257,7 +256,8 @@ def scaling(rows: list[dict]) -> dict | None:
             "time_growth": time_ratio / tensors, "memory_growth": memory_ratio / tensors}
 
 
-def report_chains(args, chains: list[tuple[dict, dict]]) -> dict | None:
+def report_chains(args, chains: list[tuple[dict, dict]], rounds: int) -> dict:
+    """Print the chains' table and growth line; return them."""
     rows = []
     for meta, f in chains:
         p, b = f["plain"], f["batchcheck"]
@@ -267,7 +267,7 @@ def report_chains(args, chains: list[tuple[dict, dict]]) -> dict | None:
                      "screened_s": b["trial_s"], "plain_trial_s": p["trial_s"], "verdict": b["verdict"],
                      "extra_s": b["wall_s"] - p["wall_s"], "extra_mb": b["peak_mb"] - p["peak_mb"]})
     print(f"\nchains of relu(x*a+b) on 3x16x16, --batch-sizes {args.batch} --trials {args.trials}; each the fastest "
-          f"of {args.repeat} (peaks: the highest); per tensor: the check's time and memory beyond the plain passes "
+          f"of {rounds} (peaks: the highest); per tensor: the check's time and memory beyond the plain passes "
           f"per compared tensor (node output)")
     header = (f"{'nodes':>7}{'compared':>10}  {'verdict':<11}{'check s':>9}{'plain s':>9}{'ratio':>7}{'check MB':>10}"
               f"{'plain MB':>10}{'ratio':>7}{'analysis':>10}{'sessions':>10}{'calib.':>8}{'detail':>8}{'screened':>10}"
@@ -307,8 +307,9 @@ def parse_args(argv=None):
                         help=f"chain sizes in nodes (default {','.join(map(str, CHAIN_NODES))}; 3 nodes a layer)")
     parser.add_argument("--batch", type=int, default=32, help="the check's --batch-sizes (default 32)")
     parser.add_argument("--trials", type=int, default=12, help="the check's --trials (default 12)")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="rounds of plain then batchcheck on MobileNetV2 (default 5; the chains: half, at least 1)")
+    parser.add_argument("--repeat", type=int, default=7,
+                        help="rounds of plain then batchcheck on MobileNetV2 (default 7; the chains: half of them, "
+                             "rounded up)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: width {QUICK['width']} at {QUICK['size']} px, chains of "
                              f"{','.join(map(str, QUICK['chains']))} nodes, one round")
@@ -336,19 +337,17 @@ def main(argv=None) -> int:
         args.out = (args.out or workdir).resolve()
         args.out.mkdir(parents=True, exist_ok=True)
         load_start = os.getloadavg()
-        print(f"building MobileNetV2 {args.width:g} at {args.size} px and chains of "
+        print(f"building MobileNetV2 {args.width} at {args.size} px and chains of "
               f"{', '.join(f'{n:,}' for n in args.chains) or 'no'} nodes in {args.out} …", flush=True)
         models = [Path(m) for m in run_child("build", args, workdir)["models"]]
         meta = load_meta(models[0])
         print(f"MobileNetV2 ({args.repeat} rounds):", flush=True)
-        result = {"mobilenet": figures(measure(models[0], args, workdir))}
-        chain_rounds = args.repeat if args.quick else max(1, args.repeat // 2)
+        result = {"mobilenet": figures(measure(models[0], args, workdir, args.repeat))}
+        chain_rounds = max(1, (args.repeat + 1) // 2)
         chains = []
         for model in models[1:]:
             print(f"chain of {load_meta(model)['nodes']:,} nodes ({chain_rounds} rounds):", flush=True)
-            chains.append((load_meta(model), figures(measure(model, argparse.Namespace(**{**vars(args),
-                                                                                       "repeat": chain_rounds}),
-                                                           workdir))))
+            chains.append((load_meta(model), figures(measure(model, args, workdir, chain_rounds))))
 
         print(f"\npython {platform.python_version()}, onnx {meta['onnx']}, onnxruntime {meta['onnxruntime']}, "
               f"{os.cpu_count()} cpus; load average (1/5/15 min) at start {'/'.join(f'{v:.2f}' for v in load_start)}"
@@ -359,7 +358,7 @@ def main(argv=None) -> int:
               f"peak RSS: its highest)")
         report_mobilenet(args, meta, result["mobilenet"])
         if chains:
-            result["chains"] = report_chains(argparse.Namespace(**{**vars(args), "repeat": chain_rounds}), chains)
+            result["chains"] = report_chains(args, chains, chain_rounds)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             settings = {key: str(value) for key, value in vars(args).items()}

@@ -110,14 +110,14 @@ def _secs(value) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
-def _verdict(ratio: float, target: float | None) -> str:
+def against_target(ratio: float, target: float | None) -> str:
     """'(target <= 1.1x) PASS', or '(no target)' when the net sets none for this ratio."""
     if target is None:
         return "(no target)"
     return f"(target <= {target}x) {'PASS' if ratio <= target else 'FAIL'}"
 
 
-def _check_rss(run: dict) -> float:
+def check_rss(run: dict) -> float:
     """The batchcheck child's peak during the check itself (before the paired measurements)."""
     return run.get("check_maxrss_bytes", run["maxrss_bytes"]) / MB
 
@@ -129,7 +129,7 @@ def report(args, runs: dict, load_start: list[float]) -> dict:
     bc = min(bc_runs, key=lambda r: r["wall_s"])
     p, b = summarise_plain(plain), summarise_batchcheck(bc)
     plain_rss_all = [r["maxrss_bytes"] / MB for r in plain_runs]
-    bc_rss_all = [_check_rss(r) for r in bc_runs]
+    bc_rss_all = [check_rss(r) for r in bc_runs]
     plain_rss, bc_rss = max(plain_rss_all), max(bc_rss_all)  # the worst run: peaks vary with scheduling
     # per trial, across processes (the two children ran at different moments)
     per_trial_fresh = ((b["solo_s"] or p["solo_s"]) + b["compare_s"] + b["judge_s"]) / p["trial_s"]
@@ -185,7 +185,7 @@ def report(args, runs: dict, load_start: list[float]) -> dict:
                    f"{paired_cpu:.2f}x); " if pairs else "")
 
     def judged(name: str) -> str:
-        return f"{ratios[name]:.2f}x  {_verdict(ratios[name], net.targets.get(name))}"
+        return f"{ratios[name]:.2f}x  {against_target(ratios[name], net.targets.get(name))}"
 
     print(f"per-trial  batchcheck / plain = {judged('per_trial')}   "
           f"[{paired_note}across processes: fresh probe {per_trial_fresh:.2f}x, as drawn {per_trial_drawn:.2f}x "
