@@ -44,21 +44,29 @@ class Watched:
 @dataclass
 class Chunk:
     """Consecutive watched tensors of one comparison type: `targets` (indices into the runner's targets) with
-    their probe sizes; the names of its solo input and of its outputs."""
+    their probe sizes; the names of its solo input and of its kept rows."""
     targets: list[int]
     sizes: list[int]
     compared_as: int
     solo: str
-    diffs: str = ""
-    unsure: str = ""
     kept: str = ""
 
-    def finite_scales(self, scales: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def finite_scales(self, rows: np.ndarray) -> np.ndarray:
         """Each tensor's max |value| over its finite values, from the probe's `rows` ([1, values])."""
         starts = np.cumsum([0, *self.sizes])
         values = np.abs(rows[0].astype(np.float64)).reshape(-1)
         return np.array([values[a:b][np.isfinite(values[a:b])].max(initial=0.0)
                          for a, b in zip(starts[:-1], starts[1:])])
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What a comparison model answers: `diffs`, every watched tensor's maxima chunk after chunk ([1, tensors],
+    float64); `unsure`, per chunk a number that is not finite where a NaN or an infinity made its maxima unsure
+    (none in the exact variant); and the chunks, with their solo inputs and kept rows."""
+    chunks: list[Chunk]
+    diffs: str
+    unsure: str | None
 
 
 def chunked(indices: list[int], watched: list[Watched]) -> list[list[int]]:
@@ -115,11 +123,15 @@ class Stamps:
         self.outputs.append(value)
         return value
 
-    def reduce(self, op: str, x: str, axes: list[int]) -> str:
-        """`op` (ReduceMax, ReduceMin) over `axes` of `x`, not kept."""
+    def reduce(self, op: str, x: str, axes: list[int], keep: bool = False) -> str:
+        """`op` (ReduceMax, ReduceMin) over `axes` of `x`."""
         if self.opset >= 18:
-            return self.op(op, [x, self.constant(axes)], keepdims=0)
-        return self.op(op, [x], axes=axes, keepdims=0)
+            return self.op(op, [x, self.constant(axes)], keepdims=int(keep))
+        return self.op(op, [x], axes=axes, keepdims=int(keep))
+
+    def joined(self, values: list[str]) -> str:
+        """`values` ([1, n] each) side by side."""
+        return values[0] if len(values) == 1 else self.op("Concat", values, axis=1)
 
     def split(self, x: str, sizes: list[int], axis: int) -> list[str]:
         if self.opset >= 13:
@@ -142,9 +154,10 @@ class Stamps:
             rows = self.op("Cast", [rows], to=kind)
         return self.op("Reshape", [rows, self.constant([-1, watched.size])])
 
-    def compare(self, chunk: Chunk, rows: list[str], kept: str, *, exact: bool) -> None:
-        """`chunk`'s outputs over its tensors' `rows`: per-tensor maxima, whether they are unsure, the kept rows
-        (the exact variant: NaN-aware maxima only)."""
+    def compare(self, chunk: Chunk, rows: list[str], kept: str, *, exact: bool) -> list[str]:
+        """`chunk`'s comparison of its tensors' `rows` with its solo input, each part [1, n]: per tensor the largest
+        and the smallest difference and the chunk's sum of differences (the exact variant: NaN-aware maxima only);
+        the kept rows are an output of their own."""
         joined = rows[0] if len(rows) == 1 else self.op("Concat", rows, axis=1)
         solo = chunk.solo
         difference = self.op("Sub", [joined, solo])
@@ -156,48 +169,55 @@ class Stamps:
             same = self.op("Or", [equal, self.op("And", [nan_rows, nan_solo])])
             diff = self.op("Where", [same, self.constant(0.0, float_type), self.op("Abs", [difference])])
             diff = self.op("Where", [self.op("IsNaN", [diff]), self.constant(np.inf, float_type), diff])
-            chunk.diffs = self.output(self.op("Cast", self._per_tensor(diff, chunk.sizes, ["ReduceMax"]), to=DOUBLE))
-            return
-        # max |difference| as max(max, -min): the difference is read twice instead of |difference| written and read
-        largest, smallest = self._per_tensor(difference, chunk.sizes, ["ReduceMax", "ReduceMin"])
-        chunk.diffs = self.output(self.op("Cast", [self.op("Max", [largest, self.op("Neg", [smallest])])], to=DOUBLE))
-        # a NaN or an infinity anywhere makes the sum so (the maxima may have skipped it)
-        chunk.unsure = self.output(self.op("ReduceSum", [difference], keepdims=0))
+            return self._per_tensor(diff, chunk.sizes, ["ReduceMax"])
         chunk.kept = self.output(self.op("Gather", [joined, kept], axis=0))
+        # max |difference| as max(max, -min): the difference is read twice instead of |difference| written and read;
+        # a NaN or an infinity anywhere makes the sum so (the maxima may have skipped it)
+        return [*self._per_tensor(difference, chunk.sizes, ["ReduceMax", "ReduceMin"]),
+                self.op("ReduceSum", [difference], keepdims=1)]
 
     def _per_tensor(self, values: str, sizes: list[int], reductions: list[str]) -> list[str]:
         """Each of `reductions` over each tensor's stretch of `values` ([positions, sum of sizes]) and every
-        position: one tensor's whole; a run of tensors of one size as one [positions, count, size] block, so a chain
-        of equal layers costs one reduction (over its last axis, then its first: onnxruntime reduces axes 0 and 2
-        at once several times slower)."""
+        position, as [1, tensors]: one tensor's whole; a run of tensors of one size as one [positions, count, size]
+        block, so a chain of equal layers costs one reduction (over its last axis, then its first: onnxruntime
+        reduces axes 0 and 2 at once several times slower)."""
         if len(sizes) == 1:
-            return [self.op(op, [values], keepdims=0) for op in reductions]
+            return [self.op(op, [values], keepdims=1) for op in reductions]
         runs = [(size, len(list(group))) for size, group in itertools.groupby(sizes)]
         parts = self.split(values, [size * count for size, count in runs], 1) if len(runs) > 1 else [values]
         blocks = [self.op("Reshape", [part, self.constant([-1, count, size])])
                   for part, (size, count) in zip(parts, runs)]
-        reduced = []
-        for op in reductions:
-            per_run = [self.reduce(op, self.reduce(op, block, [2]), [0]) for block in blocks]
-            reduced.append(per_run[0] if len(per_run) == 1 else self.op("Concat", per_run, axis=0))
-        return reduced
+        return [self.joined([self.reduce(op, self.reduce(op, block, [2]), [0], keep=True) for block in blocks])
+                for op in reductions]
 
 
 def comparison_model(base, watched: list[Watched], chunks: list[list[int]], prefix: str, opset: int,
                      exact: bool = False):
     """`base` (holding the nodes the watched values need) with the comparisons of `chunks` (lists of indices into
-    `watched`) appended, the comparisons' outputs as its only outputs; the chunks with their names."""
+    `watched`) appended, the comparisons' outputs as its only outputs; and those `Outputs`."""
     stamps = Stamps(prefix, opset)
     positions = stamps.input("positions", INT64, ["positions"])
     kept = stamps.input("kept", INT64, ["kept"])
     zeros = stamps.op("Sub", [positions, positions])
-    made = []
+    made, parts = [], []
     for number, members in enumerate(chunks):
         compared_as = comparison_type(watched[members[0]].dtype)
         chunk = Chunk(members, [watched[i].size for i in members], compared_as,
                       stamps.input(f"solo_{number}", compared_as, [1, f"values_{number}"]))
-        stamps.compare(chunk, [stamps.rows(watched[i], positions, zeros) for i in members], kept, exact=exact)
+        parts.append(stamps.compare(chunk, [stamps.rows(watched[i], positions, zeros) for i in members], kept,
+                                    exact=exact))
         made.append(chunk)
+    diffs, unsure = [], []
+    for _, group in itertools.groupby(zip(made, parts), key=lambda pair: pair[0].compared_as):
+        columns = list(zip(*(part for _, part in group)))  # each part's pieces, side by side over the group
+        if exact:
+            diffs.append(stamps.op("Cast", [stamps.joined(list(columns[0]))], to=DOUBLE))
+            continue
+        largest, smallest, sums = (stamps.joined(list(column)) for column in columns)
+        diffs.append(stamps.op("Cast", [stamps.op("Max", [largest, stamps.op("Neg", [smallest])])], to=DOUBLE))
+        unsure.append(stamps.op("Cast", [sums], to=DOUBLE))
+    outputs = Outputs(made, stamps.output(stamps.joined(diffs)),
+                      stamps.output(stamps.joined(unsure)) if unsure else None)
     model = type(base)()
     model.CopyFrom(base)
     graph = model.graph
@@ -208,4 +228,4 @@ def comparison_model(base, watched: list[Watched], chunks: list[list[int]], pref
     graph.output.extend(lite.value_info(name) for name in stamps.outputs)
     if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
         model.opset_import.add(domain="", version=opset)
-    return model, made
+    return model, outputs

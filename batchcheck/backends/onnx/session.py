@@ -23,7 +23,15 @@ from ...model import PreparedModel
 from ...result import Mode
 from ...run.session import Candidates, Session, Target
 from . import lite
-from .compare import FLOAT, Chunk, Watched, chunked, comparison_model, comparison_type
+from .compare import (
+    FLOAT,
+    Chunk,
+    Outputs,
+    Watched,
+    chunked,
+    comparison_model,
+    comparison_type,
+)
 from .prepare import sub_model
 from .runtime import Level, run, session, shared_weights
 
@@ -60,7 +68,7 @@ class OnnxSession(Session):
         self._sessions: dict[object, object] = {}
         self._weights: dict[str, object] | None = None  # the model's larger initializers, shared by its sessions
         self._dtypes: dict[str, str] = {}  # candidate tensor -> its dtype name
-        self._chunks: dict[object, list[Chunk]] = {}  # per mode (and per exact mode), its chunks
+        self._outputs: dict[tuple, Outputs] = {}  # per (mode, exact), what its comparison model answers
         self._order: dict[Mode, np.ndarray] = {}
         self._plans: dict[Mode, list[list[int]]] = {}
         self._watched: list[Watched] = []
@@ -189,8 +197,8 @@ class OnnxSession(Session):
         """The comparison model of `mode` (the nodes its tensors need, then their comparisons)."""
         chunks = self._plans[mode]
         base = self._sub_model(list(dict.fromkeys(self._watched[i].value for c in chunks for i in c)))
-        model, made = comparison_model(base, self._watched, chunks, self.prefix, self.protos.opset, exact)
-        self._chunks[(mode, exact)] = made
+        model, self._outputs[(mode, exact)] = comparison_model(base, self._watched, chunks, self.prefix,
+                                                               self.protos.opset, exact)
         return model
 
     def _mode_session(self, mode: Mode, exact: bool = False) -> tuple:
@@ -214,39 +222,35 @@ class OnnxSession(Session):
         (taken again over the finite values where a NaN or an infinity made them unsure), and the rows come from
         the kernels the batches will run."""
         key = self._mode_session(mode)
-        chunks = self._chunks[key]
-        outputs = self._run_chunks(key, one, [0], [0], [np.zeros((1, 1), _numpy(c)) for c in chunks])
-        scales, rows = [], []
-        for chunk, (maxima, unsure, kept) in zip(chunks, outputs):
-            sure = np.isfinite(unsure) and np.all(np.isfinite(maxima))
-            scales.append(maxima if sure else chunk.finite_scales(maxima, kept))
-            rows.append(kept)
-        return np.concatenate([np.ravel(s) for s in scales])[self._order[mode]], rows
+        chunks = self._outputs[key].chunks
+        maxima, unsure, rows = self._run_chunks(key, one, [0], [0], [np.zeros((1, 1), _numpy(c)) for c in chunks])
+        if not (np.all(np.isfinite(unsure)) and np.all(np.isfinite(maxima))):
+            maxima = np.concatenate([chunk.finite_scales(kept) for chunk, kept in zip(chunks, rows)])
+        return maxima[self._order[mode]], rows
 
     def diffs(self, mode: Mode, batch: np.ndarray, positions: list[int], rows: list[np.ndarray]) -> np.ndarray:
         """Where a NaN or an infinity makes the quick maxima unsure, the batch runs again NaN-aware."""
         key = self._mode_session(mode)
-        outputs = self._run_chunks(key, batch, positions, [], rows)
-        diffs = np.concatenate([np.ravel(maxima) for maxima, _, _ in outputs])
-        if not all(np.isfinite(unsure) for _, unsure, _ in outputs):
+        maxima, unsure, _ = self._run_chunks(key, batch, positions, [], rows)
+        if not np.all(np.isfinite(unsure)):
             exact = self._mode_session(mode, exact=True)
-            chunks = self._chunks[exact]
-            solos = {c.solo: row for c, row in zip(chunks, rows)}
-            diffs = np.concatenate([np.ravel(d) for d in self._run(exact, [c.diffs for c in chunks], batch,
-                                                                   {**self._positions(positions, []), **solos})])
-        return diffs[self._order[mode]]
+            outputs = self._outputs[exact]
+            solos = {c.solo: row for c, row in zip(outputs.chunks, rows)}
+            maxima = np.ravel(self._run(exact, [outputs.diffs], batch, {**self._positions(positions, []), **solos})[0])
+        return maxima[self._order[mode]]
 
     def _positions(self, positions, kept) -> dict[str, np.ndarray]:
         return {f"{self.prefix}positions": np.asarray(positions, np.int64),
                 f"{self.prefix}kept": np.asarray(kept, np.int64)}
 
     def _run_chunks(self, key, batch: np.ndarray, positions, kept, solos: list[np.ndarray]):
-        """Per chunk of the session `key`: (maxima, unsure, kept rows)."""
-        chunks = self._chunks[key]
-        names = [name for c in chunks for name in (c.diffs, c.unsure, c.kept)]
-        fed = {**self._positions(positions, kept), **{c.solo: row for c, row in zip(chunks, solos)}}
-        values = self._run(key, names, batch, fed)
-        return [tuple(values[3 * i:3 * i + 3]) for i in range(len(chunks))]
+        """The session `key` on `batch`: every watched tensor's maxima, whether each chunk's are unsure, and (when
+        rows are `kept`) each chunk's kept rows."""
+        outputs = self._outputs[key]
+        names = [outputs.diffs, outputs.unsure, *(c.kept for c in outputs.chunks if kept)]
+        fed = {**self._positions(positions, kept), **{c.solo: row for c, row in zip(outputs.chunks, solos)}}
+        maxima, unsure, *rows = self._run(key, names, batch, fed)
+        return np.ravel(maxima), np.ravel(unsure), rows
 
 
 def _numpy(chunk: Chunk) -> type:
