@@ -250,10 +250,11 @@ def scaling(rows: list[dict]) -> dict | None:
         return None
     small, large = rows[0], rows[-1]
     tensors = large["compared"] / small["compared"]
-    time_ratio = large["extra_s"] / small["extra_s"]
-    memory_ratio = large["extra_mb"] / small["extra_mb"]
-    return {"tensor_ratio": tensors, "time_ratio": time_ratio, "memory_ratio": memory_ratio,
-            "time_growth": time_ratio / tensors, "memory_growth": memory_ratio / tensors}
+    grown = {"tensor_ratio": tensors}
+    for kind, extra in (("time", "extra_s"), ("memory", "extra_mb")):  # None where the smallest costs nothing extra
+        ratio = large[extra] / small[extra] if small[extra] > 0 else None
+        grown.update({f"{kind}_ratio": ratio, f"{kind}_growth": None if ratio is None else ratio / tensors})
+    return grown
 
 
 def report_chains(args, chains: list[tuple[dict, dict]], rounds: int) -> dict:
@@ -285,10 +286,13 @@ def report_chains(args, chains: list[tuple[dict, dict]], rounds: int) -> dict:
           "and plain: a steady trial's probe alone + batch)")
     grown = scaling(rows)
     if grown:
+        def growth(kind: str) -> str:
+            ratio = grown[f"{kind}_ratio"]
+            return "-" if ratio is None else f"{ratio:.2f}x ({grown[f'{kind}_growth']:.2f}x linear)"
+
         print(f"growth {rows[0]['compared']:,} -> {rows[-1]['compared']:,} compared tensors "
-              f"({grown['tensor_ratio']:.2f}x): time beyond the plain passes {grown['time_ratio']:.2f}x "
-              f"({grown['time_growth']:.2f}x linear), peak RSS beyond them {grown['memory_ratio']:.2f}x "
-              f"({grown['memory_growth']:.2f}x linear)")
+              f"({grown['tensor_ratio']:.2f}x): time beyond the plain passes {growth('time')}, peak RSS beyond them "
+              f"{growth('memory')}")
     return {"rows": rows, "growth": grown}
 
 
