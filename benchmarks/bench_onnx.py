@@ -58,6 +58,7 @@ from bench_check import (  # puts the batchcheck to measure on sys.path
 from bench_report import (
     against_target,
     check_rss,
+    growth_words,
     print_profile,
     summarise_batchcheck,
     summarise_plain,
@@ -286,13 +287,9 @@ def report_chains(args, chains: list[tuple[dict, dict]], rounds: int) -> dict:
           "and plain: a steady trial's probe alone + batch)")
     grown = scaling(rows)
     if grown:
-        def growth(kind: str) -> str:
-            ratio = grown[f"{kind}_ratio"]
-            return "-" if ratio is None else f"{ratio:.2f}x ({grown[f'{kind}_growth']:.2f}x linear)"
-
         print(f"growth {rows[0]['compared']:,} -> {rows[-1]['compared']:,} compared tensors "
-              f"({grown['tensor_ratio']:.2f}x): time beyond the plain passes {growth('time')}, peak RSS beyond them "
-              f"{growth('memory')}")
+              f"({grown['tensor_ratio']:.2f}x): time beyond the plain passes {growth_words(grown, 'time', '-')}, "
+              f"peak RSS beyond them {growth_words(grown, 'memory', '-')}")
     return {"rows": rows, "growth": grown}
 
 

@@ -117,6 +117,12 @@ def against_target(ratio: float, target: float | None) -> str:
     return f"(target <= {target}x) {'PASS' if ratio <= target else 'FAIL'}"
 
 
+def growth_words(figures: dict, kind: str, missing: str) -> str:
+    """'3.90x (0.78x linear)' from `figures`' KIND_ratio and KIND_growth, or `missing` where there is no ratio."""
+    ratio = figures[f"{kind}_ratio"]
+    return missing if ratio is None else f"{ratio:.2f}x ({figures[f'{kind}_growth']:.2f}x linear)"
+
+
 def check_rss(run: dict) -> float:
     """The batchcheck child's peak during the check itself (before the paired measurements)."""
     return run.get("check_maxrss_bytes", run["maxrss_bytes"]) / MB
