@@ -3,7 +3,7 @@ names), relax its batch dimension to a symbolic one, fix the per-image sizes, ke
 (onnxruntime runs every node of a graph), and resolve the other inputs into feeds."""
 from __future__ import annotations
 
-from typing import Container
+from collections.abc import Container
 
 from ...errors import UsageError, did_you_mean, names_list
 from ...load.placeholders import format_shape, resolve_feeds

@@ -40,17 +40,17 @@ def attribute(node, name: str, default: Any = None) -> Any:
 
 def attributes_of(node) -> dict[str, Any]:
     """Every attribute of `node` as a plain value for people to read (tensors and graphs summarised)."""
-    AttributeProto = onnx_pb().AttributeProto  # noqa: N806 - the protobuf class, named as onnx names it
+    kinds = onnx_pb().AttributeProto
     shown = {}
     for attr in sorted(node.attribute, key=lambda a: a.name):
-        if attr.type == AttributeProto.TENSOR:
+        if attr.type == kinds.TENSOR:
             shown[attr.name] = f"tensor {DTYPE_NAMES.get(attr.t.data_type, attr.t.data_type)} {list(attr.t.dims)}"
-        elif attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-            graphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+        elif attr.type in (kinds.GRAPH, kinds.GRAPHS):
+            graphs = [attr.g] if attr.type == kinds.GRAPH else list(attr.graphs)
             shown[attr.name] = ", ".join(f"graph of {len(g.node)} nodes" for g in graphs)
-        elif attr.type in (AttributeProto.SPARSE_TENSOR, AttributeProto.TENSORS, AttributeProto.SPARSE_TENSORS,
-                           AttributeProto.TYPE_PROTO, AttributeProto.TYPE_PROTOS):
-            shown[attr.name] = AttributeProto.AttributeType.Name(attr.type).lower()
+        elif attr.type in (kinds.SPARSE_TENSOR, kinds.TENSORS, kinds.SPARSE_TENSORS,
+                           kinds.TYPE_PROTO, kinds.TYPE_PROTOS):
+            shown[attr.name] = kinds.AttributeType.Name(attr.type).lower()
         else:
             shown[attr.name] = attribute(node, attr.name)
     return shown

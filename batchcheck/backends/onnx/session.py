@@ -9,8 +9,8 @@ has as they are anyway, `fusion_boundary`, with every optimisation, so that onnx
 Conv+BatchNormalization+activation and keeps its blocked NCHWc layout) and the detail (every tensor: with each one
 read by a comparison nothing fuses, but blocked convolutions, converted back where a comparison reads them, still run
 faster than as written; a model without convolutions runs it as written, sparing the optimiser's time). All sessions
-share one memory arena and are handed one copy of the weights (`runtime.py`). Only a vector of maxima per chunk leaves
-a batched run; the probe's rows leave its solo run once and are fed back.
+share one memory arena and are handed one copy of the weights (`runtime.py`). Only two vectors leave a batched run
+(every tensor's maxima, each chunk's sum); the probe's rows leave its solo run once and are fed back.
 """
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ class OnnxSession(Session):
 
     def close(self) -> None:
         self._sessions.clear()
+        self._weights = None
 
     # -- running ---------------------------------------------------------------------------------
 
