@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := out/demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow test-corpus test-browser bench bench-deeplab bench-large fixtures clean
+.PHONY: demo test test-slow test-corpus test-browser bench bench-deeplab bench-large bench-onnx fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ bench-deeplab: $(STAMP)
 ## bench-large: cost per node on chains of 1k/5k/10k nodes and a Keras NASNetMobile, against plain forward passes
 bench-large: $(STAMP)
 	$(BIN)/python benchmarks/bench_large.py
+
+## bench-onnx: an ONNX MobileNetV2 at 224 px (--batch-sizes 32 --trials 12) and chains of 1k/2.5k/5k nodes, against
+## plain onnxruntime forward passes of the same plans
+bench-onnx: $(STAMP)
+	$(BIN)/python benchmarks/bench_onnx.py
 
 clean:
 	rm -rf $(VENV) out

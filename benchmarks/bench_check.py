@@ -97,14 +97,20 @@ def run_child(role: str, args, workdir: Path) -> dict:
                "--result", str(result), "--net", args.net, "--alpha", str(args.alpha), "--size", str(args.size),
                *(["--batch", str(args.batch)] if args.batch else []), "--trials", str(args.trials),
                "--naive-trials", str(args.naive_trials), *(["--no-pairs"] if args.no_pairs else [])]
+    return run_role(role, command, child_env(args), result)
+
+
+def run_role(role: str, command: list[str], env: dict, result: Path) -> dict:
+    """Run the child `command` (a role writing its figures to `result` as JSON) and return them with its wall
+    time from spawn to exit and the load average around it; the batchcheck child's whole is up to the end of
+    its check. SystemExit with its stderr's tail when it fails."""
     load_before = os.getloadavg()
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=child_env(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = process.communicate()  # peak RSS and CPU time come from the child's own getrusage
     wall = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"bench_check: role `{role}` failed (exit {process.returncode}):\n{err[-4000:]}")
+        raise SystemExit(f"{Path(command[1]).stem}: role `{role}` failed (exit {process.returncode}):\n{err[-4000:]}")
     data = json.loads(result.read_text())
     data.update(role=role, wall_s=wall, load_before=load_before, load_after=os.getloadavg())
     if "check_end_s" in data:  # the batchcheck child: its whole is up to the end of the check, not the pairs

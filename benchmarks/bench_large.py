@@ -52,6 +52,7 @@ from bench_check import (  # importing bench_check puts the batchcheck to measur
     add_child_options,
     child_env,
 )
+from bench_report import growth_words
 from bench_roles import REPO, finish, freeze_keras_application, role_plain
 from profiling import MB
 
@@ -303,12 +304,9 @@ def print_report(args, rows: list[Row], baseline: Measured, load_start: tuple[fl
 
     linear = linearity([r for r in rows if r.kind == "chain"], baseline)
     if linear:
-        def growth(kind: str) -> str:
-            ratio = linear[f"{kind}_ratio"]
-            return "timeout" if ratio is None else f"{ratio:.2f}x ({linear[f'{kind}_growth']:.2f}x linear)"
         print(f"\nlinearity {linear['small_nodes']:,} -> {linear['large_nodes']:,} nodes "
-              f"({linear['node_ratio']:.2f}x): "
-              f"time beyond the TF import {growth('time')}, peak RSS beyond it {growth('memory')}")
+              f"({linear['node_ratio']:.2f}x): time beyond the TF import {growth_words(linear, 'time', 'timeout')}, "
+              f"peak RSS beyond it {growth_words(linear, 'memory', 'timeout')}")
     found = targets(rows, linear)
     print("\ntargets")
     for target in found:

@@ -79,13 +79,15 @@ def _describe(event: dict) -> str:
     return " ".join(words)
 
 
-def print_profile(bc: dict, plain: dict) -> None:
-    """The batchcheck child's timeline (each trial's own calls summed into the trial lines)."""
+def print_profile(bc: dict, plain: dict, imports: str = "") -> None:
+    """The batchcheck child's timeline (each trial's own calls summed into the trial lines), after the
+    line `imports` (default: the TensorFlow children's imports)."""
     print("\nbatchcheck profile (inside the child)")
     print(f"  {'call':<34}{'':<42}{'wall':>8} {'cpu':>7}  {'rss MB':>6} {'peak':>6} {'ever':>6}")
     print(f"  {'':<76}{'':>16}  {'after':>6} {'during':>6} {'so far':>6}")
-    print(f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck {bc['import_batchcheck_s']:.2f}s "
-          f"(plain: import tensorflow {plain['import_tf_s']:.2f}s, load .pb + Session {plain['load_s']:.2f}s)")
+    print(imports or f"  import tensorflow {bc['import_tf_s']:.2f}s, import batchcheck "
+                     f"{bc['import_batchcheck_s']:.2f}s (plain: import tensorflow {plain['import_tf_s']:.2f}s, load .pb + "
+                     f"Session {plain['load_s']:.2f}s)")
     in_check = False
     for event in bc["events"]:
         name = event["name"]
@@ -108,14 +110,20 @@ def _secs(value) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
-def _verdict(ratio: float, target: float | None) -> str:
+def against_target(ratio: float, target: float | None) -> str:
     """'(target <= 1.1x) PASS', or '(no target)' when the net sets none for this ratio."""
     if target is None:
         return "(no target)"
     return f"(target <= {target}x) {'PASS' if ratio <= target else 'FAIL'}"
 
 
-def _check_rss(run: dict) -> float:
+def growth_words(figures: dict, kind: str, missing: str) -> str:
+    """'3.90x (0.78x linear)' from `figures`' KIND_ratio and KIND_growth, or `missing` where there is no ratio."""
+    ratio = figures[f"{kind}_ratio"]
+    return missing if ratio is None else f"{ratio:.2f}x ({figures[f'{kind}_growth']:.2f}x linear)"
+
+
+def check_rss(run: dict) -> float:
     """The batchcheck child's peak during the check itself (before the paired measurements)."""
     return run.get("check_maxrss_bytes", run["maxrss_bytes"]) / MB
 
@@ -127,7 +135,7 @@ def report(args, runs: dict, load_start: list[float]) -> dict:
     bc = min(bc_runs, key=lambda r: r["wall_s"])
     p, b = summarise_plain(plain), summarise_batchcheck(bc)
     plain_rss_all = [r["maxrss_bytes"] / MB for r in plain_runs]
-    bc_rss_all = [_check_rss(r) for r in bc_runs]
+    bc_rss_all = [check_rss(r) for r in bc_runs]
     plain_rss, bc_rss = max(plain_rss_all), max(bc_rss_all)  # the worst run: peaks vary with scheduling
     # per trial, across processes (the two children ran at different moments)
     per_trial_fresh = ((b["solo_s"] or p["solo_s"]) + b["compare_s"] + b["judge_s"]) / p["trial_s"]
@@ -183,7 +191,7 @@ def report(args, runs: dict, load_start: list[float]) -> dict:
                    f"{paired_cpu:.2f}x); " if pairs else "")
 
     def judged(name: str) -> str:
-        return f"{ratios[name]:.2f}x  {_verdict(ratios[name], net.targets.get(name))}"
+        return f"{ratios[name]:.2f}x  {against_target(ratios[name], net.targets.get(name))}"
 
     print(f"per-trial  batchcheck / plain = {judged('per_trial')}   "
           f"[{paired_note}across processes: fresh probe {per_trial_fresh:.2f}x, as drawn {per_trial_drawn:.2f}x "

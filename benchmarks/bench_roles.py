@@ -14,7 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiling import MB, Profiler, RssSampler, maxrss_bytes, plan_dict, rss_bytes
+from profiling import (
+    MB,
+    PROFILED,
+    Profiled,
+    Profiler,
+    RssSampler,
+    maxrss_bytes,
+    plan_dict,
+    rss_bytes,
+)
 
 REPO = Path(__file__).resolve().parent.parent  # the fixtures always come from this checkout
 
@@ -31,7 +40,7 @@ def load_meta(pb: Path) -> dict:
     return json.loads(pb.with_suffix(".json").read_text())
 
 
-def _pool_and_plans(meta: dict, batch_sizes: tuple[int, ...] | None, trials: int):
+def pool_and_plans(meta: dict, batch_sizes: tuple[int, ...] | None, trials: int):
     """The check's image pool and its seeded trial plans, exactly as `Checker.open` builds them for a
     synthetic pool (`draw_plans`), without loading the model through batchcheck. `batch_sizes` None:
     the check's default sizes, as without `--batch-sizes`."""
@@ -158,17 +167,25 @@ def role_plain(args, started: float) -> dict:
     pb = Path(args.model)
     meta = load_meta(pb)
     import_s, load_s, _graph, session, x, y = _load_session(pb, meta)
-    pool, plans = _pool_and_plans(meta, args.batch_sizes, args.trials)
+    pool, plans = pool_and_plans(meta, args.batch_sizes, args.trials)
+    return {"import_tf_s": import_s, "load_s": load_s,
+            "trials": timed_plans([([p.probe], p.rows()) for p in plans],
+                                  lambda rows: session.run(y, {x: pool.array[rows]})),
+            "plans": [plan_dict(p) for p in plans], "rss_end_bytes": rss_bytes()}
+
+
+def timed_plans(plans: list[tuple[list[int], list[int]]], forward: Callable[[list[int]], object]) -> list[dict]:
+    """Each plan's plain forward passes, timed: `forward(rows)` for its probe alone, then for its batch (a plan
+    is given as those two lists of pool rows)."""
     trials = []
-    for plan in plans:
+    for solo, batch in plans:
         c0, t0 = time.process_time(), time.perf_counter()
-        session.run(y, {x: pool.array[[plan.probe]]})
+        forward(solo)
         t1 = time.perf_counter()
-        session.run(y, {x: pool.array[plan.rows()]})
+        forward(batch)
         t2, c2 = time.perf_counter(), time.process_time()
         trials.append({"solo_s": t1 - t0, "batch_s": t2 - t1, "total_s": t2 - t0, "cpu_s": c2 - c0})
-    return {"import_tf_s": import_s, "load_s": load_s, "trials": trials,
-            "plans": [plan_dict(p) for p in plans], "rss_end_bytes": rss_bytes()}
+    return trials
 
 
 def role_batchcheck(args, started: float) -> dict:
@@ -177,7 +194,12 @@ def role_batchcheck(args, started: float) -> dict:
     from batchcheck.backends.tf.env import import_tf
 
     import_tf()  # as the CLI imports it (quietly, then gc.freeze())
-    import_s = time.perf_counter() - t
+    return {"import_tf_s": time.perf_counter() - t, **profiled_check(args, started, PROFILED)}
+
+
+def profiled_check(args, started: float, table: tuple[Profiled, ...]) -> dict:
+    """`batchcheck check` of `args.model` through the CLI, each function of `table` timed, then (unless
+    `--no-pairs`) the paired per-trial measurements; the figures as a dict."""
     t = time.perf_counter()
     import batchcheck.checker as check_module
     from batchcheck import cli
@@ -185,7 +207,7 @@ def role_batchcheck(args, started: float) -> dict:
 
     sampler = RssSampler()
     profiler = Profiler(started, sampler)
-    profiler.install()
+    profiler.install(table)
     checkers: list = []
     timed_open = check_module.Checker.open
 
@@ -211,12 +233,12 @@ def role_batchcheck(args, started: float) -> dict:
     profiler.enabled = False
     paired = [] if args.no_pairs else _paired_trials(checkers[0])
     package = Path(check_module.__file__).parent
-    return {"import_tf_s": import_s, "import_batchcheck_s": import_bc_s,
+    return {"import_batchcheck_s": import_bc_s,
             "batchcheck_package": str(package), "batchcheck_digest": _digest(package),
             "argv": argv, "exit_code": exit_code, "verdict": report["verdict"],
             "tolerance": report.get("tolerance"), "compared_tensors": report["model"]["compared_tensors"],
             "screened_tensors": report["model"]["screened_tensors"],
-            "graph_nodes": len(checkers[0].runner.session.graph.get_operations()),
+            "graph_nodes": len(checkers[0].runner.index.nodes),
             "report_tail": stdout.getvalue().strip().splitlines()[-6:],
             "events": profiler.events, "rss_end_bytes": rss_bytes(), "check_maxrss_bytes": check_maxrss,
             "check_end_s": check_end_s, "check_cpu_s": check_cpu_s, "paired": paired}
@@ -264,7 +286,7 @@ def role_naive(args, started: float) -> dict:
     tensors = [out for op in graph.get_operations() if op.name in downstream for out in op.outputs
                if out.dtype.is_numpy_compatible and out.dtype.name != "string"]
     load_s += time.perf_counter() - t
-    pool, plans = _pool_and_plans(meta, args.batch_sizes, args.trials)
+    pool, plans = pool_and_plans(meta, args.batch_sizes, args.trials)
     trials = []
     for plan in plans[:args.naive_trials]:
         t0 = time.perf_counter()

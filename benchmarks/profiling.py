@@ -53,7 +53,7 @@ def _plan(arguments: dict) -> dict:
 
 # Labels the summaries look for.
 OPEN, CHECK, RUN_PLAN = "Checker.open", "Checker.check", "Checker.run_plan"
-CACHE_SOLO, COMPARE, COMPILE = "Runner.cache_solo", "Runner.compare", "TFSession.compile"
+CACHE_SOLO, COMPARE, COMPILE = "Runner.cache_solo", "Runner.compare", "Session.compile"
 
 PROFILED = (
     Profiled("batchcheck.cli.check", "run", "cli check.run"),
@@ -73,6 +73,14 @@ PROFILED = (
     Profiled("batchcheck.checker", "Checker.result", "Checker.result"),
     Profiled("batchcheck.report.terminal", "print_report", "print_report"),
 )
+# The ONNX check's: the same without the TensorFlow session's, with the ONNX backend's load, shapes and compile.
+ONNX_PROFILED = (
+    *(entry for entry in PROFILED if ".backends.tf." not in entry.module),
+    Profiled("batchcheck.backends.onnx.load", "load_onnx", "load_onnx"),
+    Profiled("batchcheck.backends.onnx.prepare", "prepare", "prepare"),
+    Profiled("batchcheck.backends.onnx.session", "OnnxSession.shapes", "OnnxSession.shapes"),
+    Profiled("batchcheck.backends.onnx.session", "OnnxSession.compile", COMPILE),
+)
 
 
 def resolve(entry: Profiled) -> tuple[object, str, Callable]:
@@ -89,6 +97,15 @@ def resolve(entry: Profiled) -> tuple[object, str, Callable]:
 
 
 def maxrss_bytes() -> int:
+    """This process's peak resident memory: its VmHWM where /proc has it (`ru_maxrss` also counts what the parent
+    held when it started this child, which is more than the child's own peak under a large parent, e.g. pytest)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.profiling import PROFILED, Profiled, Profiler, resolve
+from benchmarks.profiling import ONNX_PROFILED, PROFILED, Profiled, Profiler, resolve
+
+EVERY_ENTRY = list(dict.fromkeys(PROFILED + ONNX_PROFILED))
 
 
-@pytest.mark.parametrize("entry", PROFILED, ids=[f"{e.module}.{e.attribute}" for e in PROFILED])
+@pytest.mark.parametrize("entry", EVERY_ENTRY, ids=[f"{e.module}.{e.attribute}" for e in EVERY_ENTRY])
 def test_profiled_name_exists(entry: Profiled) -> None:
     owner, name, function = resolve(entry)
     assert callable(function) and getattr(owner, name) == function
 
 
-def test_profiled_labels_are_unique() -> None:
-    labels = [entry.label for entry in PROFILED]
+@pytest.mark.parametrize("table", [PROFILED, ONNX_PROFILED], ids=["tf", "onnx"])
+def test_profiled_labels_are_unique(table) -> None:
+    labels = [entry.label for entry in table]
     assert len(labels) == len(set(labels))
 
 

@@ -49,10 +49,11 @@ class OnnxBackend(Backend):
         return reworded(index, finding)
 
     def versions(self) -> dict[str, str]:
-        import onnx
         import onnxruntime
 
-        return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+        from .lite import version
+
+        return {"onnx": version(), "onnxruntime": onnxruntime.__version__}
 
 
 BACKEND = OnnxBackend()

@@ -1,6 +1,8 @@
 """Import onnx and onnxruntime, an optional extra: without them, one line saying what to install."""
 from __future__ import annotations
 
+import gc
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,8 +19,11 @@ def import_onnx(path: Path | str) -> ModuleType:
 
 def import_ort(path: Path | str) -> ModuleType:
     """The `onnxruntime` module with its default logger quiet (errors reach batchcheck as exceptions)."""
+    first = "onnxruntime" not in sys.modules
     ort = _imported("onnxruntime", path)
     ort.set_default_logger_severity(4)
+    if first:  # the long-lived objects so far (modules) leave the collector's generations: a shorter exit
+        gc.freeze()
     return ort
 
 

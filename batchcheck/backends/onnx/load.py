@@ -8,7 +8,7 @@ from pathlib import Path
 from ...errors import UsageError, first_line, one_line
 from ...formats import SUPPORTED
 from ...model import LoadedModel
-from .env import import_onnx
+from .lite import DEFAULT, EXTERNAL, protobuf
 from .scan import scan_model
 
 MAX_MODEL_BYTES = 2**31 - 1  # a protobuf message holds at most 2 GB; with its external data, so must the model
@@ -18,11 +18,11 @@ MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"PK\x
 
 def load_onnx(path: Path, allowed_ops: tuple[str, ...] = ()) -> LoadedModel:
     """`path` as a `LoadedModel` holding a ModelProto; `UsageError` with one line when it cannot be used."""
-    onnx = import_onnx(path)
+    proto = protobuf(path)
     if path.is_dir():
         raise UsageError(f"model `{path}`: a folder, not an ONNX file; pass the .onnx file ({SUPPORTED})")
     data = _read(path, MAX_MODEL_BYTES)
-    model = onnx.ModelProto()
+    model = proto.ModelProto()
     try:
         model.ParseFromString(data)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError, RuntimeWarning… for bytes it cannot parse
@@ -89,19 +89,28 @@ def _name_nodes(model) -> list[str]:
 
 def _external_tensors(model):
     """Every tensor of the model whose data is stored outside it (initializers, also in subgraphs, and
-    Constant values)."""
-    from onnx import TensorProto, external_data_helper
-
-    for tensor in external_data_helper._get_all_tensors(model):
-        if tensor.data_location == TensorProto.EXTERNAL:
+    Constant values, also in functions)."""
+    for tensor in _tensors([model.graph, *model.functions]):
+        if tensor.data_location == EXTERNAL:
             yield tensor
+
+
+def _tensors(graphs):
+    """The tensors `graphs` (graphs or functions) hold: initializers and attribute values, also in subgraphs."""
+    for graph in graphs:
+        yield from getattr(graph, "initializer", ())
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                yield from _tensors([attr.g] if attr.HasField("g") else [])
+                yield from _tensors(attr.graphs)
 
 
 def _read_external_data(model, path: Path) -> None:
     """Read each external tensor's bytes into the model after checking that its file lies inside the model's
     folder (no absolute path, no climbing out, no symlink out) and exists."""
-    from onnx import TensorProto
-
     folder = path.resolve().parent
     total = 0
     for tensor in list(_external_tensors(model)):
@@ -126,7 +135,7 @@ def _read_external_data(model, path: Path) -> None:
             file.seek(offset)
             tensor.raw_data = file.read(length)
         del tensor.external_data[:]
-        tensor.data_location = TensorProto.DEFAULT
+        tensor.data_location = DEFAULT
 
 
 def _inside(folder: Path, location: str, where: str) -> Path:

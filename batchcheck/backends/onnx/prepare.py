@@ -3,11 +3,16 @@ names), relax its batch dimension to a symbolic one, fix the per-image sizes, ke
 (onnxruntime runs every node of a graph), and resolve the other inputs into feeds."""
 from __future__ import annotations
 
+from collections.abc import Container
+
 from ...errors import UsageError, did_you_mean, names_list
 from ...load.placeholders import format_shape, given_input_shape, resolve_feeds
 from ...model import InputSpec, LoadedModel, PreparedModel
+from . import lite
 from .graph import graph_index
 from .protos import Protos, shape_of_type
+
+FLOAT32 = 1  # TensorProto.FLOAT
 
 IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8")
 BATCH = "batchcheck_batch"  # the symbolic batch dimension of the prepared model
@@ -187,13 +192,12 @@ def needed_nodes(p: Protos, outputs: list[str], cut: set[str] | frozenset[str] =
 
 
 def sub_model(model, outputs: list[str], image: str | None = None, image_shape: tuple | None = None,
-              fed: tuple[str, ...] = ()):
+              fed: tuple[str, ...] = (), shared: Container[str] = ()):
     """A ModelProto holding the nodes `outputs` need (in graph order), the initializers and inputs they read, and
     `outputs` as its outputs (typed by onnxruntime). With `image`, that value is an input of `image_shape` (a str
     for a symbolic size) and what produced it is cut away; so is what produced the `fed` values, inputs of any
-    shape."""
-    from onnx import TensorProto, helper
-
+    shape. The initializers named in `shared` are headers whose values onnxruntime is handed
+    (`runtime.shared_weights`)."""
     p = Protos(model)
     needed = needed_nodes(p, outputs, {image, *fed})
     nodes = [n for n in model.graph.node if n.name in needed]
@@ -205,13 +209,17 @@ def sub_model(model, outputs: list[str], image: str | None = None, image_shape: 
     if image is not None:
         elem = p.inputs[image].type.tensor_type.elem_type if image in p.inputs else \
             p.types[image].tensor_type.elem_type
-        inputs.insert(0, helper.make_tensor_value_info(image, elem, list(image_shape)))
-    inputs += [helper.make_tensor_value_info(v, p.types[v].tensor_type.elem_type if v in p.types else
-                                             TensorProto.FLOAT, None) for v in fed if v in read]
-    graph = helper.make_graph(nodes, model.graph.name or "main_graph", inputs,
-                              [helper.make_empty_tensor_value_info(v) for v in outputs],
-                              [t for t in model.graph.initializer if t.name in read])
-    return helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version,
-                             functions=list(model.functions), producer_name=model.producer_name,
-                             producer_version=model.producer_version)
+        inputs.insert(0, lite.value_info(image, elem, list(image_shape)))
+    inputs += [lite.value_info(v, p.types[v].tensor_type.elem_type if v in p.types else FLOAT32, None)
+               for v in fed if v in read]
+    made = type(model)(ir_version=model.ir_version, opset_import=model.opset_import, functions=model.functions,
+                       producer_name=model.producer_name, producer_version=model.producer_version)
+    graph = made.graph
+    graph.name = model.graph.name or "main_graph"
+    graph.node.extend(nodes)
+    graph.input.extend(inputs)
+    graph.output.extend(lite.value_info(v) for v in outputs)
+    graph.initializer.extend(lite.external(t) if t.name in shared else t for t in model.graph.initializer
+                             if t.name in read)
+    return made
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UsageError, first_line
+from .lite import attribute_value, infer_shapes, onnx_pb, to_array
 
 DTYPE_NAMES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
                9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64",
@@ -15,6 +16,10 @@ DTYPE_NAMES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: 
 MAX_CONSTANT_ELEMENTS = 1 << 16  # values computed from constants are evaluated only when each is at most this big
 MAX_CONSTANT_NODES = 256  # and when they take at most this many nodes
 ORT_DOMAINS = ("", "ai.onnx")
+GRAPH, GRAPHS = 5, 10  # AttributeProto types
+SHAPE_DATA_ELEMENTS = 1024  # shape inference is given the values of initializers at most this big
+TENSOR_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data",
+                      "uint64_data")
 
 
 def default_opset(model) -> int:
@@ -24,11 +29,9 @@ def default_opset(model) -> int:
 
 def attribute(node, name: str, default: Any = None) -> Any:
     """Attribute `name` of `node` as a plain value (strings decoded), else `default`."""
-    from onnx import helper
-
     for attr in node.attribute:
         if attr.name == name:
-            value = helper.get_attribute_value(attr)
+            value = attribute_value(attr)
             if isinstance(value, bytes):
                 return value.decode("utf-8", "replace")
             return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "extend") else value
@@ -37,18 +40,17 @@ def attribute(node, name: str, default: Any = None) -> Any:
 
 def attributes_of(node) -> dict[str, Any]:
     """Every attribute of `node` as a plain value for people to read (tensors and graphs summarised)."""
-    from onnx import AttributeProto
-
+    kinds = onnx_pb().AttributeProto
     shown = {}
     for attr in sorted(node.attribute, key=lambda a: a.name):
-        if attr.type == AttributeProto.TENSOR:
+        if attr.type == kinds.TENSOR:
             shown[attr.name] = f"tensor {DTYPE_NAMES.get(attr.t.data_type, attr.t.data_type)} {list(attr.t.dims)}"
-        elif attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-            graphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+        elif attr.type in (kinds.GRAPH, kinds.GRAPHS):
+            graphs = [attr.g] if attr.type == kinds.GRAPH else list(attr.graphs)
             shown[attr.name] = ", ".join(f"graph of {len(g.node)} nodes" for g in graphs)
-        elif attr.type in (AttributeProto.SPARSE_TENSOR, AttributeProto.TENSORS, AttributeProto.SPARSE_TENSORS,
-                           AttributeProto.TYPE_PROTO, AttributeProto.TYPE_PROTOS):
-            shown[attr.name] = AttributeProto.AttributeType.Name(attr.type).lower()
+        elif attr.type in (kinds.SPARSE_TENSOR, kinds.TENSORS, kinds.SPARSE_TENSORS,
+                           kinds.TYPE_PROTO, kinds.TYPE_PROTOS):
+            shown[attr.name] = kinds.AttributeType.Name(attr.type).lower()
         else:
             shown[attr.name] = attribute(node, attr.name)
     return shown
@@ -68,22 +70,18 @@ def dtype_name(elem_type: int) -> str:
     """`float32`, `uint8`… for a TensorProto data type."""
     if elem_type in DTYPE_NAMES:
         return DTYPE_NAMES[elem_type]
-    from onnx import TensorProto
-
     try:
-        return TensorProto.DataType.Name(elem_type).lower()
+        return onnx_pb().TensorProto.DataType.Name(elem_type).lower()
     except ValueError:
         return f"invalid({elem_type})"
 
 
 def inferred_types(model) -> dict[str, Any]:
     """Each value's TypeProto after ONNX type and shape inference (as declared where inference fails)."""
-    from onnx import shape_inference
-
-    inferred = model
-    for options in ({"data_prop": True}, {}):
+    inferred, light = model, _without_weights(model)
+    for data_prop in (True, False):
         try:
-            inferred = shape_inference.infer_shapes(model, strict_mode=False, **options)
+            inferred = infer_shapes(light, data_prop)
             break
         except Exception:  # noqa: BLE001 - inference fails on many odd graphs; the declared types remain
             continue
@@ -91,12 +89,23 @@ def inferred_types(model) -> dict[str, Any]:
     return {v.name: v.type for v in [*graph.input, *graph.value_info, *graph.output] if v.HasField("type")}
 
 
+def _without_weights(model):
+    """A copy of `model` whose initializers of more than SHAPE_DATA_ELEMENTS values keep their type and shape but
+    not their values: inference reads the values of small ones only (a Reshape's shape, a Slice's starts), and the
+    weights would be serialized, parsed and copied back for nothing."""
+    light = type(model)()
+    light.CopyFrom(model)
+    for tensor in light.graph.initializer:
+        if np.prod(tensor.dims, dtype=np.float64) > SHAPE_DATA_ELEMENTS:
+            for field in TENSOR_DATA_FIELDS:
+                tensor.ClearField(field)
+    return light
+
+
 def tensor_value(tensor, where: str) -> np.ndarray:
     """A TensorProto's values; `UsageError` when its bytes do not fit its type and shape."""
-    from onnx import numpy_helper
-
     try:
-        return numpy_helper.to_array(tensor)
+        return to_array(tensor)
     except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError… for broken tensors
         raise UsageError(f"{where}: its value cannot be read ({first_line(exc)}); the model is broken, re-export "
                          f"it") from None
@@ -104,11 +113,8 @@ def tensor_value(tensor, where: str) -> np.ndarray:
 
 def graph_attributes(node) -> list:
     """The subgraphs `node` holds (If branches, Loop and Scan bodies)."""
-    from onnx import AttributeProto
-
     return [g for attr in node.attribute for g in
-            ([attr.g] if attr.type == AttributeProto.GRAPH else
-             list(attr.graphs) if attr.type == AttributeProto.GRAPHS else [])]
+            ([attr.g] if attr.type == GRAPH else list(attr.graphs) if attr.type == GRAPHS else [])]
 
 
 def outer_values(graph) -> list[str]:

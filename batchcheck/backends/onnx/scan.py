@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 
 from ...errors import UsageError, one_line
 from ...safety.scan import Finding, ScanReport, refusal_category
+from .lite import newest_opset, version
 from .protos import graph_attributes
 
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"})
@@ -72,12 +73,10 @@ def _short(where: str, most: int = 160) -> str:
 
 
 def _check_opset(model, path: Path) -> None:
-    import onnx
-
-    newest = onnx.defs.onnx_opset_version()
+    newest = newest_opset(path)
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version > newest:
-            raise UsageError(f"model `{path}`: imports ONNX opset {opset.version}, newer than onnx {onnx.__version__} "
+            raise UsageError(f"model `{path}`: imports ONNX opset {opset.version}, newer than onnx {version()} "
                              f"knows (up to {newest}); re-export it with an older opset or upgrade onnx and "
                              f"onnxruntime")
 

@@ -6,14 +6,13 @@ outputs need (`prepare.sub_model`): the analysis measures the candidates' shapes
 optimisation: a node that fails is the node that fails), and what lies beyond a batch limit is never run again.
 The comparisons (`compare.py`) are appended to the model once per watch set: the screen (the tensors a plain run
 has as they are anyway, `fusion_boundary`, with every optimisation, so that onnxruntime still fuses
-Conv+BatchNormalization+activation and keeps its blocked NCHWc layout) and the detail (every tensor, the model as
-written: with every tensor read by a comparison there is nothing to fuse, and layout conversions would only add
-copies). All sessions share one memory arena (`runtime.py`). Only a vector of maxima per chunk leaves a batched run;
-the probe's rows leave its solo run once and are fed back.
+Conv+BatchNormalization+activation and keeps its blocked NCHWc layout) and the detail (every tensor: with each one
+read by a comparison nothing fuses, but blocked convolutions, converted back where a comparison reads them, still run
+faster than as written; a model without convolutions runs it as written, sparing the optimiser's time). All sessions
+share one memory arena and are handed one copy of the weights (`runtime.py`). Only two vectors leave a batched run
+(every tensor's maxima, each chunk's sum); the probe's rows leave its solo run once and are fed back.
 """
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,9 +22,18 @@ from ...graph.index import GraphIndex, value_kinds
 from ...model import PreparedModel
 from ...result import Mode
 from ...run.session import Candidates, Session, Target
-from .compare import FLOAT, Chunk, Watched, chunked, comparison_model, comparison_type
+from . import lite
+from .compare import (
+    FLOAT,
+    Chunk,
+    Outputs,
+    Watched,
+    chunked,
+    comparison_model,
+    comparison_type,
+)
 from .prepare import sub_model
-from .runtime import Level, run, session
+from .runtime import Level, run, session, shared_weights
 
 # Ops onnxruntime fuses into the node before them (Conv+BatchNormalization+Clip, MatMul+Add, Gemm+Relu…) or runs
 # with a Conv before them in its blocked NCHWc layout: comparing a tensor that only these read would stop a fusion or
@@ -56,9 +64,11 @@ class OnnxSession(Session):
         self.image = prepared.input.node
         self.feeds = {name.rpartition(":")[0]: value for name, value in prepared.feeds.items()}
         self.prefix = _unused_prefix(self.protos)
+        self._convolutions = any(node.op_type == "Conv" for node in self.model.graph.node)
         self._sessions: dict[object, object] = {}
+        self._weights: dict[str, object] | None = None  # the model's larger initializers, shared by its sessions
         self._dtypes: dict[str, str] = {}  # candidate tensor -> its dtype name
-        self._chunks: dict[object, list[Chunk]] = {}  # per mode (and per exact mode), its chunks
+        self._outputs: dict[tuple, Outputs] = {}  # per (mode, exact), what its comparison model answers
         self._order: dict[Mode, np.ndarray] = {}
         self._plans: dict[Mode, list[list[int]]] = {}
         self._watched: list[Watched] = []
@@ -66,14 +76,26 @@ class OnnxSession(Session):
 
     def close(self) -> None:
         self._sessions.clear()
+        self._weights = None
 
     # -- running ---------------------------------------------------------------------------------
 
     def _session(self, key: object, make, level: Level):
         """The session known as `key`, made once from the ModelProto `make()` returns."""
         if key not in self._sessions:
-            self._sessions[key] = session(make(), self.path, level)
+            self._sessions[key] = session(make(), self.path, level, self.weights)
         return self._sessions[key]
+
+    @property
+    def weights(self) -> dict[str, object]:
+        """The model's larger initializers as onnxruntime values, handed to each session (made once)."""
+        if self._weights is None:
+            self._weights = shared_weights(self.model, self.path)
+        return self._weights
+
+    def _sub_model(self, values: list[str]):
+        """The nodes `values` need, the shared initializers as headers."""
+        return sub_model(self.model, values, shared=self.weights)
 
     def _run(self, key: object, outputs: list[str], batch: np.ndarray, extra: dict | None = None) -> list[np.ndarray]:
         feeds = {self.image: batch, **self.feeds, **(extra or {})}
@@ -88,13 +110,13 @@ class OnnxSession(Session):
     def fetch(self, tensors: list[str], batch: np.ndarray) -> list[np.ndarray]:
         values = self._values(tensors)
         key = ("fetch", *tensors)
-        self._session(key, lambda: sub_model(self.model, values), Level.NONE)
+        self._session(key, lambda: self._sub_model(values), Level.NONE)
         return self._run(key, values, batch)
 
     def forward(self, batch: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
         values = self._values(outputs)
         key = ("forward", *outputs)
-        self._session(key, lambda: sub_model(self.model, values), Level.ALL)
+        self._session(key, lambda: self._sub_model(values), Level.ALL)
         return self._run(key, values, batch)
 
     # -- analysis --------------------------------------------------------------------------------
@@ -128,7 +150,7 @@ class OnnxSession(Session):
     def _runtime_dtypes(self, tensors: list[str]) -> dict[str, str]:
         """The dtypes onnxruntime gives values that ONNX inference left untyped."""
         values = self._values(tensors)
-        made = session(sub_model(self.model, values), self.path, Level.NONE)
+        made = session(self._sub_model(values), self.path, Level.NONE, self.weights)
         types = {o.name: o.type for o in made.get_outputs()}
         found = {}
         for tensor, value in zip(tensors, values):
@@ -146,13 +168,11 @@ class OnnxSession(Session):
         return {t: tuple(int(d) for d in shape) for t, shape in zip(tensors, self._run(key, names, batch))}
 
     def _shape_model(self, tensors: list[str], names: list[str]):
-        from onnx import helper
-
         values = self._values(tensors)
-        model = sub_model(self.model, values)
-        model.graph.node.extend(helper.make_node("Shape", [v], [n], name=n) for v, n in zip(values, names))
+        model = self._sub_model(values)
+        model.graph.node.extend(lite.node("Shape", [v], [n], name=n) for v, n in zip(values, names))
         del model.graph.output[:]
-        model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+        model.graph.output.extend(lite.value_info(n) for n in names)
         return model
 
     def is_boundary(self, tensor: str) -> bool:
@@ -177,63 +197,61 @@ class OnnxSession(Session):
     def _comparisons(self, mode: Mode, exact: bool = False):
         """The comparison model of `mode` (the nodes its tensors need, then their comparisons)."""
         chunks = self._plans[mode]
-        base = sub_model(self.model, list(dict.fromkeys(self._watched[i].value for c in chunks for i in c)))
-        model, made = comparison_model(base, self._watched, chunks, self.prefix, self.protos.opset, exact)
-        self._chunks[(mode, exact)] = made
+        base = self._sub_model(list(dict.fromkeys(self._watched[i].value for c in chunks for i in c)))
+        model, self._outputs[(mode, exact)] = comparison_model(base, self._watched, chunks, self.prefix,
+                                                               self.protos.opset, exact)
         return model
 
     def _mode_session(self, mode: Mode, exact: bool = False) -> tuple:
         key = (mode, exact)
-        level = Level.ALL if mode == Mode.SCREEN else Level.NONE
+        # the detail reads every tensor: only blocked convolutions make up for the time optimising it takes
+        level = Level.ALL if mode == Mode.SCREEN or self._convolutions else Level.NONE
         self._session(key, lambda: self._comparisons(mode, exact), level)
         return key
 
     def compile(self, one: np.ndarray) -> None:
-        """Make both watch sets' sessions at once (onnxruntime builds a session outside the GIL); a session needs
-        no first run, so `one` is not run. The analysis sessions are released: nothing measures shapes again."""
-        with ThreadPoolExecutor(len(Mode)) as pool:
-            list(pool.map(self._mode_session, Mode))
+        """Release the analysis sessions (nothing measures shapes again), then make both watch sets' sessions, one
+        after the other (in two threads they took as long and held both builds' memory at once); a session needs no
+        first run, so `one` is not run."""
         for key in [k for k in self._sessions if isinstance(k, tuple) and k[0] == "shapes"]:
             del self._sessions[key]
+        for mode in Mode:
+            self._mode_session(mode)
 
     def solo(self, mode: Mode, one: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """The mode's own session runs with the solo rows fed a zero: its maxima are each tensor's max |value|
         (taken again over the finite values where a NaN or an infinity made them unsure), and the rows come from
         the kernels the batches will run."""
         key = self._mode_session(mode)
-        chunks = self._chunks[key]
-        outputs = self._run_chunks(key, one, [0], [0], [np.zeros((1, 1), _numpy(c)) for c in chunks])
-        scales, rows = [], []
-        for chunk, (maxima, unsure, kept) in zip(chunks, outputs):
-            sure = np.isfinite(unsure) and np.all(np.isfinite(maxima))
-            scales.append(maxima if sure else chunk.finite_scales(maxima, kept))
-            rows.append(kept)
-        return np.concatenate(scales)[self._order[mode]], rows
+        chunks = self._outputs[key].chunks
+        maxima, unsure, rows = self._run_chunks(key, one, [0], [0], [np.zeros((1, 1), _numpy(c)) for c in chunks])
+        if not (np.all(np.isfinite(unsure)) and np.all(np.isfinite(maxima))):
+            maxima = np.concatenate([chunk.finite_scales(kept) for chunk, kept in zip(chunks, rows)])
+        return maxima[self._order[mode]], rows
 
     def diffs(self, mode: Mode, batch: np.ndarray, positions: list[int], rows: list[np.ndarray]) -> np.ndarray:
         """Where a NaN or an infinity makes the quick maxima unsure, the batch runs again NaN-aware."""
         key = self._mode_session(mode)
-        outputs = self._run_chunks(key, batch, positions, [], rows)
-        diffs = np.concatenate([maxima for maxima, _, _ in outputs])
-        if not all(np.isfinite(unsure) for _, unsure, _ in outputs):
+        maxima, unsure, _ = self._run_chunks(key, batch, positions, [], rows)
+        if not np.all(np.isfinite(unsure)):
             exact = self._mode_session(mode, exact=True)
-            chunks = self._chunks[exact]
-            solos = {c.solo: row for c, row in zip(chunks, rows)}
-            diffs = np.concatenate(self._run(exact, [c.diffs for c in chunks], batch,
-                                             {**self._positions(positions, []), **solos}))
-        return diffs[self._order[mode]]
+            outputs = self._outputs[exact]
+            solos = {c.solo: row for c, row in zip(outputs.chunks, rows)}
+            maxima = np.ravel(self._run(exact, [outputs.diffs], batch, {**self._positions(positions, []), **solos})[0])
+        return maxima[self._order[mode]]
 
     def _positions(self, positions, kept) -> dict[str, np.ndarray]:
         return {f"{self.prefix}positions": np.asarray(positions, np.int64),
                 f"{self.prefix}kept": np.asarray(kept, np.int64)}
 
     def _run_chunks(self, key, batch: np.ndarray, positions, kept, solos: list[np.ndarray]):
-        """Per chunk of the session `key`: (maxima, unsure, kept rows)."""
-        chunks = self._chunks[key]
-        names = [name for c in chunks for name in (c.diffs, c.unsure, c.kept)]
-        fed = {**self._positions(positions, kept), **{c.solo: row for c, row in zip(chunks, solos)}}
-        values = self._run(key, names, batch, fed)
-        return [tuple(values[3 * i:3 * i + 3]) for i in range(len(chunks))]
+        """The session `key` on `batch`: every watched tensor's maxima, whether each chunk's are unsure, and (when
+        rows are `kept`) each chunk's kept rows."""
+        outputs = self._outputs[key]
+        names = [outputs.diffs, outputs.unsure, *(c.kept for c in outputs.chunks if kept)]
+        fed = {**self._positions(positions, kept), **{c.solo: row for c, row in zip(outputs.chunks, solos)}}
+        maxima, unsure, *rows = self._run(key, names, batch, fed)
+        return np.ravel(maxima), np.ravel(unsure), rows
 
 
 def _numpy(chunk: Chunk) -> type:
