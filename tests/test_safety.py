@@ -345,7 +345,8 @@ def test_out_of_memory_is_fatal_one_line(tmp_path):
 def test_plugin_supervises_each_model(tmp_path):
     """Trials, fuzzing and the baseline run in each model's supervised child: a model that hangs or runs out
     of memory at the trials fails its own item with one line, the rest of its items are skipped, the next
-    model passes, and pytest itself never imports TensorFlow."""
+    model passes, and pytest itself never imports TensorFlow. While the hang waits, pytest's stderr says so
+    (here after 5 s), past its capture."""
     _write(tmp_path / "good.pb", _graph_def(_body))
     hang = _write(tmp_path / "hang.pb", _graph_def(_trial_hang))
     bomb = _write(tmp_path / "bomb.pb", _graph_def(_trial_memory_bomb))
@@ -357,7 +358,8 @@ def test_plugin_supervises_each_model(tmp_path):
                            "--graph", "bomb.pb", "--graph", "good.pb", "--graph-timeout", "40", "--graph-max-memory",
                            "2G", "--graph-trials", "3", "--graph-batch-sizes", "2,4", "--graph-examples", "5",
                            "--graph-baseline", "baseline.json", "--graph-update-baseline"],
-                          cwd=tmp_path, env=CHILD_ENV, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, env=dict(CHILD_ENV, BATCHCHECK_SLOW_STAGE_SECONDS="5"), capture_output=True,
+                          text=True, timeout=300)
     out = done.stdout
     assert "2 failed, 4 passed, 6 skipped" in out and done.returncode == 1, out[-3000:]
     lines = out.splitlines()
@@ -377,6 +379,11 @@ def test_plugin_supervises_each_model(tmp_path):
         assert f"PASSED batchcheck[good.pb]::{item}" in out
     assert list(json.loads((tmp_path / "baseline.json").read_text())["models"]) == ["good.pb"]
     assert "tensorflow in pytest: False" in out and "Traceback" not in out
+    notices = [line for line in done.stderr.splitlines() if line.startswith("batchcheck")]
+    notice = r"batchcheck: model `.*`: still in .* after \d+ s(?: \(.*\))?: a slow model or a hang; --graph-timeout 40 " \
+             r"stops it in \d+ s"
+    assert notices and all(re.fullmatch(notice, line) for line in notices), done.stderr
+    assert any(line.startswith(f"batchcheck: model `{hang}`: still in trial 1 after ") for line in notices), notices
     assert time.monotonic() - started < 180
 
 

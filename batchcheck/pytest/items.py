@@ -2,10 +2,12 @@
 one loaded model that their collector holds while they run."""
 from __future__ import annotations
 
+import contextlib
 import random
+import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import pytest
 
@@ -57,7 +59,7 @@ class ModelCollector(pytest.Collector):
             yield BaselineItem.from_parent(self, name="baseline")
 
     def setup(self) -> None:
-        self.state = ModelState(self.model.path, self.config.stash[SETTINGS].check_config)
+        self.state = ModelState(self.model.path, self.config.stash[SETTINGS].check_config, live_line(self.config))
 
     def teardown(self) -> None:
         if self.state is not None:
@@ -65,13 +67,25 @@ class ModelCollector(pytest.Collector):
         self.state = None
 
 
+def live_line(config: pytest.Config) -> Callable[[str], None]:
+    """A writer of one line to the terminal's stderr while an item runs (past pytest's capture), with the CLI's
+    flags as the plugin spells them: a model that stays long in one stage is said as it waits."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(for_pytest(line), file=sys.stderr, flush=True)
+
+    return say
+
+
 class ModelState:
     """A model loaded once for all its items, in a supervised child process (`--graph-timeout`,
     `--graph-max-memory`). A model that cannot be loaded, or whose child crashes, hangs or runs out of
     memory, fails the item it happened in with one line; its other items are skipped with a pointer to it."""
 
-    def __init__(self, path: Path, config: CheckConfig) -> None:
-        self.path, self.config = path, config
+    def __init__(self, path: Path, config: CheckConfig, say: Callable[[str], None]) -> None:
+        self.path, self.config, self.say = path, config, say
         self._checker: Checker | RemoteChecker | None = None
         self._error: tuple[UsageError, str, str] | None = None  # (error, stage, node id of the item it failed in)
         self._result: CheckResult | None = None
@@ -81,7 +95,7 @@ class ModelState:
         """The loaded model, for the item `nodeid`."""
         if self._error is None and self._checker is None:
             try:
-                self._checker = open_checker(self.path, self.config, limits_of(self.config))
+                self._checker = open_checker(self.path, self.config, limits_of(self.config), self.say)
             except UsageError as exc:
                 self._error = (exc, "load", nodeid)
                 raise

@@ -6,7 +6,7 @@ method's name, its arguments and the parent's stage, pickled; a reply is the val
 The parent imports no TensorFlow. It bounds every call by what is left of `--timeout` (counted from the
 child's start) and by `--max-memory`, as `run_child` does for the CLI: a crash, a hang or running out of
 memory kills the child and raises `ChildStopped`: one line naming the model and the stage; every later call
-raises it again. Hypothesis, the items and the reports stay in the parent. The replies are pickles from
+raises it again. A call that stays long in one stage is said while it waits (`slow_stage`), through `say`. Hypothesis, the items and the reports stay in the parent. The replies are pickles from
 batchcheck's own code in the child (the graph's acting ops were refused before it ran), trusted as its exit
 code is.
 """
@@ -31,9 +31,10 @@ from ..errors import (
     OutOfMemory,
     UsageError,
     first_line,
+    one_line,
 )
 from ..result import describe_batch
-from .slow_stage import parse_stage_line
+from .slow_stage import StageClock, slow_stage_seconds
 from .supervise import (
     MEMORY_ENV,
     POLL_SECONDS,
@@ -63,13 +64,20 @@ HEADER = struct.Struct("!Q")  # a message: its length, then its pickle
 CLOSE_SECONDS = 5.0
 
 
+def print_error(line: str) -> None:
+    """One line on stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
 class RemoteChecker:
     """The public surface of a `Checker` the plugin uses, served by a supervised child process. The images
     stay in the child: `pool` is their names."""
 
-    def __init__(self, path: Path, limits: Limits, child: subprocess.Popen, replies: int, stages: int) -> None:
+    def __init__(self, path: Path, limits: Limits, child: subprocess.Popen, replies: int, stages: int,
+                 say: Callable[[str], None]) -> None:
         self.path, self.limits, self._child = path, limits, child
-        self._replies, self._stages = replies, stages
+        self._replies, self._stages, self._say = replies, stages, say
+        self._first_notice = slow_stage_seconds()
         self._started = time.monotonic()
         self._stderr = bytearray()
         self._reader = threading.Thread(target=self._keep_stderr, daemon=True)
@@ -82,8 +90,10 @@ class RemoteChecker:
         self.random_reaches_data = False
 
     @classmethod
-    def open(cls, path: Path | str, config: CheckConfig, limits: Limits) -> RemoteChecker:
-        """Start the child and open `path` there; `UsageError` (one line) when it cannot be checked."""
+    def open(cls, path: Path | str, config: CheckConfig, limits: Limits,
+             say: Callable[[str], None] = print_error) -> RemoteChecker:
+        """Start the child and open `path` there; `UsageError` (one line) when it cannot be checked. `say`
+        writes a long stage's notices (one line each)."""
         reply_read, reply_write = os.pipe()
         stage_read, stage_write = os.pipe()
         env = dict(os.environ, **{STAGE_FD_ENV: str(stage_write), REPLY_FD_ENV: str(reply_write),
@@ -94,7 +104,7 @@ class RemoteChecker:
                                  pass_fds=(stage_write, reply_write), env=env)
         os.close(reply_write)
         os.close(stage_write)
-        remote = cls(Path(path), limits, child, reply_read, stage_read)
+        remote = cls(Path(path), limits, child, reply_read, stage_read, say)
         try:
             summary = remote._call("open", Path(path), config)
         except BaseException:
@@ -177,12 +187,18 @@ class RemoteChecker:
     def _receive(self) -> bytes:
         """One reply; `ChildStopped` when the child dies, overruns the time left or the memory."""
         data = bytearray()
+        clock = StageClock(self._first_notice, self.stage)  # the call's own time: none while the parent works
         try:
             while len(data) < HEADER.size or len(data) < HEADER.size + HEADER.unpack_from(data)[0]:
                 ready, _, _ = select.select([self._replies, self._stages], [], [], POLL_SECONDS)
                 if self._stages in ready:
                     lines = os.read(self._stages, 4096).decode("utf-8", "replace").splitlines()
-                    self.stage = parse_stage_line(lines[-1])[0] if lines else self.stage
+                    if lines:
+                        clock.enter(lines[-1], time.monotonic())
+                        self.stage = clock.name
+                notice = clock.notice(time.monotonic(), self.limits.timeout, self._started)
+                if notice:
+                    self._say(f"batchcheck: model `{self.path}`: {one_line(notice)}")
                 if self._replies in ready:
                     chunk = os.read(self._replies, 1 << 20)
                     if not chunk:
@@ -222,10 +238,12 @@ class RemoteChecker:
             del self._stderr[:-STDERR_KEPT]
 
 
-def open_checker(path: Path | str, config: CheckConfig, limits: Limits) -> Checker | RemoteChecker:
-    """`path` opened in a supervised child, or in this process when supervision is off."""
+def open_checker(path: Path | str, config: CheckConfig, limits: Limits,
+                 say: Callable[[str], None] = print_error) -> Checker | RemoteChecker:
+    """`path` opened in a supervised child (`say` writes its long stages' notices), or in this process when
+    supervision is off."""
     if supervising():
-        return RemoteChecker.open(path, config, limits)
+        return RemoteChecker.open(path, config, limits, say)
     from ..checker import Checker
 
     return Checker.open(path, config)
