@@ -1,12 +1,13 @@
 """BatchNorm parameters that are computed, not stored (issue 20 §1): each form (a Const, an Identity/Cast chain,
 Const arithmetic, a Dequantize of eight-bit weights, Fill, no gamma) through lint, explain (batch vs moving
 statistics), and fix: the inference rewrite from the stored statistics with the BatchNorm folded, and the
-recalibration of a graph that stored none, each proven."""
+recalibration of a graph that stored none, each proven. An inference BatchNorm whose Rsqrt a converter folded into
+a Const is still one: explained, found foldable, folded."""
 from __future__ import annotations
 
 import pytest
 
-from fixtures.bn_params import FORMS, LAYER, build_bn_params
+from fixtures.bn_params import FOLDED_RSQRT, FORMS, LAYER, build_bn_params
 
 FAST = ("--trials", "2", "--batch-sizes", "2,3")
 
@@ -59,3 +60,16 @@ def test_fix_rewrites_folds_and_recalibrates_every_form(form, model, run_cli, tm
                    "fixtures/images", "--repeats", "1", *FAST, command="fix")
     assert bare.code == 0, bare.out + bare.err
     assert bare.report["statistics"][0]["source"] == "calibration" and bare.report["proof"]["verdict"] == "invariant"
+
+
+def test_a_folded_rsqrt_is_still_a_batchnorm(model, run_cli, tmp_path) -> None:
+    path, node = model(FOLDED_RSQRT, fused=False, training=False), f"{LAYER}/add_1"
+    explained = run_cli(path, "--node", node, command="explain").report
+    assert explained["computes"] == "moving_statistics", explained["conclusion"]
+    assert explained["parameters"]["variance"]["node"] == f"{LAYER}/Rsqrt"
+    findings = run_cli(path, command="lint").report["findings"]
+    assert node in next(f for f in findings if f["kind"] == "foldable_batchnorm")["evidence"]["nodes"]
+    folded = run_cli(path, "-o", tmp_path / "folded.pb", "--fold-bn", "--repeats", "1", *FAST, command="fix")
+    assert folded.code == 0, folded.out + folded.err
+    assert [r["kind"] for r in folded.report["rewrites"]] == ["bn_folded"]
+    assert folded.report["proof"]["verdict"] == "invariant"

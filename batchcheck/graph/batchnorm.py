@@ -7,7 +7,9 @@ Recognised forms:
   its mean/variance are either constants (moving statistics) or `tf.nn.moments` (`Mean` ops), whose
   axes say whether it normalises over the batch (BatchNorm in training mode) or per image
   (LayerNorm, InstanceNorm, GroupNorm);
-- the `(x - mean) * Rsqrt(variance + eps)` form GroupNorm code writes.
+- the `(x - mean) * Rsqrt(variance + eps)` form GroupNorm code writes;
+- the decomposed form with `Rsqrt(variance + eps)` folded into a constant by a converter, `gamma` still
+  applied to it (`Const * gamma`): reported with variance `1 / Const²` and epsilon 0, which compute the same.
 
 Works on the neutral graph view alone; constants, flags and cond branches are read with `values`.
 """
@@ -122,15 +124,23 @@ class BatchNorm:
 
 def find_batchnorms(index: GraphIndex, feeds: dict[str, str] | None = None) -> list[BatchNorm]:
     """Every BatchNorm in `index`, in topological order; `feeds` (node → text value) resolve flags."""
+    feeds = feeds or {}
     found: list[BatchNorm] = []
     for name in index.order:
         kind = index.nodes[name].kind
         if kind == kinds.BATCH_NORM:
-            found.append(_fused(index, name, feeds or {}))
+            found.append(_fused(index, name, feeds))
         elif kind == kinds.RSQRT:
-            norm = _decomposed(index, name, feeds or {})
+            norm = _decomposed(index, name, feeds)
             if norm is not None:
                 found.append(norm)
+    claimed = {node for bn in found for node in bn.nodes}
+    for name in index.order:
+        if index.nodes[name].kind == kinds.CONSTANT and claimed.isdisjoint(_consumers(index, name)):
+            norm = _folded_rsqrt(index, name, feeds)
+            if norm is not None:
+                found.append(norm)
+                claimed.update(norm.nodes)
     return sorted(found, key=lambda bn: index.position[bn.name])
 
 
@@ -190,21 +200,47 @@ def _decomposed(index: GraphIndex, rsqrt: str, feeds: dict[str, str]) -> BatchNo
         return None
     epsilon = float(eps_values[scalar[-1]].reshape(-1)[0])
     variance_node = operands[1 - scalar[-1]]
+    return _around(index, rsqrt, variance_node, _parameter(index, variance_node), epsilon, [add, rsqrt], feeds)
+
+
+def _folded_rsqrt(index: GraphIndex, const: str, feeds: dict[str, str]) -> BatchNorm | None:
+    """The inference BN around `const`, a converter's folded `Rsqrt(variance + eps)` (positive values) that
+    gamma multiplies, or None. Either factor would compute the same; one named like gamma is gamma."""
+    muls = [c for c in _consumers(index, const) if index.nodes[c].kind == kinds.MUL]
+    if not muls or not _is_plain_const(const):
+        return None
+    value = constant_value(index, const)
+    if value is None or value.size < 2 or not np.all(value > 0):
+        return None
+    if not any(_is_scaled_by_constant(index, c, const) for c in muls):
+        return None
+    variance = Parameter(const, (1.0 / np.square(value.astype(np.float64))).astype(np.float32))
+    norm = _around(index, const, const, variance, 0.0, [const], feeds)
+    return norm if norm is not None and not norm.training.training else None
+
+
+def _is_scaled_by_constant(index: GraphIndex, node: str, inv: str) -> bool:
+    if index.nodes[node].kind != kinds.MUL:
+        return False
+    other = _other_input(index, node, inv)
+    return other is not None and constant_value(index, other) is not None
+
+
+def _around(index: GraphIndex, rsqrt: str, variance_node: str, variance: Parameter, epsilon: float,
+            members: list[str], feeds: dict[str, str]) -> BatchNorm | None:
+    """The BN whose `Rsqrt(variance + eps)` is `rsqrt` (gamma may multiply it), or None when it is not one."""
     inv, gamma = rsqrt, Parameter(None)
-    members = [add, rsqrt]
     for consumer in _consumers(index, rsqrt):
-        if index.nodes[consumer].kind == kinds.MUL:
-            other = _other_input(index, consumer, rsqrt)
-            if other is not None and constant_value(index, other) is not None:
-                inv, gamma = consumer, _parameter(index, other)
-                members.append(consumer)
-                break
+        if _is_scaled_by_constant(index, consumer, rsqrt):
+            inv, gamma = consumer, _parameter(index, _other_input(index, consumer, rsqrt))
+            members.append(consumer)
+            break
     form = _affine_form(index, inv) or _centred_form(index, inv)
     if form is None:
         return None
     x, mean_node, output, beta, nodes = form
     members += nodes
-    mean, variance = _parameter(index, mean_node), _parameter(index, variance_node)
+    mean = _parameter(index, mean_node)
     moments = _moments_mean(index, mean_node)
     if moments is not None:
         axes = _reduction_axes(index, moments)
