@@ -380,8 +380,8 @@ def test_plugin_supervises_each_model(tmp_path):
     assert list(json.loads((tmp_path / "baseline.json").read_text())["models"]) == ["good.pb"]
     assert "tensorflow in pytest: False" in out and "Traceback" not in out
     notices = [line for line in done.stderr.splitlines() if line.startswith("batchcheck")]
-    notice = r"batchcheck: model `.*`: still in .* after \d+ s(?: \(.*\))?: a slow model or a hang; --graph-timeout 40 " \
-             r"stops it in \d+ s"
+    notice = (r"batchcheck: model `.*`: still in .* after \d+ s(?: \(.*\))?: a slow model or a hang; "
+              r"--graph-timeout 40 stops it in \d+ s")
     assert notices and all(re.fullmatch(notice, line) for line in notices), done.stderr
     assert any(line.startswith(f"batchcheck: model `{hang}`: still in trial 1 after ") for line in notices), notices
     assert time.monotonic() - started < 180

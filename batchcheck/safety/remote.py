@@ -6,9 +6,9 @@ method's name, its arguments and the parent's stage, pickled; a reply is the val
 The parent imports no TensorFlow. It bounds every call by what is left of `--timeout` (counted from the
 child's start) and by `--max-memory`, as `run_child` does for the CLI: a crash, a hang or running out of
 memory kills the child and raises `ChildStopped`: one line naming the model and the stage; every later call
-raises it again. A call that stays long in one stage is said while it waits (`slow_stage`), through `say`. Hypothesis, the items and the reports stay in the parent. The replies are pickles from
-batchcheck's own code in the child (the graph's acting ops were refused before it ran), trusted as its exit
-code is.
+raises it again. A call that stays long in one stage is said while it waits (`slow_stage`), through `say`.
+Hypothesis, the items and the reports stay in the parent. The replies are pickles from batchcheck's own code in
+the child (the graph's acting ops were refused before it ran), trusted as its exit code is.
 """
 from __future__ import annotations
 
@@ -74,10 +74,10 @@ class RemoteChecker:
     stay in the child: `pool` is their names."""
 
     def __init__(self, path: Path, limits: Limits, child: subprocess.Popen, replies: int, stages: int,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], first_notice: float) -> None:
         self.path, self.limits, self._child = path, limits, child
-        self._replies, self._stages, self._say = replies, stages, say
-        self._first_notice = slow_stage_seconds()
+        self._replies, self._stages = replies, stages
+        self._say, self._first_notice = say, first_notice
         self._started = time.monotonic()
         self._stderr = bytearray()
         self._reader = threading.Thread(target=self._keep_stderr, daemon=True)
@@ -94,6 +94,7 @@ class RemoteChecker:
              say: Callable[[str], None] = print_error) -> RemoteChecker:
         """Start the child and open `path` there; `UsageError` (one line) when it cannot be checked. `say`
         writes a long stage's notices (one line each)."""
+        first_notice = slow_stage_seconds()
         reply_read, reply_write = os.pipe()
         stage_read, stage_write = os.pipe()
         env = dict(os.environ, **{STAGE_FD_ENV: str(stage_write), REPLY_FD_ENV: str(reply_write),
@@ -104,7 +105,7 @@ class RemoteChecker:
                                  pass_fds=(stage_write, reply_write), env=env)
         os.close(reply_write)
         os.close(stage_write)
-        remote = cls(Path(path), limits, child, reply_read, stage_read, say)
+        remote = cls(Path(path), limits, child, reply_read, stage_read, say, first_notice)
         try:
             summary = remote._call("open", Path(path), config)
         except BaseException:
