@@ -29,6 +29,7 @@ CASES = [
     ("cond_v1", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, ("graph", 11)),
     ("cond_v2", "graphs", {}, {"flag_constant": 1, "branch_pruned": 1}, ("graph", 11)),
     ("keras_bn_training", "graphs", {}, {"bn_inference": 1}, ("keras", 1)),
+    ("keras2_bn_training", "graphs", {}, {"bn_inference": 1}, ("keras", 1)),
     ("meta_checkpoint_bn_training", "graphs", {}, {"bn_inference": 11}, ("checkpoint", 11)),
 ]
 

@@ -1,6 +1,6 @@
 """Inference statistics for training-mode BatchNorms, from (in this order) moving mean/variance constants
-left in the graph, the checkpoint of a `.meta`, or the weights of a Keras file. What none of them has
-must be recalibrated (`calibrate.py`)."""
+left in the graph, the checkpoint of a `.meta`, or the weights of a Keras file (Keras 3, or Keras 2 through
+tf-keras). What none of them has must be recalibrated (`calibrate.py`)."""
 from __future__ import annotations
 
 import re
@@ -12,6 +12,8 @@ from ....graph.batchnorm import BatchNorm, constant_value, find_batchnorms
 from ....repair.result import StatisticsSource
 from ..env import import_tf
 from ..graph import graph_index
+from ..keras2 import load_keras2, usable_tf_keras
+from ..keras_config import read_keras_file
 from ..load import _checkpoint_prefix
 from .rewrite import batchnorm_scope
 
@@ -33,8 +35,9 @@ def known_statistics(batchnorms: list[BatchNorm], graph_def, model_format: str, 
     if model_format == "meta-checkpoint":
         checkpoint = _checkpoint_prefix(path, checkpoint)  # --checkpoint, else the one beside the .meta
         lookups.append(("checkpoint", f"variables in checkpoint `{checkpoint}`", _checkpoint_lookup(checkpoint)))
-    if model_format == "keras":
-        lookups.append(("keras", f"the BatchNormalization layer's weights in `{path.name}`", _keras_lookup(path)))
+    if model_format in ("keras", "keras2"):
+        model = _keras_model(path) if model_format == "keras" else _keras2_model(path)
+        lookups.append(("keras", f"the BatchNormalization layer's weights in `{path.name}`", _layer_lookup(model)))
     statistics: Statistics = {}
     sources = []
     for bn in batchnorms:
@@ -73,28 +76,45 @@ def _checkpoint_lookup(prefix: Path):
     return lookup
 
 
-def _keras_lookup(path: Path):
+def _keras_model(path: Path):
     import_tf()
     import keras
 
-    model = keras.models.load_model(str(path), compile=False, safe_mode=True)
-    layers = {layer.name: layer for layer in _all_layers(model)
-              if hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance")}
+    return keras.models.load_model(str(path), compile=False, safe_mode=True)
+
+
+def _keras2_model(path: Path):
+    """The Keras 2 file as the loader read it: with tf-keras (format `keras2` means it was usable)."""
+    tf_keras, _ = usable_tf_keras()
+    return load_keras2(read_keras_file(path), tf_keras)
+
+
+def _layer_lookup(model):
+    """Moving statistics of `model`'s BatchNormalization layers by scope: a layer answers to its path of layer
+    names from the model's (`cnn/bn1`, as a traced graph names it) and to every shorter tail that no other layer
+    shares (`bn1`)."""
+    paths: dict[str, list] = {}
+    for names, layer in _all_layers(model, (model.name,)):
+        if hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance"):
+            for start in range(len(names)):
+                paths.setdefault("/".join(names[start:]), []).append(layer)
 
     def lookup(scope: str):
-        layer = layers.get(scope)
-        if layer is None:
+        layers = paths.get(scope, [])
+        if len(layers) != 1:
             return None
-        return (np.asarray(layer.moving_mean), np.asarray(layer.moving_variance),
-                f"`{layer.moving_mean.path}`, `{layer.moving_variance.path}`")
+        mean, variance = layers[0].moving_mean, layers[0].moving_variance
+        return (np.asarray(mean), np.asarray(variance),
+                f"`{getattr(mean, 'path', mean.name)}`, `{getattr(variance, 'path', variance.name)}`")
     return lookup
 
 
-def _all_layers(model) -> list:
+def _all_layers(model, names: tuple[str, ...]) -> list[tuple[tuple[str, ...], object]]:
+    """(names from the model's to the layer's, layer) for every layer, nested models' too."""
     found = []
     for layer in getattr(model, "layers", []):
-        found.append(layer)
-        found.extend(_all_layers(layer))
+        found.append(((*names, layer.name), layer))
+        found.extend(_all_layers(layer, (*names, layer.name)))
     return found
 
 
